@@ -1,0 +1,406 @@
+//! The block store (CometBFT's `BlockStore`), over any [`KvStore`], holding opaque bytes.
+//!
+//! Key layout, one family per prefix, heights big-endian so each family is ordered by height:
+//!
+//! | key | value |
+//! |---|---|
+//! | `H:{h}` | block meta |
+//! | `P:{h}{i:be32}` | block part `i` |
+//! | `C:{h}` | commit for height `h` |
+//! | `SC:{h}` | seen commit |
+//! | `EC:{h}` | extended commit (optional) |
+//! | `N:{h}` | block hash (so pruning can find the hash index entry) |
+//! | `BH:{hash}` | height, big-endian |
+//! | `blockStore` | `{base, height, evidence_base}` |
+//!
+//! Invariants: every height in `[base, height]` has its meta, parts, commit, seen commit and
+//! hash index; heights in `[evidence_base, base)` keep only meta and commit (the evidence
+//! window); nothing else of a height below `base` remains. Pruning writes the new `base` (and
+//! `evidence_base`) in the same atomic batch as the deletions, so a crash at any point leaves
+//! these invariants true and the next prune finishes the job.
+
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+use tracing::debug;
+
+use crate::codec::{decode_u64s, encode_u64s, height_key, height_range};
+use crate::error::{StorageError, StoreError};
+use crate::kv::{KvReadExt, KvStore, ScanOrder, WriteBatch, WriteOptions};
+use crate::range::{KeyRange, hex};
+
+const META: &[u8] = b"H:";
+const PART: &[u8] = b"P:";
+const COMMIT: &[u8] = b"C:";
+const SEEN_COMMIT: &[u8] = b"SC:";
+const EXTENDED_COMMIT: &[u8] = b"EC:";
+const HASH_BY_HEIGHT: &[u8] = b"N:";
+const HEIGHT_BY_HASH: &[u8] = b"BH:";
+const STATE_KEY: &[u8] = b"blockStore";
+
+/// Families deleted as soon as a height falls below `base`.
+const PRUNED_AT_BASE: [&[u8]; 4] = [PART, SEEN_COMMIT, EXTENDED_COMMIT, HASH_BY_HEIGHT];
+/// Families kept below `base` while the height is inside the evidence window.
+const EVIDENCE_FAMILIES: [&[u8]; 2] = [META, COMMIT];
+
+/// One block as the node encoded it; the store never looks inside the byte strings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Block {
+    /// Its height (at least 1).
+    pub height: u64,
+    /// Its hash (non-empty), indexed for [`BlockStore::height_by_hash`].
+    pub hash: Vec<u8>,
+    /// The encoded block meta.
+    pub meta: Vec<u8>,
+    /// The encoded block parts, at least one.
+    pub parts: Vec<Vec<u8>>,
+    /// The encoded commit for this height.
+    pub commit: Vec<u8>,
+    /// The encoded seen commit.
+    pub seen_commit: Vec<u8>,
+    /// The encoded extended commit, when vote extensions are on.
+    pub extended_commit: Option<Vec<u8>>,
+}
+
+/// The persisted bounds of the block store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BlockStoreState {
+    /// Lowest height with a complete block (0 when empty).
+    pub base: u64,
+    /// Highest height saved (0 when empty).
+    pub height: u64,
+    /// Lowest height whose meta and commit are still kept (at most `base`).
+    pub evidence_base: u64,
+}
+
+impl BlockStoreState {
+    fn encode(&self) -> Vec<u8> {
+        encode_u64s(&[self.base, self.height, self.evidence_base])
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
+        let corrupt = |detail: &str| StoreError::CorruptRecord {
+            what: "block store state",
+            key: hex(STATE_KEY),
+            detail: detail.to_owned(),
+        };
+        let [base, height, evidence_base] =
+            decode_u64s::<3>(bytes).ok_or_else(|| corrupt("wrong length"))?;
+        let state = Self {
+            base,
+            height,
+            evidence_base,
+        };
+        let empty = base == 0 && height == 0 && evidence_base == 0;
+        if !empty && (base == 0 || base > height || evidence_base == 0 || evidence_base > base) {
+            return Err(corrupt(&format!("inconsistent bounds {state:?}")));
+        }
+        Ok(state)
+    }
+
+    /// Number of complete blocks held.
+    pub fn size(&self) -> u64 {
+        if self.height == 0 {
+            0
+        } else {
+            self.height - self.base + 1
+        }
+    }
+}
+
+/// What one call to [`BlockStore::prune`] removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BlockPruneReport {
+    /// Heights that fell below `base` (parts, seen commits, hashes deleted).
+    pub heights_pruned: u64,
+    /// Heights whose evidence data (meta and commit) was deleted.
+    pub evidence_heights_pruned: u64,
+    /// Atomic batches written.
+    pub batches: u64,
+}
+
+/// The block store. Reads never take the write lock; writes and pruning are serialised.
+pub struct BlockStore {
+    db: Arc<dyn KvStore>,
+    state: RwLock<BlockStoreState>,
+    writer: Mutex<()>,
+}
+
+impl std::fmt::Debug for BlockStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockStore")
+            .field("state", &*self.state.read())
+            .finish()
+    }
+}
+
+impl BlockStore {
+    /// Opens the block store kept in `db`, reading its persisted bounds.
+    pub fn open(db: Arc<dyn KvStore>) -> Result<Self, StoreError> {
+        let state = match db.get(STATE_KEY)? {
+            Some(bytes) => BlockStoreState::decode(&bytes)?,
+            None => BlockStoreState::default(),
+        };
+        Ok(Self {
+            db,
+            state: RwLock::new(state),
+            writer: Mutex::new(()),
+        })
+    }
+
+    /// The engine underneath.
+    pub fn db(&self) -> &Arc<dyn KvStore> {
+        &self.db
+    }
+
+    /// The current bounds.
+    pub fn state(&self) -> BlockStoreState {
+        *self.state.read()
+    }
+
+    /// Lowest height with a complete block (0 when empty).
+    pub fn base(&self) -> u64 {
+        self.state.read().base
+    }
+
+    /// Highest height saved (0 when empty).
+    pub fn height(&self) -> u64 {
+        self.state.read().height
+    }
+
+    /// Saves `block`, which must be the next height (any height ≥ 1 when the store is empty).
+    pub fn save_block(&self, block: &Block, options: WriteOptions) -> Result<(), StoreError> {
+        let invalid = |detail: &str| StoreError::InvalidInput {
+            height: block.height,
+            detail: detail.to_owned(),
+        };
+        if block.height == 0 {
+            return Err(invalid("height must be at least 1"));
+        }
+        if block.hash.is_empty() {
+            return Err(invalid("block hash is empty"));
+        }
+        if block.parts.is_empty() {
+            return Err(invalid("a block has at least one part"));
+        }
+        let parts = u32::try_from(block.parts.len())
+            .map_err(|_| invalid("more than 2^32 - 1 parts"))?;
+        let _writer = self.writer.lock();
+        let current = self.state();
+        if current.height != 0 && block.height != current.height + 1 {
+            return Err(StoreError::NonContiguousHeight {
+                height: block.height,
+                expected: current.height + 1,
+            });
+        }
+        let h = block.height;
+        let mut batch = WriteBatch::new();
+        batch.put(height_key(META, h), block.meta.clone());
+        for (i, part) in (0..parts).zip(&block.parts) {
+            batch.put(part_key(h, i), part.clone());
+        }
+        batch.put(height_key(COMMIT, h), block.commit.clone());
+        batch.put(height_key(SEEN_COMMIT, h), block.seen_commit.clone());
+        if let Some(ext) = &block.extended_commit {
+            batch.put(height_key(EXTENDED_COMMIT, h), ext.clone());
+        }
+        batch.put(height_key(HASH_BY_HEIGHT, h), block.hash.clone());
+        batch.put(hash_key(&block.hash), h.to_be_bytes().to_vec());
+        let next = if current.height == 0 {
+            BlockStoreState {
+                base: h,
+                height: h,
+                evidence_base: h,
+            }
+        } else {
+            BlockStoreState { height: h, ..current }
+        };
+        batch.put(STATE_KEY, next.encode());
+        self.db.write(batch, options)?;
+        *self.state.write() = next;
+        Ok(())
+    }
+
+    /// The block meta at `height`, if kept.
+    pub fn load_block_meta(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.get(&height_key(META, height))?)
+    }
+
+    /// Part `index` of the block at `height`, if kept.
+    pub fn load_block_part(&self, height: u64, index: u32) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.get(&part_key(height, index))?)
+    }
+
+    /// Every part of the block at `height` in order; empty if the block is not kept.
+    pub fn load_block_parts(&self, height: u64) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.db
+            .iter(KeyRange::prefix(&height_key(PART, height)), ScanOrder::Ascending)
+            .map(|kv| kv.map(|(_, v)| v).map_err(StoreError::from))
+            .collect()
+    }
+
+    /// The commit for `height`, if kept.
+    pub fn load_block_commit(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.get(&height_key(COMMIT, height))?)
+    }
+
+    /// The seen commit for `height`, if kept.
+    pub fn load_seen_commit(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.get(&height_key(SEEN_COMMIT, height))?)
+    }
+
+    /// The extended commit for `height`, if one was saved and is kept.
+    pub fn load_extended_commit(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.get(&height_key(EXTENDED_COMMIT, height))?)
+    }
+
+    /// The hash of the block at `height`, if kept.
+    pub fn load_block_hash(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.get(&height_key(HASH_BY_HEIGHT, height))?)
+    }
+
+    /// The height of the block with `hash`, if kept.
+    pub fn height_by_hash(&self, hash: &[u8]) -> Result<Option<u64>, StoreError> {
+        let key = hash_key(hash);
+        match self.db.get(&key)? {
+            None => Ok(None),
+            Some(bytes) => {
+                let bytes: [u8; 8] =
+                    bytes
+                        .as_slice()
+                        .try_into()
+                        .map_err(|_| StoreError::CorruptRecord {
+                            what: "hash index",
+                            key: hex(&key),
+                            detail: format!("{} bytes, expected 8", bytes.len()),
+                        })?;
+                Ok(Some(u64::from_be_bytes(bytes)))
+            }
+        }
+    }
+
+    /// Prunes every block below `retain_height`, keeping meta and commit of heights at or above
+    /// `evidence_point` (the evidence window), in atomic batches of at most `batch_heights`
+    /// heights, each persisting the new bounds with its deletions. Resumes whatever an earlier,
+    /// interrupted call left. `retain_height` at or below `base` only finishes pending work.
+    pub fn prune(
+        &self,
+        retain_height: u64,
+        evidence_point: u64,
+        batch_heights: u64,
+    ) -> Result<BlockPruneReport, StoreError> {
+        let batch_heights = batch_heights.max(1);
+        let _writer = self.writer.lock();
+        let mut state = self.state();
+        if retain_height > state.height {
+            return Err(StoreError::RetainAboveHeight {
+                store: "block store",
+                retain: retain_height,
+                height: state.height,
+            });
+        }
+        let mut report = BlockPruneReport::default();
+        // Phase 1: move `base` up. Meta and commit stay (their own phase follows).
+        while state.base < retain_height {
+            let to = retain_height.min(state.base.saturating_add(batch_heights));
+            let mut batch = WriteBatch::new();
+            let hashes = self
+                .db
+                .iter(height_range(HASH_BY_HEIGHT, state.base, to), ScanOrder::Ascending)
+                .map(|kv| kv.map(|(_, hash)| hash))
+                .collect::<Result<Vec<_>, StorageError>>()?;
+            for hash in hashes {
+                batch.delete(hash_key(&hash));
+            }
+            for family in PRUNED_AT_BASE {
+                batch.delete_range(height_range(family, state.base, to));
+            }
+            let next = BlockStoreState { base: to, ..state };
+            batch.put(STATE_KEY, next.encode());
+            self.db.write(batch, WriteOptions::DURABLE)?;
+            debug!(from = state.base, to, "pruned block batch");
+            report.heights_pruned += to - state.base;
+            report.batches += 1;
+            state = next;
+            *self.state.write() = state;
+        }
+        // Phase 2: drop meta and commit below both the evidence point and base.
+        let evidence_target = evidence_point.min(state.base);
+        while state.evidence_base < evidence_target {
+            let to = evidence_target.min(state.evidence_base.saturating_add(batch_heights));
+            let mut batch = WriteBatch::new();
+            for family in EVIDENCE_FAMILIES {
+                batch.delete_range(height_range(family, state.evidence_base, to));
+            }
+            let next = BlockStoreState {
+                evidence_base: to,
+                ..state
+            };
+            batch.put(STATE_KEY, next.encode());
+            self.db.write(batch, WriteOptions::DURABLE)?;
+            report.evidence_heights_pruned += to - state.evidence_base;
+            report.batches += 1;
+            state = next;
+            *self.state.write() = state;
+        }
+        Ok(report)
+    }
+
+    /// The key ranges holding data of heights in `[from, to)`, family by family, plus the hash
+    /// index (keyed by hash, so not ordered by height): what a targeted compaction covers.
+    pub fn ranges_for_heights(&self, from: u64, to: u64) -> Vec<KeyRange> {
+        let mut ranges: Vec<KeyRange> = [META, PART, COMMIT, SEEN_COMMIT, EXTENDED_COMMIT]
+            .into_iter()
+            .chain([HASH_BY_HEIGHT])
+            .map(|family| height_range(family, from, to))
+            .collect();
+        ranges.push(KeyRange::prefix(HEIGHT_BY_HASH));
+        ranges
+    }
+
+    /// Every key range the block store owns (the spec's `CompactBlockStore` covers these).
+    pub fn all_ranges() -> Vec<KeyRange> {
+        [
+            META,
+            PART,
+            COMMIT,
+            SEEN_COMMIT,
+            EXTENDED_COMMIT,
+            HASH_BY_HEIGHT,
+            HEIGHT_BY_HASH,
+        ]
+        .into_iter()
+        .map(KeyRange::prefix)
+        .collect()
+    }
+
+    /// Compacts every range the block store owns, synchronously (the spec's
+    /// `CompactBlockStore`). Safe to call while other threads read and write.
+    pub fn compact(&self) -> Result<(), StoreError> {
+        compact_ranges(self.db.as_ref(), &Self::all_ranges())
+    }
+}
+
+/// Compacts `ranges` one after another, once in all if the engine compacts whole stores.
+pub(crate) fn compact_ranges(db: &dyn KvStore, ranges: &[KeyRange]) -> Result<(), StoreError> {
+    if db.capabilities().compaction_scope == crate::kv::CompactionScope::WholeStore {
+        db.compact_range(&KeyRange::full())?;
+        return Ok(());
+    }
+    for range in ranges {
+        db.compact_range(range)?;
+    }
+    Ok(())
+}
+
+fn part_key(height: u64, index: u32) -> Vec<u8> {
+    let mut key = height_key(PART, height);
+    key.extend_from_slice(&index.to_be_bytes());
+    key
+}
+
+fn hash_key(hash: &[u8]) -> Vec<u8> {
+    let mut key = HEIGHT_BY_HASH.to_vec();
+    key.extend_from_slice(hash);
+    key
+}

@@ -1,0 +1,69 @@
+//! Key and record encodings shared by the block store and the state store.
+//!
+//! Heights are big-endian `u64` after a family prefix, so every family is ordered by height and
+//! "all heights in `[from, to)`" is one contiguous key range per family.
+
+use crate::range::KeyRange;
+
+/// `prefix ++ be64(height)`.
+pub(crate) fn height_key(prefix: &[u8], height: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(prefix.len() + 8);
+    key.extend_from_slice(prefix);
+    key.extend_from_slice(&height.to_be_bytes());
+    key
+}
+
+/// The keys of `family` for heights in `[from, to)`; empty when `from >= to`.
+pub(crate) fn height_range(prefix: &[u8], from: u64, to: u64) -> KeyRange {
+    let from = height_key(prefix, from);
+    let to = height_key(prefix, to);
+    // `max` keeps the range well-formed when from > to: it is then empty.
+    let to = to.max(from.clone());
+    KeyRange::new(Some(from), Some(to)).unwrap_or_default()
+}
+
+/// Encodes a fixed list of `u64` fields.
+pub(crate) fn encode_u64s(fields: &[u64]) -> Vec<u8> {
+    fields.iter().flat_map(|f| f.to_be_bytes()).collect()
+}
+
+/// Decodes exactly `N` `u64` fields, or `None` if the length is wrong.
+pub(crate) fn decode_u64s<const N: usize>(bytes: &[u8]) -> Option<[u64; N]> {
+    if bytes.len() != N * 8 {
+        return None;
+    }
+    let mut out = [0u64; N];
+    for (field, chunk) in out.iter_mut().zip(bytes.chunks_exact(8)) {
+        *field = u64::from_be_bytes(chunk.try_into().ok()?);
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn height_keys_sort_by_height() {
+        let a = height_key(b"H:", 255);
+        let b = height_key(b"H:", 256);
+        assert!(a < b);
+        assert_eq!(&b[..2], b"H:");
+    }
+
+    #[test]
+    fn height_range_is_half_open_and_never_reversed() {
+        let r = height_range(b"H:", 5, 7);
+        assert!(r.contains(&height_key(b"H:", 5)));
+        assert!(r.contains(&height_key(b"H:", 6)));
+        assert!(!r.contains(&height_key(b"H:", 7)));
+        assert!(height_range(b"H:", 9, 3).is_empty());
+    }
+
+    #[test]
+    fn u64_records_round_trip_and_reject_bad_lengths() {
+        let bytes = encode_u64s(&[1, u64::MAX, 3]);
+        assert_eq!(decode_u64s::<3>(&bytes), Some([1, u64::MAX, 3]));
+        assert_eq!(decode_u64s::<2>(&bytes), None);
+    }
+}

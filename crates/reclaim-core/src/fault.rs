@@ -1,0 +1,167 @@
+//! [`FaultyStore`]: wraps any engine and injects failures at chosen calls, so that tests can
+//! simulate a crash between any two writes, failing or panicking compactions, and slow ones.
+//! It also records how many compactions ran at once, which is how the single-flight guarantee
+//! is checked.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+use crate::error::StorageError;
+use crate::kv::{
+    Capabilities, Compactable, KeyValue, KvRead, KvStore, KvWrite, ScanOrder, WriteBatch,
+    WriteOptions,
+};
+use crate::range::KeyRange;
+
+/// What a compaction call on a [`FaultyStore`] does besides delegating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CompactionFault {
+    /// Delegate normally.
+    #[default]
+    None,
+    /// Return an engine error without compacting.
+    Error,
+    /// Panic inside the call.
+    Panic,
+    /// Sleep this long, then delegate.
+    Delay(Duration),
+}
+
+/// An engine wrapper that fails on demand.
+pub struct FaultyStore {
+    inner: Arc<dyn KvStore>,
+    writes_allowed: AtomicU64,
+    writes_done: AtomicU64,
+    compaction_fault: Mutex<CompactionFault>,
+    compactions_started: AtomicU64,
+    active_compactions: AtomicUsize,
+    max_active_compactions: AtomicUsize,
+}
+
+impl std::fmt::Debug for FaultyStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FaultyStore")
+            .field("writes_done", &self.writes_done())
+            .field("compactions_started", &self.compactions_started())
+            .finish()
+    }
+}
+
+impl FaultyStore {
+    /// Wraps `inner` with no fault armed.
+    pub fn new(inner: Arc<dyn KvStore>) -> Self {
+        Self {
+            inner,
+            writes_allowed: AtomicU64::new(u64::MAX),
+            writes_done: AtomicU64::new(0),
+            compaction_fault: Mutex::new(CompactionFault::None),
+            compactions_started: AtomicU64::new(0),
+            active_compactions: AtomicUsize::new(0),
+            max_active_compactions: AtomicUsize::new(0),
+        }
+    }
+
+    /// After `n` more successful writes, every write fails and changes nothing: the process
+    /// "crashed" between write `n` and write `n + 1`.
+    pub fn crash_after_writes(&self, n: u64) {
+        let done = self.writes_done();
+        self.writes_allowed
+            .store(done.saturating_add(n), Ordering::SeqCst);
+    }
+
+    /// Lets writes succeed again.
+    pub fn heal(&self) {
+        self.writes_allowed.store(u64::MAX, Ordering::SeqCst);
+    }
+
+    /// Sets what compaction calls do from now on.
+    pub fn set_compaction_fault(&self, fault: CompactionFault) {
+        *self.compaction_fault.lock() = fault;
+    }
+
+    /// Successful writes so far.
+    pub fn writes_done(&self) -> u64 {
+        self.writes_done.load(Ordering::SeqCst)
+    }
+
+    /// Compaction calls so far.
+    pub fn compactions_started(&self) -> u64 {
+        self.compactions_started.load(Ordering::SeqCst)
+    }
+
+    /// The most compaction calls that were ever running at the same moment.
+    pub fn max_concurrent_compactions(&self) -> usize {
+        self.max_active_compactions.load(Ordering::SeqCst)
+    }
+}
+
+struct ActiveGuard<'a>(&'a AtomicUsize);
+
+impl Drop for ActiveGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl KvRead for FaultyStore {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        self.inner.get(key)
+    }
+
+    fn scan(
+        &self,
+        range: &KeyRange,
+        order: ScanOrder,
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StorageError> {
+        self.inner.scan(range, order, limit)
+    }
+}
+
+impl KvWrite for FaultyStore {
+    fn write(&self, batch: WriteBatch, options: WriteOptions) -> Result<(), StorageError> {
+        let done = self.writes_done.load(Ordering::SeqCst);
+        if done >= self.writes_allowed.load(Ordering::SeqCst) {
+            return Err(StorageError::Closed {
+                reason: format!("injected crash after {done} writes"),
+            });
+        }
+        self.inner.write(batch, options)?;
+        self.writes_done.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+impl Compactable for FaultyStore {
+    fn compact_range(&self, range: &KeyRange) -> Result<(), StorageError> {
+        self.compactions_started.fetch_add(1, Ordering::SeqCst);
+        let now = self.active_compactions.fetch_add(1, Ordering::SeqCst) + 1;
+        let _active = ActiveGuard(&self.active_compactions);
+        self.max_active_compactions.fetch_max(now, Ordering::SeqCst);
+        let fault = *self.compaction_fault.lock();
+        match fault {
+            CompactionFault::None => {}
+            CompactionFault::Error => {
+                return Err(StorageError::engine(
+                    "faulty",
+                    "compact_range",
+                    "injected compaction error",
+                ));
+            }
+            CompactionFault::Panic => panic!("injected compaction panic"),
+            CompactionFault::Delay(delay) => std::thread::sleep(delay),
+        }
+        self.inner.compact_range(range)
+    }
+
+    fn size_on_disk(&self) -> Result<u64, StorageError> {
+        self.inner.size_on_disk()
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+}

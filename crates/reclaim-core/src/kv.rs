@@ -1,0 +1,324 @@
+//! The storage capability traits. Each trait has one job; an engine adapter implements all three
+//! and gets [`KvStore`] for free.
+//!
+//! | trait | job |
+//! |---|---|
+//! | [`KvRead`] | point reads and bounded, ordered scans |
+//! | [`KvWrite`] | atomic batches of puts, deletes and range deletes, optionally synced |
+//! | [`Compactable`] | range compaction, bytes on disk, declared capabilities |
+
+use std::collections::VecDeque;
+
+use crate::error::StorageError;
+use crate::range::{KeyRange, key_successor};
+
+/// A key and its value.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
+
+/// Order of a scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScanOrder {
+    /// Smallest key first.
+    Ascending,
+    /// Largest key first.
+    Descending,
+}
+
+/// Point reads and ordered scans over byte keys.
+///
+/// Guarantees an implementation must give: a scan returns at most `limit` entries, all inside
+/// the range, strictly ordered as asked; each call sees a consistent state of the store (no
+/// torn values). Scans are bounded so that no engine lock or transaction is held between calls;
+/// [`KvReadExt::iter`] pages through a range of any size on top of them.
+pub trait KvRead: Send + Sync {
+    /// The value stored under `key`, if any.
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError>;
+
+    /// Up to `limit` entries of `range` in `order`. An empty range or `limit == 0` returns none.
+    fn scan(
+        &self,
+        range: &KeyRange,
+        order: ScanOrder,
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StorageError>;
+}
+
+/// How durable a write must be when [`KvWrite::write`] returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WriteOptions {
+    /// When true the write is on stable storage (fsynced) before `write` returns; when false it
+    /// may be lost in a machine crash (never torn: a batch is all or nothing either way).
+    pub sync: bool,
+}
+
+impl WriteOptions {
+    /// A write that is fsynced before `write` returns.
+    pub const DURABLE: Self = Self { sync: true };
+    /// A write that may be lost in a machine crash, but is never torn.
+    pub const BUFFERED: Self = Self { sync: false };
+}
+
+/// One operation of a [`WriteBatch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchOp {
+    /// Store `value` under `key`.
+    Put {
+        /// The key.
+        key: Vec<u8>,
+        /// The value.
+        value: Vec<u8>,
+    },
+    /// Remove `key` if present.
+    Delete {
+        /// The key.
+        key: Vec<u8>,
+    },
+    /// Remove every key in the range.
+    DeleteRange(KeyRange),
+}
+
+/// An ordered list of writes applied atomically: after a crash either all of them or none is
+/// visible. Later operations win over earlier ones on the same key.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteBatch {
+    ops: Vec<BatchOp>,
+}
+
+impl WriteBatch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a put.
+    pub fn put(&mut self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> &mut Self {
+        self.ops.push(BatchOp::Put {
+            key: key.into(),
+            value: value.into(),
+        });
+        self
+    }
+
+    /// Adds a point delete.
+    pub fn delete(&mut self, key: impl Into<Vec<u8>>) -> &mut Self {
+        self.ops.push(BatchOp::Delete { key: key.into() });
+        self
+    }
+
+    /// Adds a range delete; an empty range adds nothing.
+    pub fn delete_range(&mut self, range: KeyRange) -> &mut Self {
+        if !range.is_empty() {
+            self.ops.push(BatchOp::DeleteRange(range));
+        }
+        self
+    }
+
+    /// The operations in order.
+    pub fn ops(&self) -> &[BatchOp] {
+        &self.ops
+    }
+
+    /// Consumes the batch into its operations.
+    pub fn into_ops(self) -> Vec<BatchOp> {
+        self.ops
+    }
+
+    /// Number of operations.
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// True when the batch holds no operation.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    /// True when the batch holds at least one range delete.
+    pub fn has_range_deletes(&self) -> bool {
+        self.ops
+            .iter()
+            .any(|op| matches!(op, BatchOp::DeleteRange(_)))
+    }
+}
+
+/// Atomic batched writes.
+///
+/// Guarantees an implementation must give: a batch is applied all-or-nothing and in order, also
+/// across a crash; with [`WriteOptions::sync`] it is durable when `write` returns; range deletes
+/// remove exactly the keys inside the range (engines without a native range delete use
+/// [`expand_range_deletes`] under their write lock).
+pub trait KvWrite: Send + Sync {
+    /// Applies `batch` atomically.
+    fn write(&self, batch: WriteBatch, options: WriteOptions) -> Result<(), StorageError>;
+}
+
+/// Whether other access proceeds while a compaction runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompactionAccess {
+    /// Reads and writes proceed during compaction (they may slow down).
+    Online,
+    /// Reads proceed; writes wait until compaction ends (they never fail because of it).
+    PausesWrites,
+    /// Reads and writes wait until compaction ends (they never fail because of it).
+    PausesAll,
+}
+
+/// What part of the store one `compact_range` call rewrites.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompactionScope {
+    /// Only the requested range (plus neighbouring data the engine keeps in the same files).
+    Range,
+    /// The whole store, whatever range is asked for.
+    WholeStore,
+}
+
+/// What an engine adapter promises about itself; the conformance suite holds it to each field.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Capabilities {
+    /// Engine name for logs and reports (`"memory"`, `"redb"`, ...).
+    pub engine: &'static str,
+    /// Range deletes cost O(1) writes instead of one delete per key.
+    pub native_range_delete: bool,
+    /// After deleting data, compaction brings bytes on disk down towards the live data.
+    pub compaction_reclaims_space: bool,
+    /// Whether other access waits during compaction.
+    pub compaction_access: CompactionAccess,
+    /// What one compaction call rewrites.
+    pub compaction_scope: CompactionScope,
+    /// After deleting most data and compacting, bytes on disk stay within this factor of a fresh
+    /// store holding only the survivors (only meaningful when `compaction_reclaims_space`).
+    pub max_space_factor_after_compaction: f64,
+}
+
+/// Range compaction and disk accounting.
+///
+/// Guarantees an implementation must give: compaction never changes what reads return, in or
+/// out of the range; an empty range is a successful no-op; concurrent reads and writes never
+/// fail because a compaction runs (they may wait, as declared in [`Capabilities`]).
+pub trait Compactable: Send + Sync {
+    /// Compacts the keys in `range` (either end may be unbounded) so that space held by deleted
+    /// data is returned where the engine can do so.
+    fn compact_range(&self, range: &KeyRange) -> Result<(), StorageError>;
+
+    /// Bytes the store occupies on disk: the apparent size of every file in its directory (the
+    /// same measure the conformance suite and the benchmarks use). In-memory stores report the
+    /// bytes of live keys and values.
+    fn size_on_disk(&self) -> Result<u64, StorageError>;
+
+    /// What this adapter promises.
+    fn capabilities(&self) -> Capabilities;
+}
+
+/// A complete engine adapter: everything the stores, the pruner and the compactor need.
+pub trait KvStore: KvRead + KvWrite + Compactable {}
+
+impl<T: KvRead + KvWrite + Compactable + ?Sized> KvStore for T {}
+
+/// Entries fetched per scan call by [`RangeIter`].
+pub const DEFAULT_PAGE_SIZE: usize = 256;
+
+/// Iteration helpers available on every [`KvRead`].
+pub trait KvReadExt: KvRead {
+    /// Iterates over a range of any size in `order`, a page of bounded scans at a time. Each page
+    /// is consistent; a write between pages may or may not be seen.
+    fn iter(&self, range: KeyRange, order: ScanOrder) -> RangeIter<'_, Self> {
+        RangeIter {
+            reader: self,
+            remaining: Some(range),
+            order,
+            page: VecDeque::new(),
+            page_size: DEFAULT_PAGE_SIZE,
+        }
+    }
+
+    /// Every key in `range`, in ascending order.
+    fn keys_in(&self, range: &KeyRange) -> Result<Vec<Vec<u8>>, StorageError> {
+        self.iter(range.clone(), ScanOrder::Ascending)
+            .map(|kv| kv.map(|(k, _)| k))
+            .collect()
+    }
+}
+
+impl<T: KvRead + ?Sized> KvReadExt for T {}
+
+/// An ordered iterator over a range, built from bounded [`KvRead::scan`] calls.
+pub struct RangeIter<'a, R: KvRead + ?Sized> {
+    reader: &'a R,
+    remaining: Option<KeyRange>,
+    order: ScanOrder,
+    page: VecDeque<KeyValue>,
+    page_size: usize,
+}
+
+impl<R: KvRead + ?Sized> RangeIter<'_, R> {
+    /// Sets how many entries each underlying scan fetches (at least 1).
+    pub fn page_size(mut self, entries: usize) -> Self {
+        self.page_size = entries.max(1);
+        self
+    }
+
+    fn refill(&mut self) -> Result<(), StorageError> {
+        let Some(range) = self.remaining.take() else {
+            return Ok(());
+        };
+        let page = self.reader.scan(&range, self.order, self.page_size)?;
+        if page.len() == self.page_size
+            && let Some((last, _)) = page.last()
+        {
+            self.remaining = Some(match self.order {
+                ScanOrder::Ascending => range.with_start_at_least(&key_successor(last)),
+                ScanOrder::Descending => range.with_end_at_most(last),
+            });
+        }
+        self.page.extend(page);
+        Ok(())
+    }
+}
+
+impl<R: KvRead + ?Sized> Iterator for RangeIter<'_, R> {
+    type Item = Result<KeyValue, StorageError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.page.is_empty()
+            && let Err(e) = self.refill()
+        {
+            return Some(Err(e));
+        }
+        self.page.pop_front().map(Ok)
+    }
+}
+
+/// The default range delete for engines without a native one: returns a batch in which every
+/// [`BatchOp::DeleteRange`] is replaced by point deletes of the keys inside it, read from
+/// `reader` plus the keys put earlier in the same batch.
+///
+/// Correct only if no other writer changes the store between this call and the write of the
+/// returned batch: call it under the adapter's write lock.
+pub fn expand_range_deletes<R: KvRead + ?Sized>(
+    reader: &R,
+    batch: WriteBatch,
+) -> Result<WriteBatch, StorageError> {
+    if !batch.has_range_deletes() {
+        return Ok(batch);
+    }
+    let ops = batch.into_ops();
+    let mut out = WriteBatch::new();
+    for (index, op) in ops.iter().enumerate() {
+        match op {
+            BatchOp::DeleteRange(range) => {
+                for key in reader.keys_in(range)? {
+                    out.delete(key);
+                }
+                for earlier in &ops[..index] {
+                    if let BatchOp::Put { key, .. } = earlier
+                        && range.contains(key)
+                    {
+                        out.delete(key.clone());
+                    }
+                }
+            }
+            other => out.ops.push(other.clone()),
+        }
+    }
+    Ok(out)
+}

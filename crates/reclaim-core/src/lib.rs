@@ -1,0 +1,42 @@
+//! # reclaim-core
+//!
+//! The engine-agnostic core of reclaim: it prunes a blockchain node's blocks and state below a
+//! retain height and then compacts the underlying store so the space comes back, in the
+//! background, one compaction at a time.
+//!
+//! * [`kv`]: the storage capability traits ([`KvRead`], [`KvWrite`], [`Compactable`]) an engine
+//!   adapter implements, and [`KeyRange`].
+//! * [`memory::MemoryStore`]: the reference engine and the template for new adapters.
+//! * [`compactor::Compactor`]: the single-flight background compactor.
+//! * [`block_store::BlockStore`] and [`state_store::StateStore`]: CometBFT's stores over any
+//!   engine, laid out so that everything below a height is a few contiguous key ranges.
+//! * [`pruning::PruningExecutor`]: crash-safe, resumable pruning followed by targeted compaction.
+//! * [`config::Config`]: CometBFT's `[storage]` section.
+//! * [`fault::FaultyStore`]: an engine wrapper that injects failures, for tests.
+
+pub mod block_store;
+mod codec;
+pub mod compactor;
+pub mod config;
+pub mod error;
+pub mod fault;
+pub mod kv;
+pub mod memory;
+pub mod pruning;
+pub mod range;
+pub mod state_store;
+
+pub use block_store::{Block, BlockStore, BlockStoreState};
+pub use compactor::{
+    Busy, CompactionTask, Compactor, CompactorStats, EnqueueOutcome, SingleFlight,
+};
+pub use config::{Config, StorageConfig};
+pub use error::{StorageError, StoreError};
+pub use kv::{
+    BatchOp, Capabilities, Compactable, CompactionAccess, CompactionScope, KvRead, KvReadExt,
+    KvStore, KvWrite, ScanOrder, WriteBatch, WriteOptions,
+};
+pub use memory::MemoryStore;
+pub use pruning::{PruneError, PruneOutcome, PruningExecutor, PruningOptions};
+pub use range::KeyRange;
+pub use state_store::{HeightState, StateStore, StateStoreOptions};

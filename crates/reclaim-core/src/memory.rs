@@ -1,0 +1,239 @@
+//! The in-memory engine: the reference every backend is compared against by the conformance
+//! suite, and the template a backend author copies.
+//!
+//! Copying it for a new engine: keep the three trait impls and their argument checks, replace
+//! the `BTreeMap` with the engine's handle, make `write` atomic with the engine's own batch or
+//! transaction, and declare honest [`Capabilities`].
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+use crate::error::StorageError;
+use crate::kv::{
+    BatchOp, Capabilities, Compactable, CompactionAccess, CompactionScope, KeyValue, KvRead,
+    KvWrite, ScanOrder, WriteBatch, WriteOptions,
+};
+use crate::range::KeyRange;
+
+type Map = BTreeMap<Vec<u8>, Vec<u8>>;
+
+/// An ordered map in memory behind a read-write lock.
+///
+/// Clones are handles to the same data, so a clone plays the part of "reopening" the store.
+/// Deleted entries free their memory at once, so compaction has nothing to do.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStore {
+    map: Arc<RwLock<Map>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of live keys.
+    pub fn len(&self) -> usize {
+        self.map.read().len()
+    }
+
+    /// True when no key is stored.
+    pub fn is_empty(&self) -> bool {
+        self.map.read().is_empty()
+    }
+
+    /// A copy of every entry, in key order (for comparisons in tests).
+    pub fn snapshot(&self) -> Vec<KeyValue> {
+        self.map
+            .read()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+}
+
+fn bounds(range: &KeyRange) -> (Bound<&[u8]>, Bound<&[u8]>) {
+    (
+        range.start().map_or(Bound::Unbounded, Bound::Included),
+        range.end().map_or(Bound::Unbounded, Bound::Excluded),
+    )
+}
+
+impl KvRead for MemoryStore {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.map.read().get(key).cloned())
+    }
+
+    fn scan(
+        &self,
+        range: &KeyRange,
+        order: ScanOrder,
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StorageError> {
+        if range.is_empty() || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let map = self.map.read();
+        let entries = map.range::<[u8], _>(bounds(range));
+        let clone = |(k, v): (&Vec<u8>, &Vec<u8>)| (k.clone(), v.clone());
+        Ok(match order {
+            ScanOrder::Ascending => entries.take(limit).map(clone).collect(),
+            ScanOrder::Descending => entries.rev().take(limit).map(clone).collect(),
+        })
+    }
+}
+
+impl KvWrite for MemoryStore {
+    fn write(&self, batch: WriteBatch, _options: WriteOptions) -> Result<(), StorageError> {
+        let mut map = self.map.write();
+        for op in batch.into_ops() {
+            match op {
+                BatchOp::Put { key, value } => {
+                    map.insert(key, value);
+                }
+                BatchOp::Delete { key } => {
+                    map.remove(&key);
+                }
+                BatchOp::DeleteRange(range) => delete_range(&mut map, &range),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn delete_range(map: &mut Map, range: &KeyRange) {
+    if range.is_empty() {
+        return;
+    }
+    let doomed: Vec<Vec<u8>> = map
+        .range::<[u8], _>(bounds(range))
+        .map(|(k, _)| k.clone())
+        .collect();
+    for key in doomed {
+        map.remove(&key);
+    }
+}
+
+impl Compactable for MemoryStore {
+    fn compact_range(&self, _range: &KeyRange) -> Result<(), StorageError> {
+        // Deleted entries were freed when they were deleted: nothing is left to reclaim.
+        Ok(())
+    }
+
+    fn size_on_disk(&self) -> Result<u64, StorageError> {
+        Ok(self
+            .map
+            .read()
+            .iter()
+            .map(|(k, v)| (k.len() + v.len()) as u64)
+            .sum())
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            engine: "memory",
+            native_range_delete: true,
+            compaction_reclaims_space: true,
+            compaction_access: CompactionAccess::Online,
+            compaction_scope: CompactionScope::Range,
+            max_space_factor_after_compaction: 1.0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kv::{KvReadExt, expand_range_deletes};
+
+    fn store_with(keys: &[&[u8]]) -> MemoryStore {
+        let store = MemoryStore::new();
+        let mut batch = WriteBatch::new();
+        for k in keys {
+            batch.put(*k, k.to_vec());
+        }
+        store.write(batch, WriteOptions::DURABLE).unwrap();
+        store
+    }
+
+    #[test]
+    fn scan_respects_bounds_order_and_limit() {
+        let store = store_with(&[b"a", b"b", b"c", b"d"]);
+        let range = KeyRange::between(b"b".to_vec(), b"d".to_vec()).unwrap();
+        let up = store.scan(&range, ScanOrder::Ascending, 10).unwrap();
+        assert_eq!(up, vec![(b"b".to_vec(), b"b".to_vec()), (b"c".to_vec(), b"c".to_vec())]);
+        let down = store.scan(&range, ScanOrder::Descending, 1).unwrap();
+        assert_eq!(down, vec![(b"c".to_vec(), b"c".to_vec())]);
+        assert!(store.scan(&range, ScanOrder::Ascending, 0).unwrap().is_empty());
+    }
+
+    #[test]
+    fn paged_iteration_sees_every_key_in_both_orders() {
+        let keys: Vec<Vec<u8>> = (0u16..1000).map(|i| i.to_be_bytes().to_vec()).collect();
+        let store = MemoryStore::new();
+        let mut batch = WriteBatch::new();
+        for k in &keys {
+            batch.put(k.clone(), b"v".to_vec());
+        }
+        store.write(batch, WriteOptions::DURABLE).unwrap();
+        let up: Vec<Vec<u8>> = store
+            .iter(KeyRange::full(), ScanOrder::Ascending)
+            .page_size(7)
+            .map(|kv| kv.unwrap().0)
+            .collect();
+        assert_eq!(up, keys);
+        let down: Vec<Vec<u8>> = store
+            .iter(KeyRange::full(), ScanOrder::Descending)
+            .page_size(7)
+            .map(|kv| kv.unwrap().0)
+            .collect();
+        let mut reversed = keys.clone();
+        reversed.reverse();
+        assert_eq!(down, reversed);
+    }
+
+    #[test]
+    fn batch_applies_in_order_including_range_deletes() {
+        let store = store_with(&[b"a", b"b", b"c"]);
+        let mut batch = WriteBatch::new();
+        batch
+            .put(b"bb".to_vec(), b"x".to_vec())
+            .delete_range(KeyRange::between(b"b".to_vec(), b"c".to_vec()).unwrap())
+            .put(b"b".to_vec(), b"new".to_vec());
+        store.write(batch, WriteOptions::DURABLE).unwrap();
+        assert_eq!(store.get(b"bb").unwrap(), None);
+        assert_eq!(store.get(b"b").unwrap(), Some(b"new".to_vec()));
+        assert_eq!(store.get(b"c").unwrap(), Some(b"c".to_vec()));
+    }
+
+    #[test]
+    fn expanded_range_delete_matches_native_one() {
+        let keys: &[&[u8]] = &[b"a", b"b", b"ba", b"c", b"d"];
+        let native = store_with(keys);
+        let emulated = store_with(keys);
+        let mut batch = WriteBatch::new();
+        batch
+            .put(b"bz".to_vec(), b"1".to_vec())
+            .delete_range(KeyRange::between(b"b".to_vec(), b"c".to_vec()).unwrap())
+            .put(b"bb".to_vec(), b"2".to_vec())
+            .delete_range(KeyRange::from(b"d".to_vec()));
+        native.write(batch.clone(), WriteOptions::DURABLE).unwrap();
+        let expanded = expand_range_deletes(&emulated, batch).unwrap();
+        assert!(!expanded.has_range_deletes());
+        emulated.write(expanded, WriteOptions::DURABLE).unwrap();
+        assert_eq!(native.snapshot(), emulated.snapshot());
+    }
+
+    #[test]
+    fn size_tracks_live_bytes() {
+        let store = store_with(&[b"ab", b"cd"]);
+        assert_eq!(store.size_on_disk().unwrap(), 8);
+        let mut batch = WriteBatch::new();
+        batch.delete(b"ab".to_vec());
+        store.write(batch, WriteOptions::BUFFERED).unwrap();
+        assert_eq!(store.size_on_disk().unwrap(), 4);
+    }
+}

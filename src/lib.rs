@@ -1,0 +1,1 @@
+pub use reclaim_core as core;
