@@ -183,8 +183,8 @@ impl BlockStore {
         if block.parts.is_empty() {
             return Err(invalid("a block has at least one part"));
         }
-        let parts = u32::try_from(block.parts.len())
-            .map_err(|_| invalid("more than 2^32 - 1 parts"))?;
+        let parts =
+            u32::try_from(block.parts.len()).map_err(|_| invalid("more than 2^32 - 1 parts"))?;
         let _writer = self.writer.lock();
         let current = self.state();
         if current.height != 0 && block.height != current.height + 1 {
@@ -213,7 +213,10 @@ impl BlockStore {
                 evidence_base: h,
             }
         } else {
-            BlockStoreState { height: h, ..current }
+            BlockStoreState {
+                height: h,
+                ..current
+            }
         };
         batch.put(STATE_KEY, next.encode());
         self.db.write(batch, options)?;
@@ -234,7 +237,10 @@ impl BlockStore {
     /// Every part of the block at `height` in order; empty if the block is not kept.
     pub fn load_block_parts(&self, height: u64) -> Result<Vec<Vec<u8>>, StoreError> {
         self.db
-            .iter(KeyRange::prefix(&height_key(PART, height)), ScanOrder::Ascending)
+            .iter(
+                KeyRange::prefix(&height_key(PART, height)),
+                ScanOrder::Ascending,
+            )
             .map(|kv| kv.map(|(_, v)| v).map_err(StoreError::from))
             .collect()
     }
@@ -306,7 +312,10 @@ impl BlockStore {
             let mut batch = WriteBatch::new();
             let hashes = self
                 .db
-                .iter(height_range(HASH_BY_HEIGHT, state.base, to), ScanOrder::Ascending)
+                .iter(
+                    height_range(HASH_BY_HEIGHT, state.base, to),
+                    ScanOrder::Ascending,
+                )
                 .map(|kv| kv.map(|(_, hash)| hash))
                 .collect::<Result<Vec<_>, StorageError>>()?;
             for hash in hashes {

@@ -453,7 +453,9 @@ pub enum CompactorError {
     #[error("cannot start the compactor thread: {0}")]
     Spawn(#[source] std::io::Error),
     /// The worker did not stop within the deadline; it goes on until its current range ends.
-    #[error("compactor did not stop within {deadline:?}; the running compaction continues in the background")]
+    #[error(
+        "compactor did not stop within {deadline:?}; the running compaction continues in the background"
+    )]
     ShutdownTimedOut {
         /// The deadline that passed.
         deadline: Duration,

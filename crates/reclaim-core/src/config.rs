@@ -178,7 +178,13 @@ mod tests {
     #[test]
     fn bad_values_are_rejected() {
         let err = Config::from_toml_str("[storage]\ncompaction_interval = 0\n").unwrap_err();
-        assert!(matches!(err, ConfigError::Invalid { key: "storage.compaction_interval", .. }));
+        assert!(matches!(
+            err,
+            ConfigError::Invalid {
+                key: "storage.compaction_interval",
+                ..
+            }
+        ));
         let err = Config::from_toml_str("[storage.pruning]\ninterval = \"0s\"\n").unwrap_err();
         assert!(matches!(err, ConfigError::Invalid { .. }));
         let err = Config::from_toml_str("[storage]\ncompaction_interval = -3\n").unwrap_err();

@@ -128,7 +128,9 @@ pub enum StoreError {
         detail: String,
     },
     /// The finalize-block response was not kept because `discard_abci_responses` is on.
-    #[error("finalize-block response for height {height} was not persisted (discard_abci_responses is on; only the latest, at {latest}, is kept)")]
+    #[error(
+        "finalize-block response for height {height} was not persisted (discard_abci_responses is on; only the latest, at {latest}, is kept)"
+    )]
     ResponseDiscarded {
         /// The height asked for.
         height: u64,

@@ -39,6 +39,7 @@ pub struct FaultyStore {
     compactions_started: AtomicU64,
     active_compactions: AtomicUsize,
     max_active_compactions: AtomicUsize,
+    compacted_ranges: Mutex<Vec<KeyRange>>,
 }
 
 impl std::fmt::Debug for FaultyStore {
@@ -61,6 +62,7 @@ impl FaultyStore {
             compactions_started: AtomicU64::new(0),
             active_compactions: AtomicUsize::new(0),
             max_active_compactions: AtomicUsize::new(0),
+            compacted_ranges: Mutex::new(Vec::new()),
         }
     }
 
@@ -90,6 +92,11 @@ impl FaultyStore {
     /// Compaction calls so far.
     pub fn compactions_started(&self) -> u64 {
         self.compactions_started.load(Ordering::SeqCst)
+    }
+
+    /// Every range passed to `compact_range`, in call order.
+    pub fn compacted_ranges(&self) -> Vec<KeyRange> {
+        self.compacted_ranges.lock().clone()
     }
 
     /// The most compaction calls that were ever running at the same moment.
@@ -138,6 +145,7 @@ impl KvWrite for FaultyStore {
 impl Compactable for FaultyStore {
     fn compact_range(&self, range: &KeyRange) -> Result<(), StorageError> {
         self.compactions_started.fetch_add(1, Ordering::SeqCst);
+        self.compacted_ranges.lock().push(range.clone());
         let now = self.active_compactions.fetch_add(1, Ordering::SeqCst) + 1;
         let _active = ActiveGuard(&self.active_compactions);
         self.max_active_compactions.fetch_max(now, Ordering::SeqCst);

@@ -164,10 +164,21 @@ mod tests {
         let store = store_with(&[b"a", b"b", b"c", b"d"]);
         let range = KeyRange::between(b"b".to_vec(), b"d".to_vec()).unwrap();
         let up = store.scan(&range, ScanOrder::Ascending, 10).unwrap();
-        assert_eq!(up, vec![(b"b".to_vec(), b"b".to_vec()), (b"c".to_vec(), b"c".to_vec())]);
+        assert_eq!(
+            up,
+            vec![
+                (b"b".to_vec(), b"b".to_vec()),
+                (b"c".to_vec(), b"c".to_vec())
+            ]
+        );
         let down = store.scan(&range, ScanOrder::Descending, 1).unwrap();
         assert_eq!(down, vec![(b"c".to_vec(), b"c".to_vec())]);
-        assert!(store.scan(&range, ScanOrder::Ascending, 0).unwrap().is_empty());
+        assert!(
+            store
+                .scan(&range, ScanOrder::Ascending, 0)
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]

@@ -256,7 +256,11 @@ impl PruningExecutor {
         .min()
         .unwrap_or(retain_height);
         pending.pruned_heights += blocks.heights_pruned.max(states.heights_pruned).max(1);
-        pending.from = Some(pending.from.map_or(lowest_touched, |f| f.min(lowest_touched)));
+        pending.from = Some(
+            pending
+                .from
+                .map_or(lowest_touched, |f| f.min(lowest_touched)),
+        );
         pending.to = pending.to.max(retain_height);
         outcome.compaction = self.compact_if_due(&mut pending);
         Ok(outcome)
@@ -276,7 +280,12 @@ impl PruningExecutor {
         let decision = match &self.compactor {
             Some(compactor) => match compactor.try_enqueue(task) {
                 EnqueueOutcome::Enqueued => {
-                    info!(label = POST_PRUNING_LABEL, from, to = pending.to, "enqueued async database compaction after pruning");
+                    info!(
+                        label = POST_PRUNING_LABEL,
+                        from,
+                        to = pending.to,
+                        "enqueued async database compaction after pruning"
+                    );
                     CompactionDecision::Enqueued
                 }
                 outcome @ EnqueueOutcome::Busy(busy) => {
@@ -284,7 +293,10 @@ impl PruningExecutor {
                         Busy::InFlight => "in_flight",
                         Busy::QueueFull => "queue_full",
                     };
-                    debug!(reason, "skipped async compaction - already in progress or queue full");
+                    debug!(
+                        reason,
+                        "skipped async compaction - already in progress or queue full"
+                    );
                     CompactionDecision::Skipped(outcome)
                 }
                 outcome @ EnqueueOutcome::ShutDown => {

@@ -70,7 +70,7 @@ impl KeyRange {
     /// Every key that starts with `prefix`.
     pub fn prefix(prefix: &[u8]) -> Self {
         Self {
-            start: Some(prefix.to_vec()),
+            start: (!prefix.is_empty()).then(|| prefix.to_vec()),
             end: prefix_successor(prefix),
         }
     }
@@ -97,7 +97,8 @@ impl KeyRange {
 
     /// True when `key` lies in the range.
     pub fn contains(&self, key: &[u8]) -> bool {
-        self.start.as_deref().is_none_or(|s| key >= s) && self.end.as_deref().is_none_or(|e| key < e)
+        self.start.as_deref().is_none_or(|s| key >= s)
+            && self.end.as_deref().is_none_or(|e| key < e)
     }
 
     /// The same range with its start moved to `start` (kept if `start` is earlier); the result
@@ -185,7 +186,10 @@ mod tests {
     #[test]
     fn reversed_range_is_rejected_with_both_keys_in_the_message() {
         let err = KeyRange::between(b"b".to_vec(), b"a".to_vec()).unwrap_err();
-        assert_eq!(err.to_string(), "reversed key range: start b is after end a");
+        assert_eq!(
+            err.to_string(),
+            "reversed key range: start b is after end a"
+        );
     }
 
     #[test]
@@ -226,7 +230,10 @@ mod tests {
         assert!(r.with_start_at_least(b"z").is_empty());
         assert!(r.with_end_at_most(b"a").is_empty());
         assert_eq!(r.with_end_at_most(b"e").end(), Some(&b"e"[..]));
-        assert_eq!(KeyRange::full().with_end_at_most(b"x").end(), Some(&b"x"[..]));
+        assert_eq!(
+            KeyRange::full().with_end_at_most(b"x").end(),
+            Some(&b"x"[..])
+        );
     }
 
     #[test]

@@ -278,11 +278,13 @@ impl Versioned {
             }
             (None, Some(tip)) if self.is_checkpoint(height) => Record::Full {
                 changed_at: tip.changed_at,
-                payload: self.load(db, tip.full_at)?.ok_or(StoreError::DanglingPointer {
-                    what: self.what,
-                    height,
-                    target: tip.full_at,
-                })?,
+                payload: self
+                    .load(db, tip.full_at)?
+                    .ok_or(StoreError::DanglingPointer {
+                        what: self.what,
+                        height,
+                        target: tip.full_at,
+                    })?,
             },
             (None, Some(tip)) => Record::Pointer {
                 changed_at: tip.changed_at,
@@ -478,10 +480,7 @@ impl StateStore {
     /// The finalize-block response of `height`, if kept. With `discard_abci_responses` only the
     /// latest is kept; asking for an older one saved under that option is
     /// [`StoreError::ResponseDiscarded`].
-    pub fn load_finalize_block_response(
-        &self,
-        height: u64,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
+    pub fn load_finalize_block_response(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
         if let Some(response) = self.db.get(&height_key(RESPONSES, height))? {
             return Ok(Some(response));
         }
@@ -501,7 +500,8 @@ impl StateStore {
                 return Ok(Some(latest[8..].to_vec()));
             }
             let bounds = self.bounds();
-            if self.options.discard_abci_responses && (bounds.base..=bounds.height).contains(&height)
+            if self.options.discard_abci_responses
+                && (bounds.base..=bounds.height).contains(&height)
             {
                 return Err(StoreError::ResponseDiscarded {
                     height,
@@ -534,12 +534,15 @@ impl StateStore {
         }
         let mut report = StatePruneReport::default();
         if bounds.base < retain_height {
-            let keep = PARAMS.needed_full_at(db, retain_height)?;
             while bounds.base < retain_height {
                 let to = retain_height.min(bounds.base.saturating_add(batch_heights));
+                // Each batch keeps what its own new base needs, so the store is consistent
+                // between batches (and after a crash between them), not only at the end.
+                let keep = PARAMS.needed_full_at(db, to)?;
                 let mut batch = WriteBatch::new();
                 batch.delete_range(height_range(RESPONSES, bounds.base, to));
-                let params_kept = PARAMS.prune_into(&mut batch, bounds.base, to, keep, bounds.params_kept);
+                let params_kept =
+                    PARAMS.prune_into(&mut batch, bounds.base, to, keep, bounds.params_kept);
                 let next = StateStoreBounds {
                     base: to,
                     params_kept,
@@ -554,10 +557,10 @@ impl StateStore {
         }
         let validators_target = evidence_threshold.min(bounds.base);
         if bounds.validators_base < validators_target {
-            let keep = self.validators.needed_full_at(db, validators_target)?;
             while bounds.validators_base < validators_target {
                 let from = bounds.validators_base;
                 let to = validators_target.min(from.saturating_add(batch_heights));
+                let keep = self.validators.needed_full_at(db, to)?;
                 let mut batch = WriteBatch::new();
                 let validators_kept =
                     self.validators
@@ -576,7 +579,11 @@ impl StateStore {
         Ok(report)
     }
 
-    fn commit_batch(&self, mut batch: WriteBatch, next: StateStoreBounds) -> Result<(), StoreError> {
+    fn commit_batch(
+        &self,
+        mut batch: WriteBatch,
+        next: StateStoreBounds,
+    ) -> Result<(), StoreError> {
         batch.put(META_KEY, next.encode());
         self.db.write(batch, WriteOptions::DURABLE)?;
         *self.bounds.write() = next;
