@@ -18,6 +18,7 @@ pub mod block_store;
 mod codec;
 pub mod compactor;
 pub mod config;
+pub mod dir;
 pub mod error;
 pub mod fault;
 pub mod kv;

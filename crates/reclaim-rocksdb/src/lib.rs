@@ -1,1 +1,295 @@
-//! placeholder
+//! # reclaim-rocksdb
+//!
+//! The RocksDB engine adapter (`rocksdb` 0.25, bundled RocksDB 11.8, lz4 + zstd).
+//!
+//! ## Pruning and compaction here
+//!
+//! * Range deletes are native (`WriteBatch::delete_range`, one tombstone whatever the range
+//!   holds). An unbounded end is closed just past the largest key present, under an exclusive
+//!   lock so that no concurrent write can slip past it.
+//! * `compact_range` runs a manual compaction of exactly the range with the **bottommost level
+//!   forced**: without it, range tombstones already at the bottom level survive and nothing is
+//!   reclaimed. It is run **non-exclusive** (RocksDB's default since 7.6): an exclusive manual
+//!   compaction blocks automatic compactions, level-0 files pile up and foreground writes stall,
+//!   which is the failure Solana met. Reads and writes continue during compaction
+//!   ([`CompactionAccess::Online`]).
+//! * RocksDB's `compact_range` reports no error (the C API has none): success is judged by the
+//!   bytes on disk before and after, which the compactor logs.
+//! * [`RocksOptions`] exposes the options that decide write stalls under a pruning load.
+//!
+//! ## Invariants
+//!
+//! * The store is a directory with reclaim's marker and lock ([`reclaim_core::dir`]) beside
+//!   RocksDB's own files; a second opener gets [`StorageError::Locked`].
+//! * A [`WriteBatch`] is one RocksDB write batch: atomic; [`WriteOptions::sync`] syncs the WAL.
+
+use std::path::{Path, PathBuf};
+
+use parking_lot::RwLock;
+use reclaim_core::dir::{StoreDirLock, directory_size, open_store_dir};
+use reclaim_core::kv::KeyValue;
+use reclaim_core::range::key_successor;
+use reclaim_core::{
+    BatchOp, Capabilities, Compactable, CompactionAccess, CompactionScope, KeyRange, KvRead,
+    KvWrite, ScanOrder, StorageError, WriteBatch, WriteOptions,
+};
+use rocksdb::{BottommostLevelCompaction, CompactOptions, DB, DBCompressionType, Options, ReadOptions};
+
+/// Engine name used in markers, logs and capabilities.
+pub const ENGINE: &str = "rocksdb";
+
+/// The engine options that matter for a store that is appended to and pruned from below.
+///
+/// Defaults are sized for a block store on a small machine: a larger memtable than RocksDB's
+/// 64 MiB default is not needed, but more level-0 headroom than the default stop trigger (36)
+/// and more background jobs than the default 2 keep writes from stalling while a manual
+/// compaction of a pruned range runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RocksOptions {
+    /// Bytes per memtable before it is flushed.
+    pub write_buffer_size: usize,
+    /// Memtables held in memory (one active, the rest flushing).
+    pub max_write_buffer_number: i32,
+    /// Level-0 files at which writes are slowed.
+    pub level0_slowdown_writes_trigger: i32,
+    /// Level-0 files at which writes stop.
+    pub level0_stop_writes_trigger: i32,
+    /// Background flush and compaction threads.
+    pub max_background_jobs: i32,
+    /// Threads one compaction may be split across.
+    pub max_subcompactions: u32,
+    /// Cap on compaction and flush write bandwidth, bytes per second (`None`: unlimited).
+    pub compaction_rate_limit_bytes_per_sec: Option<i64>,
+}
+
+impl Default for RocksOptions {
+    fn default() -> Self {
+        Self {
+            write_buffer_size: 64 << 20,
+            max_write_buffer_number: 4,
+            level0_slowdown_writes_trigger: 40,
+            level0_stop_writes_trigger: 64,
+            max_background_jobs: 4,
+            max_subcompactions: 2,
+            compaction_rate_limit_bytes_per_sec: None,
+        }
+    }
+}
+
+impl RocksOptions {
+    fn to_rocksdb(self) -> Options {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.set_write_buffer_size(self.write_buffer_size);
+        opts.set_max_write_buffer_number(self.max_write_buffer_number);
+        opts.set_level_zero_slowdown_writes_trigger(self.level0_slowdown_writes_trigger);
+        opts.set_level_zero_stop_writes_trigger(self.level0_stop_writes_trigger);
+        opts.set_max_background_jobs(self.max_background_jobs);
+        opts.set_max_subcompactions(self.max_subcompactions);
+        if let Some(rate) = self.compaction_rate_limit_bytes_per_sec {
+            opts.set_ratelimiter(rate, 100_000, 10);
+        }
+        opts.set_compression_type(DBCompressionType::Lz4);
+        opts.set_bottommost_compression_type(DBCompressionType::Zstd);
+        opts
+    }
+}
+
+/// A reclaim store on RocksDB.
+pub struct RocksStore {
+    db: DB,
+    path: PathBuf,
+    /// Shared by ordinary writes; exclusive for a range delete with an unbounded end.
+    write_gate: RwLock<()>,
+    _lock: StoreDirLock,
+}
+
+impl std::fmt::Debug for RocksStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RocksStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+fn engine_error(operation: &'static str, error: &rocksdb::Error) -> StorageError {
+    let message = error.to_string();
+    if message.contains("No space left on device") {
+        StorageError::NoSpace { operation }
+    } else {
+        StorageError::engine(ENGINE, operation, message)
+    }
+}
+
+impl RocksStore {
+    /// Opens (creating if needed) the store in directory `path` with default options.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StorageError> {
+        Self::open_with(path, RocksOptions::default())
+    }
+
+    /// Opens (creating if needed) the store in directory `path`.
+    pub fn open_with(path: impl AsRef<Path>, options: RocksOptions) -> Result<Self, StorageError> {
+        let path = path.as_ref().to_owned();
+        let lock = open_store_dir(&path, ENGINE)?;
+        let db = DB::open(&options.to_rocksdb(), &path).map_err(|e| {
+            let message = e.to_string();
+            if message.contains("lock") && message.contains("LOCK") {
+                StorageError::Locked { path: path.clone() }
+            } else if message.contains("Corruption") || message.contains("corrupt") {
+                StorageError::Corrupt {
+                    engine: ENGINE,
+                    path: path.clone(),
+                    detail: message,
+                }
+            } else {
+                engine_error("open", &e)
+            }
+        })?;
+        Ok(Self {
+            db,
+            path,
+            write_gate: RwLock::new(()),
+            _lock: lock,
+        })
+    }
+
+    /// The store directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Bytes in SST files by RocksDB's own accounting (`rocksdb.total-sst-files-size`); the
+    /// directory walk of [`Compactable::size_on_disk`] also counts the WAL, MANIFEST and logs.
+    pub fn sst_bytes(&self) -> Result<u64, StorageError> {
+        self.db
+            .property_int_value("rocksdb.total-sst-files-size")
+            .map_err(|e| engine_error("property", &e))
+            .map(Option::unwrap_or_default)
+    }
+
+    fn last_key(&self) -> Result<Option<Vec<u8>>, StorageError> {
+        let mut iter = self.db.raw_iterator();
+        iter.seek_to_last();
+        iter.status().map_err(|e| engine_error("seek", &e))?;
+        Ok(iter.key().map(<[u8]>::to_vec))
+    }
+}
+
+impl KvRead for RocksStore {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        self.db.get(key).map_err(|e| engine_error("get", &e))
+    }
+
+    fn scan(
+        &self,
+        range: &KeyRange,
+        order: ScanOrder,
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StorageError> {
+        if range.is_empty() || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut read = ReadOptions::default();
+        if let Some(start) = range.start() {
+            read.set_iterate_lower_bound(start.to_vec());
+        }
+        if let Some(end) = range.end() {
+            read.set_iterate_upper_bound(end.to_vec());
+        }
+        let mut iter = self.db.raw_iterator_opt(read);
+        match order {
+            ScanOrder::Ascending => iter.seek_to_first(),
+            ScanOrder::Descending => iter.seek_to_last(),
+        }
+        let mut out = Vec::new();
+        while out.len() < limit {
+            let (Some(key), Some(value)) = (iter.key(), iter.value()) else {
+                break;
+            };
+            out.push((key.to_vec(), value.to_vec()));
+            match order {
+                ScanOrder::Ascending => iter.next(),
+                ScanOrder::Descending => iter.prev(),
+            }
+        }
+        iter.status().map_err(|e| engine_error("scan", &e))?;
+        Ok(out)
+    }
+}
+
+impl KvWrite for RocksStore {
+    fn write(&self, batch: WriteBatch, options: WriteOptions) -> Result<(), StorageError> {
+        let open_ended = batch
+            .ops()
+            .iter()
+            .any(|op| matches!(op, BatchOp::DeleteRange(r) if r.end().is_none()));
+        let _shared;
+        let _exclusive;
+        if open_ended {
+            _exclusive = self.write_gate.write();
+        } else {
+            _shared = self.write_gate.read();
+        }
+        let mut rocks = rocksdb::WriteBatch::default();
+        // The largest key put so far in this batch: an unbounded range delete must cover it.
+        let mut max_put: Option<Vec<u8>> = None;
+        for op in batch.into_ops() {
+            match op {
+                BatchOp::Put { key, value } => {
+                    if max_put.as_ref().is_none_or(|max| key > *max) {
+                        max_put = Some(key.clone());
+                    }
+                    rocks.put(key, value);
+                }
+                BatchOp::Delete { key } => rocks.delete(key),
+                BatchOp::DeleteRange(range) => {
+                    let start = range.start().unwrap_or_default().to_vec();
+                    let end = match range.end() {
+                        Some(end) => end.to_vec(),
+                        None => {
+                            let last = self.last_key()?.max(max_put.clone());
+                            last.map_or_else(Vec::new, |last| key_successor(&last))
+                        }
+                    };
+                    if start < end {
+                        rocks.delete_range(start, end);
+                    }
+                }
+            }
+        }
+        let mut write = rocksdb::WriteOptions::default();
+        write.set_sync(options.sync);
+        self.db
+            .write_opt(rocks, &write)
+            .map_err(|e| engine_error("write", &e))
+    }
+}
+
+impl Compactable for RocksStore {
+    fn compact_range(&self, range: &KeyRange) -> Result<(), StorageError> {
+        if range.is_empty() {
+            return Ok(());
+        }
+        let mut options = CompactOptions::default();
+        options.set_exclusive_manual_compaction(false);
+        options.set_bottommost_level_compaction(BottommostLevelCompaction::Force);
+        self.db
+            .compact_range_opt(range.start(), range.end(), &options);
+        Ok(())
+    }
+
+    fn size_on_disk(&self) -> Result<u64, StorageError> {
+        directory_size(&self.path)
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            engine: ENGINE,
+            native_range_delete: true,
+            compaction_reclaims_space: true,
+            compaction_access: CompactionAccess::Online,
+            compaction_scope: CompactionScope::Range,
+            max_space_factor_after_compaction: 1.5,
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! The store directory every on-disk backend lives in: an exclusive lock, a marker naming the
+//! engine, and the one way bytes on disk are measured. Engine-agnostic: a backend passes its
+//! engine name and keeps its own files beside these two.
+//!
+//! ```text
+//! DIR/
+//!   RECLAIM_BACKEND   the engine name ("redb", "sled", "rocksdb"), written once at creation
+//!   reclaim.lock      held with an exclusive OS file lock while the store is open
+//!   ...               the engine's own files
+//! ```
+
+use std::fs::{File, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
+
+use crate::error::StorageError;
+
+/// The file naming the engine of a store directory.
+pub const MARKER_FILE: &str = "RECLAIM_BACKEND";
+/// The file locked while a store is open.
+pub const LOCK_FILE: &str = "reclaim.lock";
+
+/// An exclusive lock on a store directory; released when dropped (or when the process dies).
+#[derive(Debug)]
+pub struct StoreDirLock {
+    _file: File,
+    path: PathBuf,
+}
+
+impl StoreDirLock {
+    /// The locked store directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Creates (if needed), locks and checks the store directory `path` for `engine`.
+///
+/// Errors, each changing nothing on disk: `path` is a file or cannot be created
+/// ([`StorageError::BadPath`]); another process holds it ([`StorageError::Locked`]); it holds a
+/// store of another engine, or unrelated files ([`StorageError::BadPath`]).
+pub fn open_store_dir(path: &Path, engine: &'static str) -> Result<StoreDirLock, StorageError> {
+    let bad = |detail: String| StorageError::BadPath {
+        engine,
+        path: path.to_owned(),
+        detail,
+    };
+    match std::fs::metadata(path) {
+        Ok(meta) if !meta.is_dir() => return Err(bad("it is a file, not a directory".into())),
+        Ok(_) => {}
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            std::fs::create_dir_all(path).map_err(|e| bad(format!("cannot create it: {e}")))?;
+        }
+        Err(e) => return Err(bad(e.to_string())),
+    }
+    let lock_path = path.join(LOCK_FILE);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| match e.kind() {
+            ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem => {
+                bad(format!("directory is not writable: {e}"))
+            }
+            _ => StorageError::io("open store lock file", e),
+        })?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            return Err(StorageError::Locked {
+                path: path.to_owned(),
+            });
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(StorageError::io("lock store", e)),
+    }
+    match detect_engine(path)? {
+        Some(found) if found == engine => {}
+        Some(found) => {
+            return Err(bad(format!(
+                "it holds a {found} store; open it with the {found} backend"
+            )));
+        }
+        None => {
+            let foreign = std::fs::read_dir(path)
+                .map_err(|e| StorageError::io("list store directory", e))?
+                .filter_map(Result::ok)
+                .any(|entry| entry.file_name() != LOCK_FILE);
+            if foreign {
+                return Err(bad(
+                    "the directory is not empty and is not a reclaim store".into(),
+                ));
+            }
+            write_durably(&path.join(MARKER_FILE), engine.as_bytes())?;
+        }
+    }
+    Ok(StoreDirLock {
+        _file: file,
+        path: path.to_owned(),
+    })
+}
+
+/// The engine named by the store directory's marker, `None` if it has none.
+pub fn detect_engine(path: &Path) -> Result<Option<String>, StorageError> {
+    match std::fs::read_to_string(path.join(MARKER_FILE)) {
+        Ok(text) => Ok(Some(text.trim().to_owned())),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(StorageError::io("read store marker", e)),
+    }
+}
+
+/// True if another process (or handle) holds the store directory's lock now.
+pub fn is_locked(path: &Path) -> Result<bool, StorageError> {
+    let file = match File::open(path.join(LOCK_FILE)) {
+        Ok(file) => file,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(StorageError::io("open store lock file", e)),
+    };
+    match file.try_lock_shared() {
+        Ok(()) => Ok(false),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(true),
+        Err(std::fs::TryLockError::Error(e)) => Err(StorageError::io("probe store lock", e)),
+    }
+}
+
+/// Bytes on disk of everything under `path`: the sum of the apparent sizes of all regular
+/// files, recursively. This is the one measure reported by every backend, the conformance suite
+/// and the benchmarks.
+pub fn directory_size(path: &Path) -> Result<u64, StorageError> {
+    let mut total = 0;
+    let entries = std::fs::read_dir(path).map_err(|e| StorageError::io("list store directory", e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| StorageError::io("list store directory", e))?;
+        let meta = match entry.metadata() {
+            Ok(meta) => meta,
+            // A file removed while we walk (an engine deleting an obsolete file) counts as 0.
+            Err(e) if e.kind() == ErrorKind::NotFound => continue,
+            Err(e) => return Err(StorageError::io("stat store file", e)),
+        };
+        if meta.is_dir() {
+            match directory_size(&entry.path()) {
+                Ok(bytes) => total += bytes,
+                Err(StorageError::Io { source, .. }) if source.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        } else if meta.is_file() {
+            total += meta.len();
+        }
+    }
+    Ok(total)
+}
+
+/// Writes `bytes` to `path` through a temporary file, fsyncs it, renames it into place and
+/// fsyncs the directory: after a crash the file holds either its old or its new content.
+pub fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
+    let tmp = path.with_extension("tmp");
+    let mut file = File::create(&tmp).map_err(|e| StorageError::io("create temporary file", e))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| StorageError::io("write temporary file", e))?;
+    std::fs::rename(&tmp, path).map_err(|e| StorageError::io("rename into place", e))?;
+    if let Some(parent) = path.parent() {
+        sync_dir(parent)?;
+    }
+    Ok(())
+}
+
+/// Fsyncs a directory so that renames and creations inside it survive a crash.
+pub fn sync_dir(path: &Path) -> Result<(), StorageError> {
+    File::open(path)
+        .and_then(|dir| dir.sync_all())
+        .map_err(|e| StorageError::io("fsync directory", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_opener_is_refused_until_the_first_lets_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = open_store_dir(dir.path(), "memory").unwrap();
+        assert!(is_locked(dir.path()).unwrap());
+        let err = open_store_dir(dir.path(), "memory").unwrap_err();
+        assert!(matches!(err, StorageError::Locked { .. }), "{err}");
+        assert!(err.to_string().contains("in use by another process"));
+        drop(first);
+        assert!(!is_locked(dir.path()).unwrap());
+        open_store_dir(dir.path(), "memory").unwrap();
+    }
+
+    #[test]
+    fn wrong_engine_file_path_and_foreign_directory_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(open_store_dir(dir.path(), "redb").unwrap());
+        let err = open_store_dir(dir.path(), "sled").unwrap_err();
+        assert!(err.to_string().contains("holds a redb store"), "{err}");
+        let file = dir.path().join("plain");
+        std::fs::write(&file, b"x").unwrap();
+        let err = open_store_dir(&file, "redb").unwrap_err();
+        assert!(err.to_string().contains("is a file"), "{err}");
+        let foreign = tempfile::tempdir().unwrap();
+        std::fs::write(foreign.path().join("data.bin"), b"x").unwrap();
+        let err = open_store_dir(foreign.path(), "redb").unwrap_err();
+        assert!(err.to_string().contains("not a reclaim store"), "{err}");
+        assert_eq!(std::fs::read(foreign.path().join("data.bin")).unwrap(), b"x");
+    }
+
+    #[test]
+    fn directory_size_sums_nested_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a"), [0u8; 100]).unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("sub/b"), [0u8; 23]).unwrap();
+        assert_eq!(directory_size(dir.path()).unwrap(), 123);
+    }
+}
