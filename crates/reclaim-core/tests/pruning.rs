@@ -1,12 +1,10 @@
 //! The pruning executor on the in-memory engine: validation, evidence window, state pointers,
 //! crash safety at every write, and the compaction policy.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
+use reclaim_conformance::chain::*;
 use reclaim_core::compactor::Busy;
 use reclaim_core::fault::{CompactionFault, FaultyStore};
 use reclaim_core::pruning::CompactionDecision;

@@ -1,10 +1,8 @@
 //! Block store and state store semantics on the in-memory engine.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::*;
+use reclaim_conformance::chain::*;
 use reclaim_core::error::StoreError;
 use reclaim_core::{
     BlockStore, HeightState, KvStore, KvWrite, MemoryStore, StateStore, StateStoreOptions,

@@ -251,7 +251,7 @@ impl Compactable for RedbStore {
             compaction_reclaims_space: true,
             compaction_access: CompactionAccess::PausesAll,
             compaction_scope: CompactionScope::WholeStore,
-            max_space_factor_after_compaction: 1.5,
+            max_space_factor_after_compaction: 1.2,
         }
     }
 }

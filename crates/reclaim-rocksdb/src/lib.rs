@@ -289,7 +289,7 @@ impl Compactable for RocksStore {
             compaction_reclaims_space: true,
             compaction_access: CompactionAccess::Online,
             compaction_scope: CompactionScope::Range,
-            max_space_factor_after_compaction: 1.5,
+            max_space_factor_after_compaction: 1.2,
         }
     }
 }

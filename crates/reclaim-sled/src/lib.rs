@@ -324,7 +324,7 @@ impl Compactable for SledStore {
             compaction_reclaims_space: true,
             compaction_access: CompactionAccess::PausesWrites,
             compaction_scope: CompactionScope::WholeStore,
-            max_space_factor_after_compaction: 2.0,
+            max_space_factor_after_compaction: 1.2,
         }
     }
 }

@@ -1,5 +1,6 @@
-//! Helpers shared by the core's integration tests: a deterministic chain and its invariants.
-#![allow(dead_code)]
+//! A deterministic chain (blocks, validator-set and params changes, responses) and a checker of
+//! every invariant the block and state stores promise. Shared by the core's tests and the
+//! executor cases of the suite.
 
 use std::sync::Arc;
 
@@ -7,6 +8,7 @@ use reclaim_core::{
     Block, BlockStore, HeightState, KvStore, StateStore, StateStoreOptions, WriteOptions,
 };
 
+/// Parts in every block of the test chain.
 pub const PARTS_PER_BLOCK: usize = 3;
 
 /// Validator sets change at the first height and every 7th height.
@@ -19,6 +21,7 @@ pub fn params_change_at(first: u64, h: u64) -> bool {
     h == first || h.is_multiple_of(11)
 }
 
+/// The block at height `h`.
 pub fn block(h: u64) -> Block {
     Block {
         height: h,
@@ -33,6 +36,7 @@ pub fn block(h: u64) -> Block {
     }
 }
 
+/// The state saved at height `h` of a chain starting at `first`.
 pub fn height_state(first: u64, h: u64) -> HeightState {
     HeightState {
         height: h,
@@ -42,31 +46,37 @@ pub fn height_state(first: u64, h: u64) -> HeightState {
     }
 }
 
+/// The validator set that must load at `h`.
 pub fn expected_validators(first: u64, h: u64) -> Vec<u8> {
     let changed = (first..=h)
         .rev()
         .find(|&x| validators_change_at(first, x))
-        .unwrap();
+        .expect("test chain");
     format!("vals-{changed}").into_bytes()
 }
 
+/// The consensus params that must load at `h`.
 pub fn expected_params(first: u64, h: u64) -> Vec<u8> {
     let changed = (first..=h)
         .rev()
         .find(|&x| params_change_at(first, x))
-        .unwrap();
+        .expect("test chain");
     format!("params-{changed}").into_bytes()
 }
 
+/// A block store and a state store.
 pub struct Chain {
+    /// The block store.
     pub blocks: Arc<BlockStore>,
+    /// The state store.
     pub states: Arc<StateStore>,
 }
 
+/// Opens both stores on `db`.
 pub fn open(db: Arc<dyn KvStore>, options: StateStoreOptions) -> Chain {
     Chain {
-        blocks: Arc::new(BlockStore::open(Arc::clone(&db)).unwrap()),
-        states: Arc::new(StateStore::open(db, options).unwrap()),
+        blocks: Arc::new(BlockStore::open(Arc::clone(&db)).expect("test chain")),
+        states: Arc::new(StateStore::open(db, options).expect("test chain")),
     }
 }
 
@@ -76,11 +86,11 @@ pub fn commit(chain: &Chain, first: u64, from: u64, to: u64) {
         chain
             .blocks
             .save_block(&block(h), WriteOptions::BUFFERED)
-            .unwrap();
+            .expect("test chain");
         chain
             .states
             .save(&height_state(first, h), WriteOptions::BUFFERED)
-            .unwrap();
+            .expect("test chain");
     }
 }
 
@@ -91,32 +101,32 @@ pub fn check_invariants(chain: &Chain, first: u64) {
     for h in b.base..=b.height {
         let expected = block(h);
         assert_eq!(
-            chain.blocks.load_block_meta(h).unwrap(),
+            chain.blocks.load_block_meta(h).expect("test chain"),
             Some(expected.meta),
             "meta {h}"
         );
         assert_eq!(
-            chain.blocks.load_block_parts(h).unwrap(),
+            chain.blocks.load_block_parts(h).expect("test chain"),
             expected.parts,
             "parts {h}"
         );
         assert_eq!(
-            chain.blocks.load_block_commit(h).unwrap(),
+            chain.blocks.load_block_commit(h).expect("test chain"),
             Some(expected.commit),
             "commit {h}"
         );
         assert_eq!(
-            chain.blocks.load_seen_commit(h).unwrap(),
+            chain.blocks.load_seen_commit(h).expect("test chain"),
             Some(expected.seen_commit),
             "seen {h}"
         );
         assert_eq!(
-            chain.blocks.load_extended_commit(h).unwrap(),
+            chain.blocks.load_extended_commit(h).expect("test chain"),
             expected.extended_commit,
             "ext {h}"
         );
         assert_eq!(
-            chain.blocks.height_by_hash(&expected.hash).unwrap(),
+            chain.blocks.height_by_hash(&expected.hash).expect("test chain"),
             Some(h),
             "hash {h}"
         );
@@ -124,38 +134,38 @@ pub fn check_invariants(chain: &Chain, first: u64) {
     for h in b.evidence_base..b.base {
         let expected = block(h);
         assert_eq!(
-            chain.blocks.load_block_meta(h).unwrap(),
+            chain.blocks.load_block_meta(h).expect("test chain"),
             Some(expected.meta),
             "evidence meta {h}"
         );
         assert_eq!(
-            chain.blocks.load_block_commit(h).unwrap(),
+            chain.blocks.load_block_commit(h).expect("test chain"),
             Some(expected.commit),
             "evidence commit {h}"
         );
         assert!(
-            chain.blocks.load_block_parts(h).unwrap().is_empty(),
+            chain.blocks.load_block_parts(h).expect("test chain").is_empty(),
             "parts below base {h}"
         );
         assert_eq!(
-            chain.blocks.height_by_hash(&expected.hash).unwrap(),
+            chain.blocks.height_by_hash(&expected.hash).expect("test chain"),
             None,
             "hash below base {h}"
         );
         assert_eq!(
-            chain.blocks.load_seen_commit(h).unwrap(),
+            chain.blocks.load_seen_commit(h).expect("test chain"),
             None,
             "seen below base {h}"
         );
     }
     for h in first..b.evidence_base {
         assert_eq!(
-            chain.blocks.load_block_meta(h).unwrap(),
+            chain.blocks.load_block_meta(h).expect("test chain"),
             None,
             "meta below evidence base {h}"
         );
         assert_eq!(
-            chain.blocks.load_block_commit(h).unwrap(),
+            chain.blocks.load_block_commit(h).expect("test chain"),
             None,
             "commit below evidence base {h}"
         );
@@ -167,32 +177,32 @@ pub fn check_invariants(chain: &Chain, first: u64) {
     assert!(s.validators_base <= s.base && s.base <= s.height, "{s:?}");
     for h in s.base..=s.height {
         assert_eq!(
-            chain.states.load_consensus_params(h).unwrap(),
+            chain.states.load_consensus_params(h).expect("test chain"),
             Some(expected_params(first, h)),
             "params {h}"
         );
         assert_eq!(
-            chain.states.load_finalize_block_response(h).unwrap(),
+            chain.states.load_finalize_block_response(h).expect("test chain"),
             Some(format!("resp-{h}").into_bytes()),
             "response {h}"
         );
     }
     for h in s.validators_base..=s.height {
         assert_eq!(
-            chain.states.load_validators(h).unwrap(),
+            chain.states.load_validators(h).expect("test chain"),
             Some(expected_validators(first, h)),
             "validators {h}"
         );
     }
     for h in first..s.base {
         assert_eq!(
-            chain.states.load_finalize_block_response(h).unwrap(),
+            chain.states.load_finalize_block_response(h).expect("test chain"),
             None,
             "response below base {h}"
         );
         if h != s.params_kept {
             assert_eq!(
-                chain.states.load_consensus_params(h).unwrap(),
+                chain.states.load_consensus_params(h).expect("test chain"),
                 None,
                 "params below base {h}"
             );
@@ -201,7 +211,7 @@ pub fn check_invariants(chain: &Chain, first: u64) {
     for h in first..s.validators_base {
         if h != s.validators_kept {
             assert_eq!(
-                chain.states.load_validators(h).unwrap(),
+                chain.states.load_validators(h).expect("test chain"),
                 None,
                 "validators below base {h}"
             );

@@ -1,0 +1,478 @@
+//! Storage and compaction cases. Most compare the adapter with [`MemoryStore`], the reference,
+//! after every step: any difference fails the case with both values.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+use reclaim_core::dir::MARKER_FILE;
+use reclaim_core::kv::KeyValue;
+use reclaim_core::{
+    KeyRange, KvRead, KvReadExt, KvStore, KvWrite, MemoryStore, ScanOrder, StorageError, WriteBatch,
+    WriteOptions,
+};
+
+use crate::Harness;
+use crate::data::random_bytes;
+
+/// Every entry of `store`, in key order.
+pub fn dump(store: &dyn KvStore) -> Vec<KeyValue> {
+    store
+        .iter(KeyRange::full(), ScanOrder::Ascending)
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|e| panic!("full scan failed: {e}"))
+}
+
+fn write(store: &dyn KvStore, batch: WriteBatch) {
+    store
+        .write(batch, WriteOptions::BUFFERED)
+        .unwrap_or_else(|e| panic!("write failed: {e}"));
+}
+
+fn apply_both(store: &dyn KvStore, model: &MemoryStore, batch: WriteBatch, step: &str) {
+    write(store, batch.clone());
+    write(model, batch);
+    assert_eq!(dump(store), model.snapshot(), "adapter differs from the reference after {step}");
+}
+
+fn range(start: &[u8], end: &[u8]) -> KeyRange {
+    KeyRange::between(start.to_vec(), end.to_vec()).expect("ordered test range")
+}
+
+fn key(i: u32) -> Vec<u8> {
+    format!("key-{i:06}").into_bytes()
+}
+
+/// Point reads and writes, including an empty key, an empty value and a 1 MiB value.
+pub fn get_put_delete(h: &Harness) {
+    let store = h.open();
+    assert_eq!(store.get(b"missing").expect("get"), None);
+    let big = random_bytes(1, 1 << 20);
+    let mut batch = WriteBatch::new();
+    batch
+        .put(b"k".to_vec(), b"v1".to_vec())
+        .put(Vec::new(), b"empty key".to_vec())
+        .put(b"empty value".to_vec(), Vec::new())
+        .put(b"big".to_vec(), big.clone());
+    write(store.as_ref(), batch);
+    assert_eq!(store.get(b"k").expect("get"), Some(b"v1".to_vec()));
+    assert_eq!(store.get(b"").expect("get"), Some(b"empty key".to_vec()));
+    assert_eq!(store.get(b"empty value").expect("get"), Some(Vec::new()));
+    assert_eq!(store.get(b"big").expect("get"), Some(big));
+    let mut batch = WriteBatch::new();
+    batch.put(b"k".to_vec(), b"v2".to_vec()).delete(b"never-there".to_vec());
+    write(store.as_ref(), batch);
+    assert_eq!(store.get(b"k").expect("get"), Some(b"v2".to_vec()));
+    let mut batch = WriteBatch::new();
+    batch.delete(b"k".to_vec());
+    write(store.as_ref(), batch);
+    assert_eq!(store.get(b"k").expect("get"), None);
+    write(store.as_ref(), WriteBatch::new());
+}
+
+/// Operations of one batch apply in order: later ones win on the same key.
+pub fn batch_applies_in_order(h: &Harness) {
+    let store = h.open();
+    let model = MemoryStore::new();
+    let mut batch = WriteBatch::new();
+    batch
+        .put(b"a".to_vec(), b"1".to_vec())
+        .delete(b"a".to_vec())
+        .put(b"a".to_vec(), b"2".to_vec())
+        .put(b"b1".to_vec(), b"x".to_vec())
+        .put(b"b2".to_vec(), b"x".to_vec())
+        .delete_range(range(b"b", b"c"))
+        .put(b"b3".to_vec(), b"kept".to_vec())
+        .put(b"z".to_vec(), b"z".to_vec())
+        .delete_range(KeyRange::from(b"y".to_vec()));
+    apply_both(store.as_ref(), &model, batch, "a mixed batch");
+    assert_eq!(store.get(b"a").expect("get"), Some(b"2".to_vec()));
+    assert_eq!(store.get(b"b3").expect("get"), Some(b"kept".to_vec()));
+    assert_eq!(store.get(b"z").expect("get"), None);
+}
+
+/// A reader never sees half of a batch.
+pub fn batch_is_atomic_to_readers(h: &Harness) {
+    let store = h.open();
+    let done = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let writer = Arc::clone(&store);
+        let done = &done;
+        s.spawn(move || {
+            for i in 0u32..300 {
+                let value = i.to_be_bytes().to_vec();
+                let mut batch = WriteBatch::new();
+                batch
+                    .put(b"pair/a".to_vec(), value.clone())
+                    .put(b"pair/b".to_vec(), value.clone())
+                    .delete_range(range(b"pair/c", b"pair/d"))
+                    .put(b"pair/c1".to_vec(), value);
+                write(writer.as_ref(), batch);
+            }
+            done.store(true, Ordering::SeqCst);
+        });
+        let pair = KeyRange::prefix(b"pair/");
+        while !done.load(Ordering::SeqCst) {
+            let seen = store.scan(&pair, ScanOrder::Ascending, 10).expect("scan");
+            let values: Vec<&Vec<u8>> = seen.iter().map(|(_, v)| v).collect();
+            assert!(
+                values.is_empty() || (values.len() == 3 && values.iter().all(|v| *v == values[0])),
+                "a reader saw a torn batch: {seen:?}"
+            );
+        }
+    });
+}
+
+/// Range deletes: empty, adjacent, unbounded on either side, with keys at the very edges.
+pub fn delete_range_edges(h: &Harness) {
+    let store = h.open();
+    let model = MemoryStore::new();
+    let keys: [&[u8]; 11] = [
+        b"", b"a", b"a\x00", b"ab", b"b", b"b\x00", b"ba", b"c", b"c\xff", b"\xff", b"\xff\xff",
+    ];
+    let mut fill = WriteBatch::new();
+    for k in keys {
+        fill.put(k.to_vec(), [b"v-", k].concat());
+    }
+    apply_both(store.as_ref(), &model, fill.clone(), "filling");
+    let steps: Vec<(&str, KeyRange)> = vec![
+        ("an empty range", range(b"b", b"b")),
+        ("an empty range at the end of the key space", range(b"\xff\xff", b"\xff\xff")),
+        ("[a\\0, ab): adjacent keys", range(b"a\x00", b"ab")),
+        ("[b, b\\0): exactly one key", range(b"b", b"b\x00")),
+        ("[c, c\\xff): end is exclusive", range(b"c", b"c\xff")),
+        ("an unbounded start", KeyRange::until(b"a\x00".to_vec())),
+        ("an unbounded end", KeyRange::from(b"\xff".to_vec())),
+    ];
+    for (name, r) in steps {
+        let mut batch = WriteBatch::new();
+        batch.delete_range(r);
+        apply_both(store.as_ref(), &model, batch, name);
+    }
+    apply_both(store.as_ref(), &model, fill, "refilling");
+    let mut all = WriteBatch::new();
+    all.delete_range(KeyRange::full());
+    apply_both(store.as_ref(), &model, all, "a full-range delete");
+    assert!(dump(store.as_ref()).is_empty());
+}
+
+/// Scans respect bounds, order and limits; paged iteration sees every key once.
+pub fn ordered_scans_with_bounds_and_limits(h: &Harness) {
+    let store = h.open();
+    let model = MemoryStore::new();
+    let mut batch = WriteBatch::new();
+    for i in 0..500 {
+        batch.put(key(i * 2), random_bytes(u64::from(i), 40));
+    }
+    apply_both(store.as_ref(), &model, batch, "filling");
+    let ranges = [
+        KeyRange::full(),
+        range(&key(100), &key(200)),
+        range(&key(101), &key(199)),
+        KeyRange::from(key(990)),
+        KeyRange::until(key(3)),
+        range(&key(5000), &key(6000)),
+        range(&key(10), &key(10)),
+    ];
+    for r in &ranges {
+        for order in [ScanOrder::Ascending, ScanOrder::Descending] {
+            for limit in [0, 1, 7, 1000] {
+                assert_eq!(
+                    store.scan(r, order, limit).expect("scan"),
+                    model.scan(r, order, limit).expect("scan"),
+                    "scan {r} {order:?} limit {limit}"
+                );
+            }
+            let paged: Vec<KeyValue> = store
+                .iter(r.clone(), order)
+                .page_size(13)
+                .collect::<Result<_, StorageError>>()
+                .expect("iterate");
+            assert_eq!(paged, model.scan(r, order, usize::MAX).expect("scan"), "paged {r} {order:?}");
+        }
+    }
+}
+
+/// A synced write is there after the store is closed and opened again.
+pub fn synced_write_survives_reopen(h: &Harness) {
+    let store = h.open();
+    let mut batch = WriteBatch::new();
+    batch.put(b"durable".to_vec(), b"yes".to_vec());
+    batch.put(b"doomed".to_vec(), b"x".to_vec());
+    batch.delete_range(range(b"doomed", b"doomee"));
+    store.write(batch, WriteOptions::DURABLE).expect("synced write");
+    let store = h.reopen(store);
+    assert_eq!(store.get(b"durable").expect("get"), Some(b"yes".to_vec()));
+    assert_eq!(store.get(b"doomed").expect("get"), None);
+}
+
+/// Partial and full compactions change no live byte, in or out of range, also across reopen.
+pub fn compaction_preserves_live_data(h: &Harness) {
+    let store = h.open();
+    let model = MemoryStore::new();
+    for chunk in 0..4u32 {
+        let mut batch = WriteBatch::new();
+        for i in chunk * 500..(chunk + 1) * 500 {
+            batch.put(key(i), random_bytes(u64::from(i), 200 + (i as usize % 300)));
+        }
+        apply_both(store.as_ref(), &model, batch, "filling");
+    }
+    let mut batch = WriteBatch::new();
+    for i in (0..2000).step_by(3) {
+        batch.delete(key(i));
+    }
+    batch.delete_range(range(&key(700), &key(900)));
+    apply_both(store.as_ref(), &model, batch, "deleting");
+    let ranges = [
+        range(&key(500), &key(1500)),
+        KeyRange::until(key(300)),
+        KeyRange::from(key(1800)),
+        KeyRange::full(),
+    ];
+    for r in &ranges {
+        store
+            .compact_range(r)
+            .unwrap_or_else(|e| panic!("compact {r} failed: {e}"));
+        assert_eq!(dump(store.as_ref()), model.snapshot(), "data changed by compacting {r}");
+    }
+    let store = h.reopen(store);
+    assert_eq!(dump(store.as_ref()), model.snapshot(), "data changed by compaction + reopen");
+}
+
+/// Compacting an empty store or an empty range succeeds and leaves a working store.
+pub fn compaction_of_empty_store_and_range(h: &Harness) {
+    let store = h.open();
+    store.compact_range(&KeyRange::full()).expect("compact an empty store");
+    store
+        .compact_range(&range(b"m", b"m"))
+        .expect("compact an empty range");
+    let mut batch = WriteBatch::new();
+    batch.put(b"after".to_vec(), b"ok".to_vec());
+    write(store.as_ref(), batch);
+    store
+        .compact_range(&range(b"x", b"x"))
+        .expect("compact an empty range of a non-empty store");
+    assert_eq!(store.get(b"after").expect("get"), Some(b"ok".to_vec()));
+}
+
+/// Readers and writers keep working while compactions run; nothing is lost or torn.
+pub fn compaction_concurrent_with_reads_and_writes(h: &Harness) {
+    let store = h.open();
+    let mut batch = WriteBatch::new();
+    for i in 0..500 {
+        batch.put(key(i), random_bytes(u64::from(i), 500));
+    }
+    write(store.as_ref(), batch);
+    let stop = AtomicBool::new(false);
+    let written = std::thread::scope(|s| {
+        let writer = {
+            let store = Arc::clone(&store);
+            let stop = &stop;
+            s.spawn(move || {
+                let mut i = 0u32;
+                while !stop.load(Ordering::SeqCst) || i < 50 {
+                    let mut batch = WriteBatch::new();
+                    batch.put(format!("new-{i:06}").into_bytes(), random_bytes(u64::from(i) + 7, 300));
+                    store
+                        .write(batch, WriteOptions::BUFFERED)
+                        .unwrap_or_else(|e| panic!("write during compaction failed: {e}"));
+                    i += 1;
+                }
+                i
+            })
+        };
+        let reader = {
+            let store = Arc::clone(&store);
+            let stop = &stop;
+            s.spawn(move || {
+                let mut i = 0u32;
+                while !stop.load(Ordering::SeqCst) {
+                    let k = i % 500;
+                    let got = store
+                        .get(&key(k))
+                        .unwrap_or_else(|e| panic!("read during compaction failed: {e}"));
+                    assert_eq!(got, Some(random_bytes(u64::from(k), 500)), "torn or lost value {k}");
+                    i += 1;
+                }
+            })
+        };
+        for round in 0..4 {
+            let r = if round % 2 == 0 { KeyRange::full() } else { range(&key(100), &key(400)) };
+            store
+                .compact_range(&r)
+                .unwrap_or_else(|e| panic!("compaction failed: {e}"));
+        }
+        stop.store(true, Ordering::SeqCst);
+        reader.join().expect("reader");
+        writer.join().expect("writer")
+    });
+    for i in 0..written {
+        assert_eq!(
+            store.get(format!("new-{i:06}").as_bytes()).expect("get"),
+            Some(random_bytes(u64::from(i) + 7, 300)),
+            "write {i} made during compaction was lost"
+        );
+    }
+}
+
+/// Where the adapter declares that compaction returns space: after deleting 90% of
+/// incompressible data and compacting, bytes on disk are within the declared factor of a fresh
+/// store holding only the survivors.
+pub fn compaction_reclaims_space(h: &Harness) {
+    const VALUES: u32 = 2000;
+    const VALUE_BYTES: usize = 8 << 10;
+    let store = h.open();
+    let capabilities = store.capabilities();
+    let (_, fresh) = h.fresh();
+    for chunk in 0..VALUES / 100 {
+        let mut all = WriteBatch::new();
+        let mut survivors = WriteBatch::new();
+        for i in chunk * 100..(chunk + 1) * 100 {
+            let value = random_bytes(u64::from(i), VALUE_BYTES);
+            if i >= VALUES * 9 / 10 {
+                survivors.put(key(i), value.clone());
+            }
+            all.put(key(i), value);
+        }
+        store.write(all, WriteOptions::DURABLE).expect("fill");
+        if !survivors.is_empty() {
+            fresh.write(survivors, WriteOptions::DURABLE).expect("fill survivors");
+        }
+    }
+    let full = store.size_on_disk().expect("size");
+    for chunk in 0..9 {
+        let mut batch = WriteBatch::new();
+        batch.delete_range(range(&key(chunk * VALUES / 10), &key((chunk + 1) * VALUES / 10)));
+        store.write(batch, WriteOptions::DURABLE).expect("delete 90%");
+    }
+    let pruned = store.size_on_disk().expect("size");
+    store.compact_range(&KeyRange::full()).expect("compact");
+    fresh.compact_range(&KeyRange::full()).expect("compact fresh");
+    let compacted = store.size_on_disk().expect("size");
+    let limit = fresh.size_on_disk().expect("size").max(1);
+    let ratio = compacted as f64 / limit as f64;
+    println!(
+        "conformance-figure: engine={} full={full} after_delete={pruned} after_compaction={compacted} \
+         fresh_survivors={limit} ratio={ratio:.3} declared_max={}",
+        capabilities.engine, capabilities.max_space_factor_after_compaction
+    );
+    if capabilities.compaction_reclaims_space {
+        assert!(
+            ratio <= capabilities.max_space_factor_after_compaction,
+            "{}: {compacted} bytes after compaction is {ratio:.2}x the {limit} bytes of a fresh store \
+             with the survivors; declared at most {}x",
+            capabilities.engine,
+            capabilities.max_space_factor_after_compaction
+        );
+    }
+    for i in VALUES * 9 / 10..VALUES {
+        assert_eq!(store.get(&key(i)).expect("get"), Some(random_bytes(u64::from(i), VALUE_BYTES)));
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Put(u8, u8),
+    Delete(u8),
+    DeleteRange(u8, u8),
+    Compact(u8, u8),
+    Reopen,
+}
+
+fn op_strategy() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (any::<u8>(), any::<u8>()).prop_map(|(k, v)| Op::Put(k % 64, v)),
+        2 => any::<u8>().prop_map(|k| Op::Delete(k % 64)),
+        2 => (any::<u8>(), any::<u8>()).prop_map(|(a, b)| Op::DeleteRange((a % 70).min(b % 70), (a % 70).max(b % 70))),
+        1 => (any::<u8>(), any::<u8>()).prop_map(|(a, b)| Op::Compact((a % 70).min(b % 70), (a % 70).max(b % 70))),
+        1 => Just(Op::Reopen),
+    ]
+}
+
+fn prop_key(k: u8) -> Vec<u8> {
+    vec![b'p', k]
+}
+
+/// Random sequences of writes, deletes, range deletes, compactions and reopens, applied to the
+/// adapter and to the reference side by side: they never differ.
+pub fn random_operations_match_the_reference(h: &Harness) {
+    let mut runner = TestRunner::new(Config {
+        cases: 16,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let result = runner.run(&proptest::collection::vec(op_strategy(), 1..40), |ops| {
+        let (path, mut store) = h.fresh();
+        let model = MemoryStore::new();
+        for op in &ops {
+            let mut batch = WriteBatch::new();
+            match *op {
+                Op::Put(k, v) => {
+                    batch.put(prop_key(k), vec![v; 1 + usize::from(v % 5)]);
+                }
+                Op::Delete(k) => {
+                    batch.delete(prop_key(k));
+                }
+                Op::DeleteRange(a, b) => {
+                    batch.delete_range(range(&prop_key(a), &prop_key(b)));
+                }
+                Op::Compact(a, b) => {
+                    store
+                        .compact_range(&range(&prop_key(a), &prop_key(b)))
+                        .map_err(|e| TestCaseError::fail(format!("compact: {e}")))?;
+                }
+                Op::Reopen => store = h.reopen_at(&path, store),
+            }
+            if !batch.is_empty() {
+                store
+                    .write(batch.clone(), WriteOptions::BUFFERED)
+                    .map_err(|e| TestCaseError::fail(format!("write: {e}")))?;
+                model.write(batch, WriteOptions::BUFFERED).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            }
+            prop_assert_eq!(dump(store.as_ref()), model.snapshot(), "after {:?}", op);
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("adapter differs from the reference: {e}");
+    }
+}
+
+/// A path that is a file, a directory of another engine, or one with unrelated files: a clear
+/// error, and nothing in it changed.
+pub fn bad_paths_are_refused(h: &Harness) {
+    let file = h.scratch().join("a-file");
+    std::fs::write(&file, b"not a store").expect("write file");
+    let err = h.try_open_at(&file).err().expect("a file path must be refused");
+    assert!(!err.to_string().is_empty());
+    assert_eq!(std::fs::read(&file).expect("read"), b"not a store", "the file was changed");
+
+    let other = h.scratch().join("other-engine");
+    std::fs::create_dir(&other).expect("mkdir");
+    std::fs::write(other.join(MARKER_FILE), b"some-other-engine").expect("marker");
+    let err = h.try_open_at(&other).err().expect("another engine's store must be refused");
+    assert!(err.to_string().contains("some-other-engine"), "{err}");
+
+    let foreign = h.scratch().join("foreign");
+    std::fs::create_dir(&foreign).expect("mkdir");
+    std::fs::write(foreign.join("precious.dat"), b"keep me").expect("write");
+    assert!(h.try_open_at(&foreign).is_err(), "a foreign directory must be refused");
+    assert_eq!(std::fs::read(foreign.join("precious.dat")).expect("read"), b"keep me");
+}
+
+/// A store that is open cannot be opened a second time; the first handle keeps working.
+pub fn a_held_store_is_refused(h: &Harness) {
+    let store = h.open();
+    let mut batch = WriteBatch::new();
+    batch.put(b"k".to_vec(), b"v".to_vec());
+    store.write(batch, WriteOptions::DURABLE).expect("write");
+    match h.try_open_at(&h.store_dir()) {
+        Err(StorageError::Locked { .. }) => {}
+        Err(other) => panic!("expected a Locked error, got: {other}"),
+        Ok(_) => panic!("a held store was opened twice"),
+    }
+    assert_eq!(store.get(b"k").expect("get"), Some(b"v".to_vec()));
+    let store = h.reopen(store);
+    assert_eq!(store.get(b"k").expect("get"), Some(b"v".to_vec()));
+}

@@ -1,0 +1,199 @@
+//! Cases that run the core's stores, pruning executor and compactor on top of the adapter.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reclaim_core::fault::{CompactionFault, FaultyStore};
+use reclaim_core::pruning::CompactionDecision;
+use reclaim_core::{
+    Block, CompactionTask, Compactable, Compactor, KvStore, MemoryStore, PruningExecutor,
+    PruningOptions, StateStoreOptions, WriteOptions,
+};
+
+use crate::Harness;
+use crate::cases::dump;
+use crate::chain::{Chain, check_invariants, commit, height_state, open};
+use crate::data::random_bytes;
+
+fn options(evidence: u64, batch: u64) -> PruningOptions {
+    PruningOptions {
+        evidence_max_age_heights: evidence,
+        batch_heights: batch,
+        ..PruningOptions::default()
+    }
+}
+
+fn executor(chain: &Chain, options: PruningOptions) -> PruningExecutor {
+    PruningExecutor::new(Arc::clone(&chain.blocks), Arc::clone(&chain.states), options)
+}
+
+/// Pruning with synchronous compaction keeps the evidence window and every lookup at or above
+/// the retain height, state pointers included, also after reopening.
+pub fn executor_prunes_without_compactor(h: &Harness) {
+    let store = h.open();
+    {
+        let chain = open(Arc::clone(&store), StateStoreOptions::default());
+        commit(&chain, 1, 1, 120);
+        let opts = PruningOptions { compact: true, compaction_interval: 1, ..options(20, 16) };
+        let exec = executor(&chain, opts);
+        let outcome = exec.prune_blocks(80).expect("prune");
+        assert_eq!(outcome.heights_pruned(), 79);
+        assert_eq!(outcome.compaction, CompactionDecision::RanSynchronously { succeeded: true });
+        assert_eq!(chain.blocks.state().evidence_base, 80.min(120 - 20));
+        check_invariants(&chain, 1);
+        assert_eq!(chain.states.load_validators(80).expect("load"), Some(b"vals-77".to_vec()));
+        assert_eq!(chain.states.load_consensus_params(80).expect("load"), Some(b"params-77".to_vec()));
+    }
+    let store = h.reopen(store);
+    let chain = open(store, StateStoreOptions::default());
+    assert_eq!(chain.blocks.base(), 80);
+    check_invariants(&chain, 1);
+}
+
+/// With this adapter underneath, the compactor never runs two compactions at once, whoever
+/// enqueues.
+pub fn executor_single_flight_holds(h: &Harness) {
+    let store = h.open();
+    let faulty = Arc::new(FaultyStore::new(Arc::clone(&store)));
+    faulty.set_compaction_fault(CompactionFault::Delay(Duration::from_millis(5)));
+    let chain = open(Arc::clone(&faulty) as Arc<dyn KvStore>, StateStoreOptions::default());
+    commit(&chain, 1, 1, 200);
+    let compactor = Arc::new(Compactor::new().expect("compactor"));
+    let opts = PruningOptions { compact: true, compaction_interval: 1, ..options(0, 10) };
+    let exec = executor(&chain, opts).with_compactor(Arc::clone(&compactor));
+    std::thread::scope(|s| {
+        for _ in 0..3 {
+            let compactor = &compactor;
+            let faulty = &faulty;
+            s.spawn(move || {
+                for _ in 0..100 {
+                    let task = CompactionTask::new("contender")
+                        .with_target("store", Arc::clone(faulty) as Arc<dyn Compactable>);
+                    compactor.try_enqueue(task);
+                    std::thread::sleep(Duration::from_micros(500));
+                }
+            });
+        }
+        for retain in (10..=190).step_by(10) {
+            exec.prune_blocks(retain).expect("prune");
+        }
+    });
+    assert!(compactor.wait_idle(Duration::from_secs(60)), "compactor never went idle");
+    assert_eq!(faulty.max_concurrent_compactions(), 1, "two compactions overlapped");
+    assert!(compactor.stats().succeeded >= 1);
+    check_invariants(&chain, 1);
+}
+
+/// A crash before any of several pruning writes loses nothing; after reopening the real store,
+/// one more prune leaves exactly what an uninterrupted prune leaves.
+pub fn executor_resumes_after_crash(h: &Harness) {
+    let opts = options(15, 8);
+    let expected = {
+        let reference = MemoryStore::new();
+        let chain = open(Arc::new(reference.clone()), StateStoreOptions::default());
+        commit(&chain, 1, 1, 80);
+        executor(&chain, opts).prune_blocks(60).expect("reference prune");
+        reference.snapshot()
+    };
+    for crash_after in [0, 1, 2, 4, 7, 9, 12] {
+        let path = h.scratch().join(format!("crash-{crash_after}"));
+        let store = h.open_at(&path);
+        {
+            let faulty = Arc::new(FaultyStore::new(Arc::clone(&store)));
+            let chain = open(Arc::clone(&faulty) as Arc<dyn KvStore>, StateStoreOptions::default());
+            commit(&chain, 1, 1, 80);
+            faulty.crash_after_writes(crash_after);
+            assert!(
+                executor(&chain, opts).prune_blocks(60).is_err(),
+                "the injected crash after {crash_after} writes did not stop the prune"
+            );
+        }
+        let store = h.reopen_at(&path, store);
+        {
+            let chain = open(Arc::clone(&store), StateStoreOptions::default());
+            check_invariants(&chain, 1);
+            executor(&chain, opts).prune_blocks(60).expect("resumed prune");
+            check_invariants(&chain, 1);
+        }
+        assert!(
+            dump(store.as_ref()) == expected,
+            "after a crash after {crash_after} writes and a resumed prune, the store differs from an uninterrupted prune"
+        );
+    }
+}
+
+/// Pruning to the same height again changes nothing.
+pub fn executor_repeated_prune_is_idempotent(h: &Harness) {
+    let store = h.open();
+    let chain = open(Arc::clone(&store), StateStoreOptions::default());
+    commit(&chain, 1, 1, 60);
+    let exec = executor(&chain, options(10, 7));
+    exec.prune_blocks(45).expect("prune");
+    let before = dump(store.as_ref());
+    for _ in 0..3 {
+        assert_eq!(exec.prune_blocks(45).expect("prune").heights_pruned(), 0);
+        assert_eq!(exec.prune_blocks(30).expect("prune").heights_pruned(), 0);
+    }
+    assert!(dump(store.as_ref()) == before, "a repeated prune changed the store");
+    check_invariants(&chain, 1);
+}
+
+const HEAVY_PARTS: usize = 4;
+const HEAVY_PART_BYTES: usize = 8 << 10;
+
+fn commit_heavy(chain: &Chain, first: u64, from: u64, to: u64) {
+    for h in from..=to {
+        let block = Block {
+            height: h,
+            hash: format!("hash-{h}").into_bytes(),
+            meta: random_bytes(h, 300),
+            parts: (0..HEAVY_PARTS as u64)
+                .map(|i| random_bytes(h * 1000 + i, HEAVY_PART_BYTES))
+                .collect(),
+            commit: random_bytes(h + 1 << 40, 500),
+            seen_commit: random_bytes(h + 2 << 40, 500),
+            extended_commit: None,
+        };
+        chain.blocks.save_block(&block, WriteOptions::BUFFERED).expect("save block");
+        chain.states.save(&height_state(first, h), WriteOptions::BUFFERED).expect("save state");
+    }
+}
+
+/// A chain of incompressible blocks pruned by 90% and compacted in the background ends within
+/// the declared factor of a fresh store holding only the retained heights.
+pub fn executor_pruned_chain_compacts_to_retained_size(h: &Harness) {
+    let store = h.open();
+    let capabilities = store.capabilities();
+    let chain = open(Arc::clone(&store), StateStoreOptions::default());
+    commit_heavy(&chain, 1, 1, 400);
+    let full = store.size_on_disk().expect("size");
+    let compactor = Arc::new(Compactor::new().expect("compactor"));
+    let opts = PruningOptions { compact: true, compaction_interval: 1, ..options(0, 100) };
+    let exec = executor(&chain, opts).with_compactor(Arc::clone(&compactor));
+    let outcome = exec.prune_blocks(361).expect("prune");
+    assert_eq!(outcome.compaction, CompactionDecision::Enqueued);
+    assert!(compactor.wait_idle(Duration::from_secs(300)), "compaction did not finish");
+    assert_eq!(compactor.stats().failed, 0);
+    let compacted = store.size_on_disk().expect("size");
+    let (_, fresh_store) = h.fresh();
+    let fresh = open(Arc::clone(&fresh_store), StateStoreOptions::default());
+    commit_heavy(&fresh, 361, 361, 400);
+    fresh_store.compact_range(&reclaim_core::KeyRange::full()).expect("compact fresh");
+    let limit = fresh_store.size_on_disk().expect("size").max(1);
+    let ratio = compacted as f64 / limit as f64;
+    println!(
+        "conformance-figure: engine={} chain_full={full} pruned_90pct_compacted={compacted} \
+         fresh_retained={limit} ratio={ratio:.3} declared_max={}",
+        capabilities.engine, capabilities.max_space_factor_after_compaction
+    );
+    if capabilities.compaction_reclaims_space {
+        assert!(
+            ratio <= capabilities.max_space_factor_after_compaction,
+            "{}: {compacted} bytes after pruning 90% and compacting is {ratio:.2}x a fresh store \
+             with the retained heights ({limit} bytes); declared at most {}x",
+            capabilities.engine,
+            capabilities.max_space_factor_after_compaction
+        );
+    }
+    assert_eq!(chain.blocks.load_block_parts(361).expect("parts").len(), HEAVY_PARTS);
+}

@@ -1,0 +1,197 @@
+//! # reclaim-conformance
+//!
+//! The suite every reclaim engine adapter must pass, ours and outsiders'. Add this crate as a
+//! dev-dependency and write one line in a test file:
+//!
+//! ```ignore
+//! use std::sync::Arc;
+//! reclaim_conformance::conformance_suite!(my_engine, |dir: &std::path::Path| {
+//!     Ok(Arc::new(MyStore::open(dir)?) as Arc<dyn reclaim_core::KvStore>)
+//! });
+//! ```
+//!
+//! It expands into a module `my_engine` with one `#[test]` per case. The factory opens the
+//! store kept in `dir` (creating it if needed); the suite "reopens" a store by dropping every
+//! handle to it and calling the factory again on the same directory. An engine without files
+//! uses the `in_memory` form, which leaves out the cases about directories on disk:
+//! `conformance_suite!(memory, factory, in_memory);`.
+//!
+//! Each case panics with a message saying what broke; [`run_case`] turns that into a result
+//! for tooling. Cases that measure (space after compaction) print a `conformance-figure:` line.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use reclaim_core::{KvStore, StorageError};
+
+pub mod cases;
+pub mod chain;
+pub mod data;
+pub mod executor;
+pub mod memory;
+
+/// Opens the store kept in a directory (creating it if needed).
+pub type OpenFn = dyn Fn(&Path) -> Result<Arc<dyn KvStore>, StorageError> + Send + Sync;
+
+/// What a case needs: a scratch directory and the adapter's factory.
+pub struct Harness {
+    open: Arc<OpenFn>,
+    dir: tempfile::TempDir,
+    fresh_stores: AtomicU64,
+}
+
+impl Harness {
+    /// A harness around `open`, with a new temporary directory.
+    pub fn new(
+        open: impl Fn(&Path) -> Result<Arc<dyn KvStore>, StorageError> + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            open: Arc::new(open),
+            dir: tempfile::tempdir().expect("create a temporary directory"),
+            fresh_stores: AtomicU64::new(0),
+        }
+    }
+
+    /// The directory of the main store of this case.
+    pub fn store_dir(&self) -> PathBuf {
+        self.dir.path().join("store")
+    }
+
+    /// The scratch directory all stores of this case live in.
+    pub fn scratch(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Opens the main store.
+    pub fn open(&self) -> Arc<dyn KvStore> {
+        self.open_at(&self.store_dir())
+    }
+
+    /// Opens the store in `path`, panicking with the adapter's error if it fails.
+    pub fn open_at(&self, path: &Path) -> Arc<dyn KvStore> {
+        self.try_open_at(path)
+            .unwrap_or_else(|e| panic!("opening {} failed: {e}", path.display()))
+    }
+
+    /// Opens the store in `path`.
+    pub fn try_open_at(&self, path: &Path) -> Result<Arc<dyn KvStore>, StorageError> {
+        (self.open)(path)
+    }
+
+    /// Opens a new, empty store in its own directory.
+    pub fn fresh(&self) -> (PathBuf, Arc<dyn KvStore>) {
+        let n = self.fresh_stores.fetch_add(1, Ordering::Relaxed);
+        let path = self.dir.path().join(format!("fresh-{n}"));
+        let store = self.open_at(&path);
+        (path, store)
+    }
+
+    /// Drops `store` (which must be the last handle) and opens the same directory again.
+    pub fn reopen_at(&self, path: &Path, store: Arc<dyn KvStore>) -> Arc<dyn KvStore> {
+        assert_eq!(
+            Arc::strong_count(&store),
+            1,
+            "the case still holds another handle to the store it reopens"
+        );
+        drop(store);
+        self.open_at(path)
+    }
+
+    /// Drops the main store (the last handle) and opens it again.
+    pub fn reopen(&self, store: Arc<dyn KvStore>) -> Arc<dyn KvStore> {
+        self.reopen_at(&self.store_dir(), store)
+    }
+}
+
+/// A case: a named function that panics when the adapter breaks the contract.
+pub type Case = (&'static str, fn(&Harness));
+
+/// Cases every adapter runs.
+pub const CASES: &[Case] = &[
+    ("get_put_delete", cases::get_put_delete),
+    ("batch_applies_in_order", cases::batch_applies_in_order),
+    ("batch_is_atomic_to_readers", cases::batch_is_atomic_to_readers),
+    ("delete_range_edges", cases::delete_range_edges),
+    ("ordered_scans_with_bounds_and_limits", cases::ordered_scans_with_bounds_and_limits),
+    ("synced_write_survives_reopen", cases::synced_write_survives_reopen),
+    ("compaction_preserves_live_data", cases::compaction_preserves_live_data),
+    ("compaction_of_empty_store_and_range", cases::compaction_of_empty_store_and_range),
+    ("compaction_concurrent_with_reads_and_writes", cases::compaction_concurrent_with_reads_and_writes),
+    ("compaction_reclaims_space", cases::compaction_reclaims_space),
+    ("random_operations_match_the_reference", cases::random_operations_match_the_reference),
+    ("executor_prunes_without_compactor", executor::executor_prunes_without_compactor),
+    ("executor_single_flight_holds", executor::executor_single_flight_holds),
+    ("executor_resumes_after_crash", executor::executor_resumes_after_crash),
+    ("executor_repeated_prune_is_idempotent", executor::executor_repeated_prune_is_idempotent),
+    ("executor_pruned_chain_compacts_to_retained_size", executor::executor_pruned_chain_compacts_to_retained_size),
+];
+
+/// Cases only adapters that keep files run.
+pub const DISK_CASES: &[Case] = &[
+    ("bad_paths_are_refused", cases::bad_paths_are_refused),
+    ("a_held_store_is_refused", cases::a_held_store_is_refused),
+];
+
+/// Runs one case and returns its panic message as an error.
+pub fn run_case(case: fn(&Harness), harness: &Harness) -> Result<(), String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| case(harness))).map_err(|payload| {
+        payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+            .unwrap_or_else(|| "panic".to_owned())
+    })
+}
+
+/// Expands into a module named `$name` with one `#[test]` per conformance case, run against
+/// the adapter opened by `$open` (an expression of type
+/// `Fn(&Path) -> Result<Arc<dyn KvStore>, StorageError>`). Add `, in_memory` for an adapter
+/// without files.
+#[macro_export]
+macro_rules! conformance_suite {
+    ($name:ident, $open:expr) => {
+        $crate::conformance_suite!(@module $name, $open, [
+            get_put_delete, batch_applies_in_order, batch_is_atomic_to_readers,
+            delete_range_edges, ordered_scans_with_bounds_and_limits, synced_write_survives_reopen,
+            compaction_preserves_live_data, compaction_of_empty_store_and_range,
+            compaction_concurrent_with_reads_and_writes, compaction_reclaims_space,
+            random_operations_match_the_reference, bad_paths_are_refused, a_held_store_is_refused
+        ], [
+            executor_prunes_without_compactor, executor_single_flight_holds,
+            executor_resumes_after_crash, executor_repeated_prune_is_idempotent,
+            executor_pruned_chain_compacts_to_retained_size
+        ]);
+    };
+    ($name:ident, $open:expr, in_memory) => {
+        $crate::conformance_suite!(@module $name, $open, [
+            get_put_delete, batch_applies_in_order, batch_is_atomic_to_readers,
+            delete_range_edges, ordered_scans_with_bounds_and_limits, synced_write_survives_reopen,
+            compaction_preserves_live_data, compaction_of_empty_store_and_range,
+            compaction_concurrent_with_reads_and_writes, compaction_reclaims_space,
+            random_operations_match_the_reference
+        ], [
+            executor_prunes_without_compactor, executor_single_flight_holds,
+            executor_resumes_after_crash, executor_repeated_prune_is_idempotent,
+            executor_pruned_chain_compacts_to_retained_size
+        ]);
+    };
+    (@module $name:ident, $open:expr, [$($case:ident),* $(,)?], [$($exec:ident),* $(,)?]) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[test]
+                fn $case() {
+                    $crate::cases::$case(&$crate::Harness::new($open));
+                }
+            )*
+            $(
+                #[test]
+                fn $exec() {
+                    $crate::executor::$exec(&$crate::Harness::new($open));
+                }
+            )*
+        }
+    };
+}
