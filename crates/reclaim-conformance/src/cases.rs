@@ -9,8 +9,8 @@ use proptest::test_runner::{Config, TestRunner};
 use reclaim_core::dir::MARKER_FILE;
 use reclaim_core::kv::KeyValue;
 use reclaim_core::{
-    KeyRange, KvRead, KvReadExt, KvStore, KvWrite, MemoryStore, ScanOrder, StorageError, WriteBatch,
-    WriteOptions,
+    KeyRange, KvRead, KvReadExt, KvStore, KvWrite, MemoryStore, ScanOrder, StorageError,
+    WriteBatch, WriteOptions,
 };
 
 use crate::Harness;
@@ -33,7 +33,11 @@ fn write(store: &dyn KvStore, batch: WriteBatch) {
 fn apply_both(store: &dyn KvStore, model: &MemoryStore, batch: WriteBatch, step: &str) {
     write(store, batch.clone());
     write(model, batch);
-    assert_eq!(dump(store), model.snapshot(), "adapter differs from the reference after {step}");
+    assert_eq!(
+        dump(store),
+        model.snapshot(),
+        "adapter differs from the reference after {step}"
+    );
 }
 
 fn range(start: &[u8], end: &[u8]) -> KeyRange {
@@ -61,7 +65,9 @@ pub fn get_put_delete(h: &Harness) {
     assert_eq!(store.get(b"empty value").expect("get"), Some(Vec::new()));
     assert_eq!(store.get(b"big").expect("get"), Some(big));
     let mut batch = WriteBatch::new();
-    batch.put(b"k".to_vec(), b"v2".to_vec()).delete(b"never-there".to_vec());
+    batch
+        .put(b"k".to_vec(), b"v2".to_vec())
+        .delete(b"never-there".to_vec());
     write(store.as_ref(), batch);
     assert_eq!(store.get(b"k").expect("get"), Some(b"v2".to_vec()));
     let mut batch = WriteBatch::new();
@@ -82,6 +88,7 @@ pub fn batch_applies_in_order(h: &Harness) {
         .put(b"a".to_vec(), b"2".to_vec())
         .put(b"b1".to_vec(), b"x".to_vec())
         .put(b"b2".to_vec(), b"x".to_vec())
+        .put(b"c".to_vec(), b"just past the range".to_vec())
         .delete_range(range(b"b", b"c"))
         .put(b"b3".to_vec(), b"kept".to_vec())
         .put(b"z".to_vec(), b"z".to_vec())
@@ -90,6 +97,10 @@ pub fn batch_applies_in_order(h: &Harness) {
     assert_eq!(store.get(b"a").expect("get"), Some(b"2".to_vec()));
     assert_eq!(store.get(b"b3").expect("get"), Some(b"kept".to_vec()));
     assert_eq!(store.get(b"z").expect("get"), None);
+    assert_eq!(
+        store.get(b"c").expect("get"),
+        Some(b"just past the range".to_vec())
+    );
 }
 
 /// A reader never sees half of a batch.
@@ -129,7 +140,17 @@ pub fn delete_range_edges(h: &Harness) {
     let store = h.open();
     let model = MemoryStore::new();
     let keys: [&[u8]; 11] = [
-        b"", b"a", b"a\x00", b"ab", b"b", b"b\x00", b"ba", b"c", b"c\xff", b"\xff", b"\xff\xff",
+        b"",
+        b"a",
+        b"a\x00",
+        b"ab",
+        b"b",
+        b"b\x00",
+        b"ba",
+        b"c",
+        b"c\xff",
+        b"\xff",
+        b"\xff\xff",
     ];
     let mut fill = WriteBatch::new();
     for k in keys {
@@ -138,7 +159,10 @@ pub fn delete_range_edges(h: &Harness) {
     apply_both(store.as_ref(), &model, fill.clone(), "filling");
     let steps: Vec<(&str, KeyRange)> = vec![
         ("an empty range", range(b"b", b"b")),
-        ("an empty range at the end of the key space", range(b"\xff\xff", b"\xff\xff")),
+        (
+            "an empty range at the end of the key space",
+            range(b"\xff\xff", b"\xff\xff"),
+        ),
         ("[a\\0, ab): adjacent keys", range(b"a\x00", b"ab")),
         ("[b, b\\0): exactly one key", range(b"b", b"b\x00")),
         ("[c, c\\xff): end is exclusive", range(b"c", b"c\xff")),
@@ -189,7 +213,11 @@ pub fn ordered_scans_with_bounds_and_limits(h: &Harness) {
                 .page_size(13)
                 .collect::<Result<_, StorageError>>()
                 .expect("iterate");
-            assert_eq!(paged, model.scan(r, order, usize::MAX).expect("scan"), "paged {r} {order:?}");
+            assert_eq!(
+                paged,
+                model.scan(r, order, usize::MAX).expect("scan"),
+                "paged {r} {order:?}"
+            );
         }
     }
 }
@@ -201,7 +229,9 @@ pub fn synced_write_survives_reopen(h: &Harness) {
     batch.put(b"durable".to_vec(), b"yes".to_vec());
     batch.put(b"doomed".to_vec(), b"x".to_vec());
     batch.delete_range(range(b"doomed", b"doomee"));
-    store.write(batch, WriteOptions::DURABLE).expect("synced write");
+    store
+        .write(batch, WriteOptions::DURABLE)
+        .expect("synced write");
     let store = h.reopen(store);
     assert_eq!(store.get(b"durable").expect("get"), Some(b"yes".to_vec()));
     assert_eq!(store.get(b"doomed").expect("get"), None);
@@ -234,16 +264,26 @@ pub fn compaction_preserves_live_data(h: &Harness) {
         store
             .compact_range(r)
             .unwrap_or_else(|e| panic!("compact {r} failed: {e}"));
-        assert_eq!(dump(store.as_ref()), model.snapshot(), "data changed by compacting {r}");
+        assert_eq!(
+            dump(store.as_ref()),
+            model.snapshot(),
+            "data changed by compacting {r}"
+        );
     }
     let store = h.reopen(store);
-    assert_eq!(dump(store.as_ref()), model.snapshot(), "data changed by compaction + reopen");
+    assert_eq!(
+        dump(store.as_ref()),
+        model.snapshot(),
+        "data changed by compaction + reopen"
+    );
 }
 
 /// Compacting an empty store or an empty range succeeds and leaves a working store.
 pub fn compaction_of_empty_store_and_range(h: &Harness) {
     let store = h.open();
-    store.compact_range(&KeyRange::full()).expect("compact an empty store");
+    store
+        .compact_range(&KeyRange::full())
+        .expect("compact an empty store");
     store
         .compact_range(&range(b"m", b"m"))
         .expect("compact an empty range");
@@ -273,7 +313,10 @@ pub fn compaction_concurrent_with_reads_and_writes(h: &Harness) {
                 let mut i = 0u32;
                 while !stop.load(Ordering::SeqCst) || i < 50 {
                     let mut batch = WriteBatch::new();
-                    batch.put(format!("new-{i:06}").into_bytes(), random_bytes(u64::from(i) + 7, 300));
+                    batch.put(
+                        format!("new-{i:06}").into_bytes(),
+                        random_bytes(u64::from(i) + 7, 300),
+                    );
                     store
                         .write(batch, WriteOptions::BUFFERED)
                         .unwrap_or_else(|e| panic!("write during compaction failed: {e}"));
@@ -292,13 +335,21 @@ pub fn compaction_concurrent_with_reads_and_writes(h: &Harness) {
                     let got = store
                         .get(&key(k))
                         .unwrap_or_else(|e| panic!("read during compaction failed: {e}"));
-                    assert_eq!(got, Some(random_bytes(u64::from(k), 500)), "torn or lost value {k}");
+                    assert_eq!(
+                        got,
+                        Some(random_bytes(u64::from(k), 500)),
+                        "torn or lost value {k}"
+                    );
                     i += 1;
                 }
             })
         };
         for round in 0..4 {
-            let r = if round % 2 == 0 { KeyRange::full() } else { range(&key(100), &key(400)) };
+            let r = if round % 2 == 0 {
+                KeyRange::full()
+            } else {
+                range(&key(100), &key(400))
+            };
             store
                 .compact_range(&r)
                 .unwrap_or_else(|e| panic!("compaction failed: {e}"));
@@ -307,6 +358,13 @@ pub fn compaction_concurrent_with_reads_and_writes(h: &Harness) {
         reader.join().expect("reader");
         writer.join().expect("writer")
     });
+    for k in 0..500 {
+        assert_eq!(
+            store.get(&key(k)).expect("get"),
+            Some(random_bytes(u64::from(k), 500)),
+            "value {k} written before the compactions was lost"
+        );
+    }
     for i in 0..written {
         assert_eq!(
             store.get(format!("new-{i:06}").as_bytes()).expect("get"),
@@ -337,18 +395,27 @@ pub fn compaction_reclaims_space(h: &Harness) {
         }
         store.write(all, WriteOptions::DURABLE).expect("fill");
         if !survivors.is_empty() {
-            fresh.write(survivors, WriteOptions::DURABLE).expect("fill survivors");
+            fresh
+                .write(survivors, WriteOptions::DURABLE)
+                .expect("fill survivors");
         }
     }
     let full = store.size_on_disk().expect("size");
     for chunk in 0..9 {
         let mut batch = WriteBatch::new();
-        batch.delete_range(range(&key(chunk * VALUES / 10), &key((chunk + 1) * VALUES / 10)));
-        store.write(batch, WriteOptions::DURABLE).expect("delete 90%");
+        batch.delete_range(range(
+            &key(chunk * VALUES / 10),
+            &key((chunk + 1) * VALUES / 10),
+        ));
+        store
+            .write(batch, WriteOptions::DURABLE)
+            .expect("delete 90%");
     }
     let pruned = store.size_on_disk().expect("size");
     store.compact_range(&KeyRange::full()).expect("compact");
-    fresh.compact_range(&KeyRange::full()).expect("compact fresh");
+    fresh
+        .compact_range(&KeyRange::full())
+        .expect("compact fresh");
     let compacted = store.size_on_disk().expect("size");
     let limit = fresh.size_on_disk().expect("size").max(1);
     let ratio = compacted as f64 / limit as f64;
@@ -367,7 +434,10 @@ pub fn compaction_reclaims_space(h: &Harness) {
         );
     }
     for i in VALUES * 9 / 10..VALUES {
-        assert_eq!(store.get(&key(i)).expect("get"), Some(random_bytes(u64::from(i), VALUE_BYTES)));
+        assert_eq!(
+            store.get(&key(i)).expect("get"),
+            Some(random_bytes(u64::from(i), VALUE_BYTES))
+        );
     }
 }
 
@@ -428,7 +498,9 @@ pub fn random_operations_match_the_reference(h: &Harness) {
                 store
                     .write(batch.clone(), WriteOptions::BUFFERED)
                     .map_err(|e| TestCaseError::fail(format!("write: {e}")))?;
-                model.write(batch, WriteOptions::BUFFERED).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                model
+                    .write(batch, WriteOptions::BUFFERED)
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
             }
             prop_assert_eq!(dump(store.as_ref()), model.snapshot(), "after {:?}", op);
         }
@@ -444,21 +516,37 @@ pub fn random_operations_match_the_reference(h: &Harness) {
 pub fn bad_paths_are_refused(h: &Harness) {
     let file = h.scratch().join("a-file");
     std::fs::write(&file, b"not a store").expect("write file");
-    let err = h.try_open_at(&file).err().expect("a file path must be refused");
+    let err = h
+        .try_open_at(&file)
+        .err()
+        .expect("a file path must be refused");
     assert!(!err.to_string().is_empty());
-    assert_eq!(std::fs::read(&file).expect("read"), b"not a store", "the file was changed");
+    assert_eq!(
+        std::fs::read(&file).expect("read"),
+        b"not a store",
+        "the file was changed"
+    );
 
     let other = h.scratch().join("other-engine");
     std::fs::create_dir(&other).expect("mkdir");
     std::fs::write(other.join(MARKER_FILE), b"some-other-engine").expect("marker");
-    let err = h.try_open_at(&other).err().expect("another engine's store must be refused");
+    let err = h
+        .try_open_at(&other)
+        .err()
+        .expect("another engine's store must be refused");
     assert!(err.to_string().contains("some-other-engine"), "{err}");
 
     let foreign = h.scratch().join("foreign");
     std::fs::create_dir(&foreign).expect("mkdir");
     std::fs::write(foreign.join("precious.dat"), b"keep me").expect("write");
-    assert!(h.try_open_at(&foreign).is_err(), "a foreign directory must be refused");
-    assert_eq!(std::fs::read(foreign.join("precious.dat")).expect("read"), b"keep me");
+    assert!(
+        h.try_open_at(&foreign).is_err(),
+        "a foreign directory must be refused"
+    );
+    assert_eq!(
+        std::fs::read(foreign.join("precious.dat")).expect("read"),
+        b"keep me"
+    );
 }
 
 /// A store that is open cannot be opened a second time; the first handle keeps working.

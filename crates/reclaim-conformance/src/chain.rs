@@ -126,7 +126,10 @@ pub fn check_invariants(chain: &Chain, first: u64) {
             "ext {h}"
         );
         assert_eq!(
-            chain.blocks.height_by_hash(&expected.hash).expect("test chain"),
+            chain
+                .blocks
+                .height_by_hash(&expected.hash)
+                .expect("test chain"),
             Some(h),
             "hash {h}"
         );
@@ -144,11 +147,18 @@ pub fn check_invariants(chain: &Chain, first: u64) {
             "evidence commit {h}"
         );
         assert!(
-            chain.blocks.load_block_parts(h).expect("test chain").is_empty(),
+            chain
+                .blocks
+                .load_block_parts(h)
+                .expect("test chain")
+                .is_empty(),
             "parts below base {h}"
         );
         assert_eq!(
-            chain.blocks.height_by_hash(&expected.hash).expect("test chain"),
+            chain
+                .blocks
+                .height_by_hash(&expected.hash)
+                .expect("test chain"),
             None,
             "hash below base {h}"
         );
@@ -182,7 +192,10 @@ pub fn check_invariants(chain: &Chain, first: u64) {
             "params {h}"
         );
         assert_eq!(
-            chain.states.load_finalize_block_response(h).expect("test chain"),
+            chain
+                .states
+                .load_finalize_block_response(h)
+                .expect("test chain"),
             Some(format!("resp-{h}").into_bytes()),
             "response {h}"
         );
@@ -196,7 +209,10 @@ pub fn check_invariants(chain: &Chain, first: u64) {
     }
     for h in first..s.base {
         assert_eq!(
-            chain.states.load_finalize_block_response(h).expect("test chain"),
+            chain
+                .states
+                .load_finalize_block_response(h)
+                .expect("test chain"),
             None,
             "response below base {h}"
         );

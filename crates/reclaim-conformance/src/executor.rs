@@ -6,7 +6,7 @@ use std::time::Duration;
 use reclaim_core::fault::{CompactionFault, FaultyStore};
 use reclaim_core::pruning::CompactionDecision;
 use reclaim_core::{
-    Block, CompactionTask, Compactable, Compactor, KvStore, MemoryStore, PruningExecutor,
+    Block, Compactable, CompactionTask, Compactor, KvStore, MemoryStore, PruningExecutor,
     PruningOptions, StateStoreOptions, WriteOptions,
 };
 
@@ -24,7 +24,11 @@ fn options(evidence: u64, batch: u64) -> PruningOptions {
 }
 
 fn executor(chain: &Chain, options: PruningOptions) -> PruningExecutor {
-    PruningExecutor::new(Arc::clone(&chain.blocks), Arc::clone(&chain.states), options)
+    PruningExecutor::new(
+        Arc::clone(&chain.blocks),
+        Arc::clone(&chain.states),
+        options,
+    )
 }
 
 /// Pruning with synchronous compaction keeps the evidence window and every lookup at or above
@@ -34,15 +38,30 @@ pub fn executor_prunes_without_compactor(h: &Harness) {
     {
         let chain = open(Arc::clone(&store), StateStoreOptions::default());
         commit(&chain, 1, 1, 120);
-        let opts = PruningOptions { compact: true, compaction_interval: 1, ..options(20, 16) };
+        let opts = PruningOptions {
+            compact: true,
+            compaction_interval: 1,
+            ..options(20, 16)
+        };
         let exec = executor(&chain, opts);
         let outcome = exec.prune_blocks(80).expect("prune");
         assert_eq!(outcome.heights_pruned(), 79);
-        assert_eq!(outcome.compaction, CompactionDecision::RanSynchronously { succeeded: true });
-        assert_eq!(chain.blocks.state().evidence_base, 80.min(120 - 20));
+        assert_eq!(
+            outcome.compaction,
+            CompactionDecision::RanSynchronously { succeeded: true }
+        );
+        // The evidence window starts at 120 - 20 = 100, above the base: every pruned height is
+        // older than the window, so its meta and commit go too.
+        assert_eq!(chain.blocks.state().evidence_base, 80);
         check_invariants(&chain, 1);
-        assert_eq!(chain.states.load_validators(80).expect("load"), Some(b"vals-77".to_vec()));
-        assert_eq!(chain.states.load_consensus_params(80).expect("load"), Some(b"params-77".to_vec()));
+        assert_eq!(
+            chain.states.load_validators(80).expect("load"),
+            Some(b"vals-77".to_vec())
+        );
+        assert_eq!(
+            chain.states.load_consensus_params(80).expect("load"),
+            Some(b"params-77".to_vec())
+        );
     }
     let store = h.reopen(store);
     let chain = open(store, StateStoreOptions::default());
@@ -56,10 +75,17 @@ pub fn executor_single_flight_holds(h: &Harness) {
     let store = h.open();
     let faulty = Arc::new(FaultyStore::new(Arc::clone(&store)));
     faulty.set_compaction_fault(CompactionFault::Delay(Duration::from_millis(5)));
-    let chain = open(Arc::clone(&faulty) as Arc<dyn KvStore>, StateStoreOptions::default());
+    let chain = open(
+        Arc::clone(&faulty) as Arc<dyn KvStore>,
+        StateStoreOptions::default(),
+    );
     commit(&chain, 1, 1, 200);
     let compactor = Arc::new(Compactor::new().expect("compactor"));
-    let opts = PruningOptions { compact: true, compaction_interval: 1, ..options(0, 10) };
+    let opts = PruningOptions {
+        compact: true,
+        compaction_interval: 1,
+        ..options(0, 10)
+    };
     let exec = executor(&chain, opts).with_compactor(Arc::clone(&compactor));
     std::thread::scope(|s| {
         for _ in 0..3 {
@@ -78,8 +104,15 @@ pub fn executor_single_flight_holds(h: &Harness) {
             exec.prune_blocks(retain).expect("prune");
         }
     });
-    assert!(compactor.wait_idle(Duration::from_secs(60)), "compactor never went idle");
-    assert_eq!(faulty.max_concurrent_compactions(), 1, "two compactions overlapped");
+    assert!(
+        compactor.wait_idle(Duration::from_secs(60)),
+        "compactor never went idle"
+    );
+    assert_eq!(
+        faulty.max_concurrent_compactions(),
+        1,
+        "two compactions overlapped"
+    );
     assert!(compactor.stats().succeeded >= 1);
     check_invariants(&chain, 1);
 }
@@ -92,7 +125,9 @@ pub fn executor_resumes_after_crash(h: &Harness) {
         let reference = MemoryStore::new();
         let chain = open(Arc::new(reference.clone()), StateStoreOptions::default());
         commit(&chain, 1, 1, 80);
-        executor(&chain, opts).prune_blocks(60).expect("reference prune");
+        executor(&chain, opts)
+            .prune_blocks(60)
+            .expect("reference prune");
         reference.snapshot()
     };
     for crash_after in [0, 1, 2, 4, 7, 9, 12] {
@@ -100,7 +135,10 @@ pub fn executor_resumes_after_crash(h: &Harness) {
         let store = h.open_at(&path);
         {
             let faulty = Arc::new(FaultyStore::new(Arc::clone(&store)));
-            let chain = open(Arc::clone(&faulty) as Arc<dyn KvStore>, StateStoreOptions::default());
+            let chain = open(
+                Arc::clone(&faulty) as Arc<dyn KvStore>,
+                StateStoreOptions::default(),
+            );
             commit(&chain, 1, 1, 80);
             faulty.crash_after_writes(crash_after);
             assert!(
@@ -112,7 +150,9 @@ pub fn executor_resumes_after_crash(h: &Harness) {
         {
             let chain = open(Arc::clone(&store), StateStoreOptions::default());
             check_invariants(&chain, 1);
-            executor(&chain, opts).prune_blocks(60).expect("resumed prune");
+            executor(&chain, opts)
+                .prune_blocks(60)
+                .expect("resumed prune");
             check_invariants(&chain, 1);
         }
         assert!(
@@ -134,7 +174,10 @@ pub fn executor_repeated_prune_is_idempotent(h: &Harness) {
         assert_eq!(exec.prune_blocks(45).expect("prune").heights_pruned(), 0);
         assert_eq!(exec.prune_blocks(30).expect("prune").heights_pruned(), 0);
     }
-    assert!(dump(store.as_ref()) == before, "a repeated prune changed the store");
+    assert!(
+        dump(store.as_ref()) == before,
+        "a repeated prune changed the store"
+    );
     check_invariants(&chain, 1);
 }
 
@@ -150,12 +193,18 @@ fn commit_heavy(chain: &Chain, first: u64, from: u64, to: u64) {
             parts: (0..HEAVY_PARTS as u64)
                 .map(|i| random_bytes(h * 1000 + i, HEAVY_PART_BYTES))
                 .collect(),
-            commit: random_bytes(h + 1 << 40, 500),
-            seen_commit: random_bytes(h + 2 << 40, 500),
+            commit: random_bytes(h + (1 << 40), 500),
+            seen_commit: random_bytes(h + (2 << 40), 500),
             extended_commit: None,
         };
-        chain.blocks.save_block(&block, WriteOptions::BUFFERED).expect("save block");
-        chain.states.save(&height_state(first, h), WriteOptions::BUFFERED).expect("save state");
+        chain
+            .blocks
+            .save_block(&block, WriteOptions::BUFFERED)
+            .expect("save block");
+        chain
+            .states
+            .save(&height_state(first, h), WriteOptions::BUFFERED)
+            .expect("save state");
     }
 }
 
@@ -168,17 +217,26 @@ pub fn executor_pruned_chain_compacts_to_retained_size(h: &Harness) {
     commit_heavy(&chain, 1, 1, 400);
     let full = store.size_on_disk().expect("size");
     let compactor = Arc::new(Compactor::new().expect("compactor"));
-    let opts = PruningOptions { compact: true, compaction_interval: 1, ..options(0, 100) };
+    let opts = PruningOptions {
+        compact: true,
+        compaction_interval: 1,
+        ..options(0, 100)
+    };
     let exec = executor(&chain, opts).with_compactor(Arc::clone(&compactor));
     let outcome = exec.prune_blocks(361).expect("prune");
     assert_eq!(outcome.compaction, CompactionDecision::Enqueued);
-    assert!(compactor.wait_idle(Duration::from_secs(300)), "compaction did not finish");
+    assert!(
+        compactor.wait_idle(Duration::from_secs(300)),
+        "compaction did not finish"
+    );
     assert_eq!(compactor.stats().failed, 0);
     let compacted = store.size_on_disk().expect("size");
     let (_, fresh_store) = h.fresh();
     let fresh = open(Arc::clone(&fresh_store), StateStoreOptions::default());
     commit_heavy(&fresh, 361, 361, 400);
-    fresh_store.compact_range(&reclaim_core::KeyRange::full()).expect("compact fresh");
+    fresh_store
+        .compact_range(&reclaim_core::KeyRange::full())
+        .expect("compact fresh");
     let limit = fresh_store.size_on_disk().expect("size").max(1);
     let ratio = compacted as f64 / limit as f64;
     println!(
@@ -195,5 +253,8 @@ pub fn executor_pruned_chain_compacts_to_retained_size(h: &Harness) {
             capabilities.max_space_factor_after_compaction
         );
     }
-    assert_eq!(chain.blocks.load_block_parts(361).expect("parts").len(), HEAVY_PARTS);
+    assert_eq!(
+        chain.blocks.load_block_parts(361).expect("parts").len(),
+        HEAVY_PARTS
+    );
 }

@@ -111,20 +111,59 @@ pub type Case = (&'static str, fn(&Harness));
 pub const CASES: &[Case] = &[
     ("get_put_delete", cases::get_put_delete),
     ("batch_applies_in_order", cases::batch_applies_in_order),
-    ("batch_is_atomic_to_readers", cases::batch_is_atomic_to_readers),
+    (
+        "batch_is_atomic_to_readers",
+        cases::batch_is_atomic_to_readers,
+    ),
     ("delete_range_edges", cases::delete_range_edges),
-    ("ordered_scans_with_bounds_and_limits", cases::ordered_scans_with_bounds_and_limits),
-    ("synced_write_survives_reopen", cases::synced_write_survives_reopen),
-    ("compaction_preserves_live_data", cases::compaction_preserves_live_data),
-    ("compaction_of_empty_store_and_range", cases::compaction_of_empty_store_and_range),
-    ("compaction_concurrent_with_reads_and_writes", cases::compaction_concurrent_with_reads_and_writes),
-    ("compaction_reclaims_space", cases::compaction_reclaims_space),
-    ("random_operations_match_the_reference", cases::random_operations_match_the_reference),
-    ("executor_prunes_without_compactor", executor::executor_prunes_without_compactor),
-    ("executor_single_flight_holds", executor::executor_single_flight_holds),
-    ("executor_resumes_after_crash", executor::executor_resumes_after_crash),
-    ("executor_repeated_prune_is_idempotent", executor::executor_repeated_prune_is_idempotent),
-    ("executor_pruned_chain_compacts_to_retained_size", executor::executor_pruned_chain_compacts_to_retained_size),
+    (
+        "ordered_scans_with_bounds_and_limits",
+        cases::ordered_scans_with_bounds_and_limits,
+    ),
+    (
+        "synced_write_survives_reopen",
+        cases::synced_write_survives_reopen,
+    ),
+    (
+        "compaction_preserves_live_data",
+        cases::compaction_preserves_live_data,
+    ),
+    (
+        "compaction_of_empty_store_and_range",
+        cases::compaction_of_empty_store_and_range,
+    ),
+    (
+        "compaction_concurrent_with_reads_and_writes",
+        cases::compaction_concurrent_with_reads_and_writes,
+    ),
+    (
+        "compaction_reclaims_space",
+        cases::compaction_reclaims_space,
+    ),
+    (
+        "random_operations_match_the_reference",
+        cases::random_operations_match_the_reference,
+    ),
+    (
+        "executor_prunes_without_compactor",
+        executor::executor_prunes_without_compactor,
+    ),
+    (
+        "executor_single_flight_holds",
+        executor::executor_single_flight_holds,
+    ),
+    (
+        "executor_resumes_after_crash",
+        executor::executor_resumes_after_crash,
+    ),
+    (
+        "executor_repeated_prune_is_idempotent",
+        executor::executor_repeated_prune_is_idempotent,
+    ),
+    (
+        "executor_pruned_chain_compacts_to_retained_size",
+        executor::executor_pruned_chain_compacts_to_retained_size,
+    ),
 ];
 
 /// Cases only adapters that keep files run.

@@ -88,7 +88,7 @@ pub fn open_store_dir(path: &Path, engine: &'static str) -> Result<StoreDirLock,
                 .any(|entry| entry.file_name() != LOCK_FILE);
             if foreign {
                 return Err(bad(
-                    "the directory is not empty and is not a reclaim store".into(),
+                    "the directory is not empty and is not a reclaim store".into()
                 ));
             }
             write_durably(&path.join(MARKER_FILE), engine.as_bytes())?;
@@ -128,7 +128,8 @@ pub fn is_locked(path: &Path) -> Result<bool, StorageError> {
 /// and the benchmarks.
 pub fn directory_size(path: &Path) -> Result<u64, StorageError> {
     let mut total = 0;
-    let entries = std::fs::read_dir(path).map_err(|e| StorageError::io("list store directory", e))?;
+    let entries =
+        std::fs::read_dir(path).map_err(|e| StorageError::io("list store directory", e))?;
     for entry in entries {
         let entry = entry.map_err(|e| StorageError::io("list store directory", e))?;
         let meta = match entry.metadata() {
@@ -203,7 +204,10 @@ mod tests {
         std::fs::write(foreign.path().join("data.bin"), b"x").unwrap();
         let err = open_store_dir(foreign.path(), "redb").unwrap_err();
         assert!(err.to_string().contains("not a reclaim store"), "{err}");
-        assert_eq!(std::fs::read(foreign.path().join("data.bin")).unwrap(), b"x");
+        assert_eq!(
+            std::fs::read(foreign.path().join("data.bin")).unwrap(),
+            b"x"
+        );
     }
 
     #[test]

@@ -29,13 +29,13 @@ use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
 use parking_lot::RwLock;
-use redb::{Database, Durability, ReadableDatabase, TableDefinition};
 use reclaim_core::dir::{StoreDirLock, directory_size, open_store_dir};
 use reclaim_core::kv::KeyValue;
 use reclaim_core::{
     BatchOp, Capabilities, Compactable, CompactionAccess, CompactionScope, KeyRange, KvRead,
     KvWrite, ScanOrder, StorageError, WriteBatch, WriteOptions,
 };
+use redb::{Database, Durability, ReadableDatabase, TableDefinition};
 use tracing::debug;
 
 /// Engine name used in markers, logs and capabilities.
@@ -129,6 +129,12 @@ impl RedbStore {
     }
 }
 
+/// One entry as a redb range yields it.
+type RedbEntry<'a> = (
+    redb::AccessGuard<'a, &'static [u8]>,
+    redb::AccessGuard<'a, &'static [u8]>,
+);
+
 fn bounds(range: &KeyRange) -> (Bound<&[u8]>, Bound<&[u8]>) {
     (
         range.start().map_or(Bound::Unbounded, Bound::Included),
@@ -164,7 +170,7 @@ impl KvRead for RedbStore {
         let entries = table
             .range::<&[u8]>(bounds(range))
             .map_err(|e| engine_error("range", e))?;
-        let collect = |entry: Result<(redb::AccessGuard<&[u8]>, redb::AccessGuard<&[u8]>), redb::StorageError>| {
+        let collect = |entry: Result<RedbEntry<'_>, redb::StorageError>| {
             entry
                 .map(|(k, v)| (k.value().to_vec(), v.value().to_vec()))
                 .map_err(|e| engine_error("scan", e))

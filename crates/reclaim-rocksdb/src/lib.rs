@@ -33,7 +33,9 @@ use reclaim_core::{
     BatchOp, Capabilities, Compactable, CompactionAccess, CompactionScope, KeyRange, KvRead,
     KvWrite, ScanOrder, StorageError, WriteBatch, WriteOptions,
 };
-use rocksdb::{BottommostLevelCompaction, CompactOptions, DB, DBCompressionType, Options, ReadOptions};
+use rocksdb::{
+    BottommostLevelCompaction, CompactOptions, DB, DBCompressionType, Options, ReadOptions,
+};
 
 /// Engine name used in markers, logs and capabilities.
 pub const ENGINE: &str = "rocksdb";

@@ -40,9 +40,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use parking_lot::{Mutex, RwLock};
-use reclaim_core::dir::{
-    StoreDirLock, directory_size, open_store_dir, sync_dir, write_durably,
-};
+use reclaim_core::dir::{StoreDirLock, directory_size, open_store_dir, sync_dir, write_durably};
 use reclaim_core::kv::{KeyValue, expand_range_deletes};
 use reclaim_core::{
     BatchOp, Capabilities, Compactable, CompactionAccess, CompactionScope, KeyRange, KvRead,
@@ -93,22 +91,17 @@ fn generation_dir(root: &Path, number: u64) -> PathBuf {
 
 fn open_generation(root: &Path, number: u64) -> Result<sled::Db, StorageError> {
     let path = generation_dir(root, number);
-    sled::Config::new()
-        .path(&path)
-        .open()
-        .map_err(|e| match e {
-            sled::Error::Corruption { .. } | sled::Error::ReportableBug(_) => {
-                StorageError::Corrupt {
-                    engine: ENGINE,
-                    path: path.clone(),
-                    detail: e.to_string(),
-                }
-            }
-            sled::Error::Io(io) if io.kind() == std::io::ErrorKind::StorageFull => {
-                StorageError::NoSpace { operation: "open" }
-            }
-            other => engine_error("open", other),
-        })
+    sled::Config::new().path(&path).open().map_err(|e| match e {
+        sled::Error::Corruption { .. } | sled::Error::ReportableBug(_) => StorageError::Corrupt {
+            engine: ENGINE,
+            path: path.clone(),
+            detail: e.to_string(),
+        },
+        sled::Error::Io(io) if io.kind() == std::io::ErrorKind::StorageFull => {
+            StorageError::NoSpace { operation: "open" }
+        }
+        other => engine_error("open", other),
+    })
 }
 
 impl SledStore {
@@ -185,10 +178,11 @@ impl SledStore {
             sync_dir(&self.root)?;
             Ok(target)
         })();
-        if result.is_err() && dir.exists() {
-            if let Err(e) = std::fs::remove_dir_all(&dir) {
-                warn!(dir = %dir.display(), error = %e, "could not remove partial sled generation");
-            }
+        if result.is_err()
+            && dir.exists()
+            && let Err(e) = std::fs::remove_dir_all(&dir)
+        {
+            warn!(dir = %dir.display(), error = %e, "could not remove partial sled generation");
         }
         result
     }
