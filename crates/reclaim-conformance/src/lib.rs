@@ -27,6 +27,7 @@ use reclaim_core::{KvStore, StorageError};
 
 pub mod cases;
 pub mod chain;
+pub mod damage;
 pub mod data;
 pub mod executor;
 pub mod memory;

@@ -74,7 +74,16 @@ impl RedbStore {
         let path = path.as_ref().to_owned();
         let lock = open_store_dir(&path, ENGINE)?;
         let file = path.join(DB_FILE);
-        let db = Database::create(&file).map_err(|e| match redb::Error::from(e) {
+        // redb's debug builds assert on some corruptions instead of returning an error: a
+        // damaged file must still be an error here, never a panic.
+        let opened = std::panic::catch_unwind(|| Database::create(&file)).map_err(|_| {
+            StorageError::Corrupt {
+                engine: ENGINE,
+                path: file.clone(),
+                detail: "the engine panicked while reading the file".into(),
+            }
+        })?;
+        let db = opened.map_err(|e| match redb::Error::from(e) {
             redb::Error::DatabaseAlreadyOpen | redb::Error::LockProtocolMismatch => {
                 StorageError::Locked { path: path.clone() }
             }

@@ -91,7 +91,17 @@ fn generation_dir(root: &Path, number: u64) -> PathBuf {
 
 fn open_generation(root: &Path, number: u64) -> Result<sled::Db, StorageError> {
     let path = generation_dir(root, number);
-    sled::Config::new().path(&path).open().map_err(|e| match e {
+    // sled asserts on some damaged files instead of returning an error: a damaged store must
+    // still be an error here, never a panic.
+    let opened =
+        std::panic::catch_unwind(|| sled::Config::new().path(&path).open()).map_err(|_| {
+            StorageError::Corrupt {
+                engine: ENGINE,
+                path: path.clone(),
+                detail: "the engine panicked while reading its files".into(),
+            }
+        })?;
+    opened.map_err(|e| match e {
         sled::Error::Corruption { .. } | sled::Error::ReportableBug(_) => StorageError::Corrupt {
             engine: ENGINE,
             path: path.clone(),

@@ -1,0 +1,80 @@
+//! Opening damaged, held or misplaced redb stores: typed errors, never a panic.
+
+use std::sync::Arc;
+
+use reclaim_conformance::damage::{check_damaged, fill, flip_bytes, truncate};
+use reclaim_core::{KvStore, StorageError};
+use reclaim_redb::{DB_FILE, RedbStore};
+
+fn filled_store() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let store = RedbStore::open(dir.path()).unwrap();
+    fill(&store);
+    dir
+}
+
+fn open(
+    dir: &std::path::Path,
+) -> impl Fn() -> Result<Arc<dyn KvStore>, StorageError>
++ std::panic::UnwindSafe
++ std::panic::RefUnwindSafe {
+    let dir = dir.to_owned();
+    move || RedbStore::open(&dir).map(|s| Arc::new(s) as Arc<dyn KvStore>)
+}
+
+#[test]
+fn flipped_bytes_are_a_corruption_error() {
+    let dir = filled_store();
+    flip_bytes(&dir.path().join(DB_FILE), 7);
+    let err =
+        check_damaged(open(dir.path())).expect("a file with every 7th byte flipped must not open");
+    assert!(
+        matches!(
+            err,
+            StorageError::Corrupt { .. } | StorageError::Engine { .. }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_truncated_file_never_panics_or_returns_wrong_data() {
+    let dir = filled_store();
+    truncate(&dir.path().join(DB_FILE), 0.5);
+    check_damaged(open(dir.path()));
+}
+
+#[test]
+fn a_file_that_is_not_redb_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(RedbStore::open(dir.path()).unwrap());
+    std::fs::write(dir.path().join(DB_FILE), vec![0x42; 4096]).unwrap();
+    let err = RedbStore::open(dir.path()).unwrap_err();
+    assert!(err.to_string().contains("redb"), "{err}");
+}
+
+#[test]
+fn a_held_store_is_locked() {
+    let dir = filled_store();
+    let _first = RedbStore::open(dir.path()).unwrap();
+    assert!(matches!(
+        RedbStore::open(dir.path()),
+        Err(StorageError::Locked { .. })
+    ));
+}
+
+#[test]
+fn compaction_shrinks_the_file_and_reports_no_fragmentation() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = RedbStore::open(dir.path()).unwrap();
+    fill(&store);
+    let mut batch = reclaim_core::WriteBatch::new();
+    batch.delete_range(reclaim_core::KeyRange::until(b"k00270".to_vec()));
+    reclaim_core::KvWrite::write(&store, batch, reclaim_core::WriteOptions::DURABLE).unwrap();
+    let before = reclaim_core::Compactable::size_on_disk(&store).unwrap();
+    assert!(store.fragmented_bytes().unwrap() > 0);
+    reclaim_core::Compactable::compact_range(&store, &reclaim_core::KeyRange::full()).unwrap();
+    let after = reclaim_core::Compactable::size_on_disk(&store).unwrap();
+    assert!(after < before / 2, "{before} -> {after}");
+    assert!(store.fragmented_bytes().unwrap() < 64 << 10);
+}
