@@ -43,6 +43,9 @@ pub const ENGINE: &str = "redb";
 /// The database file inside the store directory.
 pub const DB_FILE: &str = "store.redb";
 
+/// Upper bound on compaction rounds in one `compact_range` call.
+const MAX_COMPACTION_ROUNDS: u32 = 4;
+
 const TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("reclaim");
 
 /// A reclaim store on redb.
@@ -240,16 +243,31 @@ impl Compactable for RedbStore {
         // Exclusive: waits for every transaction of this adapter to end, and holds new ones off.
         let mut db = self.db.write();
         // A synced empty commit first makes earlier non-durable commits durable, so that the
-        // pages they freed can be released by compaction.
-        {
+        // pages they freed can be released. A compaction round can end with the file *larger*
+        // (redb relocates pages before it truncates), and the next round then shrinks it: run
+        // rounds while the file keeps shrinking.
+        let file = self.path.join(DB_FILE);
+        let file_size = || {
+            std::fs::metadata(&file)
+                .map(|m| m.len())
+                .map_err(|e| StorageError::io("stat redb file", e))
+        };
+        let mut smallest = file_size()?;
+        let mut passes = 0u32;
+        for round in 0..MAX_COMPACTION_ROUNDS {
             let txn = db
                 .begin_write()
                 .map_err(|e| engine_error("begin_write", e))?;
             txn.commit().map_err(|e| engine_error("commit", e))?;
-        }
-        let mut passes = 0u32;
-        while db.compact().map_err(|e| engine_error("compact", e))? {
-            passes += 1;
+            while db.compact().map_err(|e| engine_error("compact", e))? {
+                passes += 1;
+            }
+            let size = file_size()?;
+            debug!(round, size, "redb compaction round");
+            if size >= smallest && round > 0 {
+                break;
+            }
+            smallest = smallest.min(size);
         }
         debug!(passes, "redb compaction finished");
         Ok(())

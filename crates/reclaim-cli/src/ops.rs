@@ -1,0 +1,371 @@
+//! The operator commands: `inspect`, `prune` and `compact` on an existing store directory.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use reclaim::{
+    BlockStore, KeyRange, KvReadExt, KvStore, PruningExecutor, PruningOptions, ScanOrder,
+    StateStore, StateStoreOptions, StorageConfig,
+};
+use serde::Serialize;
+
+use crate::backend::{Backend, open_existing};
+use crate::simulate::human_bytes;
+
+/// Options of `reclaim inspect`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct InspectArgs {
+    /// Store directory.
+    pub dir: PathBuf,
+    /// Refuse the store unless it is of this engine.
+    #[arg(long, value_enum)]
+    pub backend: Option<Backend>,
+}
+
+/// Options of `reclaim prune`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PruneArgs {
+    /// Store directory.
+    pub dir: PathBuf,
+    /// Keep this height and everything above it.
+    #[arg(long)]
+    pub retain_height: u64,
+    /// Heights kept with their meta, commit and validator set below the tip (the evidence
+    /// window).
+    #[arg(long, default_value_t = reclaim::pruning::DEFAULT_EVIDENCE_MAX_AGE_HEIGHTS)]
+    pub evidence_max_age: u64,
+    /// Say what would be removed, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Refuse the store unless it is of this engine.
+    #[arg(long, value_enum)]
+    pub backend: Option<Backend>,
+}
+
+/// Options of `reclaim compact`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CompactArgs {
+    /// Store directory.
+    pub dir: PathBuf,
+    /// First key to compact (text, or hex with a `0x` prefix); default: the first key.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Key to stop before (text, or hex with a `0x` prefix); default: past the last key.
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Refuse the store unless it is of this engine.
+    #[arg(long, value_enum)]
+    pub backend: Option<Backend>,
+}
+
+#[derive(Serialize)]
+struct Family {
+    family: &'static str,
+    keys: u64,
+    bytes: u64,
+}
+
+#[derive(Serialize)]
+struct Inspection {
+    dir: PathBuf,
+    backend: Backend,
+    block_base: u64,
+    block_height: u64,
+    evidence_base: u64,
+    state_base: u64,
+    state_height: u64,
+    families: Vec<Family>,
+    bytes_on_disk: u64,
+}
+
+const FAMILIES: [(&str, &[u8]); 12] = [
+    ("block meta", b"H:"),
+    ("block parts", b"P:"),
+    ("commits", b"C:"),
+    ("seen commits", b"SC:"),
+    ("extended commits", b"EC:"),
+    ("hash by height", b"N:"),
+    ("height by hash", b"BH:"),
+    ("validator sets", b"validatorsKey:"),
+    ("consensus params", b"consensusParamsKey:"),
+    ("finalize-block responses", b"abciResponsesKey:"),
+    ("latest response", b"lastABCIResponseKey"),
+    ("bounds", b"blockStore"),
+];
+
+fn open_stores(
+    db: &std::sync::Arc<dyn KvStore>,
+    storage: &StorageConfig,
+) -> anyhow::Result<(BlockStore, StateStore)> {
+    let blocks = BlockStore::open(std::sync::Arc::clone(db))?;
+    let options = StateStoreOptions {
+        discard_abci_responses: storage.discard_abci_responses,
+        ..StateStoreOptions::default()
+    };
+    let states = StateStore::open(std::sync::Arc::clone(db), options)?;
+    Ok((blocks, states))
+}
+
+/// Runs `reclaim inspect`.
+pub fn inspect(args: &InspectArgs, storage: &StorageConfig, json: bool) -> anyhow::Result<()> {
+    let (backend, db) = open_existing(&args.dir, args.backend)?;
+    let (blocks, states) = open_stores(&db, storage)?;
+    let mut families = Vec::new();
+    for (family, prefix) in FAMILIES {
+        let (mut keys, mut bytes) = (0, 0);
+        for entry in db
+            .iter(KeyRange::prefix(prefix), ScanOrder::Ascending)
+            .page_size(1024)
+        {
+            let (k, v) = entry?;
+            keys += 1;
+            bytes += (k.len() + v.len()) as u64;
+        }
+        families.push(Family {
+            family,
+            keys,
+            bytes,
+        });
+    }
+    let b = blocks.state();
+    let s = states.bounds();
+    let report = Inspection {
+        dir: args.dir.clone(),
+        backend,
+        block_base: b.base,
+        block_height: b.height,
+        evidence_base: b.evidence_base,
+        state_base: s.base,
+        state_height: s.height,
+        families,
+        bytes_on_disk: db.size_on_disk()?,
+    };
+    if json {
+        out!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    out!("store          {}", report.dir.display());
+    out!("backend        {}", backend.name());
+    out!(
+        "blocks         base {} height {} (evidence kept from {})",
+        b.base,
+        b.height,
+        b.evidence_base
+    );
+    out!("state          base {} height {}", s.base, s.height);
+    out!(
+        "bytes on disk  {} ({} bytes)",
+        human_bytes(report.bytes_on_disk),
+        report.bytes_on_disk
+    );
+    out!("\n{:<26} {:>10} {:>12}", "key family", "keys", "bytes");
+    for f in &report.families {
+        out!(
+            "{:<26} {:>10} {:>12}",
+            f.family,
+            f.keys,
+            human_bytes(f.bytes)
+        );
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct PruneReport {
+    dir: PathBuf,
+    backend: Backend,
+    dry_run: bool,
+    retain_height: u64,
+    base_before: u64,
+    base_after: u64,
+    heights_pruned: u64,
+    state_heights_pruned: u64,
+    bytes_before: u64,
+    bytes_after: u64,
+    seconds: f64,
+}
+
+/// Runs `reclaim prune`.
+pub fn prune(args: &PruneArgs, storage: &StorageConfig, json: bool) -> anyhow::Result<()> {
+    let (backend, db) = open_existing(&args.dir, args.backend)?;
+    let (blocks, states) = open_stores(&db, storage)?;
+    let chain = blocks.state();
+    if args.retain_height == 0 {
+        bail!("--retain-height 0 is not a height: heights start at 1");
+    }
+    if args.retain_height > chain.height {
+        bail!(
+            "retain height {} is above the chain's height {}; nothing was changed",
+            args.retain_height,
+            chain.height
+        );
+    }
+    let bytes_before = db.size_on_disk()?;
+    let started = Instant::now();
+    let mut report = PruneReport {
+        dir: args.dir.clone(),
+        backend,
+        dry_run: args.dry_run,
+        retain_height: args.retain_height,
+        base_before: chain.base,
+        base_after: chain.base.max(args.retain_height),
+        heights_pruned: args.retain_height.saturating_sub(chain.base),
+        state_heights_pruned: args
+            .retain_height
+            .min(states.height())
+            .saturating_sub(states.base()),
+        bytes_before,
+        bytes_after: bytes_before,
+        seconds: 0.0,
+    };
+    if !args.dry_run {
+        let options = PruningOptions {
+            evidence_max_age_heights: args.evidence_max_age,
+            compact: false,
+            ..PruningOptions::from(storage)
+        };
+        let executor = PruningExecutor::new(
+            std::sync::Arc::new(blocks),
+            std::sync::Arc::new(states),
+            options,
+        );
+        let progress = ProgressBar::new(report.heights_pruned.max(1));
+        progress.set_style(
+            ProgressStyle::with_template("pruning [{bar:30}] {pos}/{len} heights")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        // Prune in steps so the bar moves; each step is itself crash-safe.
+        let step = 10_000;
+        let (mut pruned, mut state_pruned) = (0, 0);
+        let mut next = chain
+            .base
+            .saturating_add(step)
+            .min(args.retain_height)
+            .max(1);
+        loop {
+            let outcome = executor
+                .prune_blocks(next)
+                .with_context(|| format!("pruning to {next}"))?;
+            pruned += outcome.heights_pruned();
+            state_pruned += outcome.states.heights_pruned;
+            progress.set_position(pruned);
+            if next >= args.retain_height {
+                break;
+            }
+            next = next.saturating_add(step).min(args.retain_height);
+        }
+        progress.finish_and_clear();
+        report.heights_pruned = pruned;
+        report.state_heights_pruned = state_pruned;
+        report.base_after = executor.blocks().base();
+        report.bytes_after = db.size_on_disk()?;
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    if json {
+        out!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    let verb = if args.dry_run {
+        "would prune"
+    } else {
+        "pruned"
+    };
+    out!(
+        "{verb} {} block heights and {} state heights below {} ({} store at {})",
+        report.heights_pruned,
+        report.state_heights_pruned,
+        args.retain_height,
+        backend.name(),
+        args.dir.display()
+    );
+    out!(
+        "base           {} -> {}",
+        report.base_before,
+        report.base_after
+    );
+    out!(
+        "bytes on disk  {} -> {} (run `reclaim compact` to give freed space back)",
+        human_bytes(report.bytes_before),
+        human_bytes(report.bytes_after)
+    );
+    if !args.dry_run {
+        out!("took           {:.2} s", report.seconds);
+    }
+    Ok(())
+}
+
+fn parse_key(text: &str) -> anyhow::Result<Vec<u8>> {
+    match text.strip_prefix("0x") {
+        Some(hex) => {
+            if hex.len() % 2 != 0 {
+                bail!("hex key {text:?} has an odd number of digits");
+            }
+            (0..hex.len())
+                .step_by(2)
+                .map(|i| {
+                    u8::from_str_radix(&hex[i..i + 2], 16)
+                        .with_context(|| format!("{text:?} is not valid hex"))
+                })
+                .collect()
+        }
+        None => Ok(text.as_bytes().to_vec()),
+    }
+}
+
+#[derive(Serialize)]
+struct CompactReport {
+    dir: PathBuf,
+    backend: Backend,
+    range: String,
+    bytes_before: u64,
+    bytes_after: u64,
+    bytes_reclaimed: u64,
+    seconds: f64,
+}
+
+/// Runs `reclaim compact`.
+pub fn compact(args: &CompactArgs, json: bool) -> anyhow::Result<()> {
+    let from = args.from.as_deref().map(parse_key).transpose()?;
+    let to = args.to.as_deref().map(parse_key).transpose()?;
+    let range = KeyRange::new(from, to).context("invalid --from/--to")?;
+    let (backend, db) = open_existing(&args.dir, args.backend)?;
+    let bytes_before = db.size_on_disk()?;
+    let started = Instant::now();
+    let spinner = ProgressBar::new_spinner();
+    spinner.set_message(format!("compacting {range}"));
+    spinner.enable_steady_tick(std::time::Duration::from_millis(200));
+    db.compact_range(&range)?;
+    spinner.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    let bytes_after = db.size_on_disk()?;
+    let report = CompactReport {
+        dir: args.dir.clone(),
+        backend,
+        range: range.to_string(),
+        bytes_before,
+        bytes_after,
+        bytes_reclaimed: bytes_before.saturating_sub(bytes_after),
+        seconds,
+    };
+    if json {
+        out!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    out!(
+        "compacted {} of {} store at {}",
+        report.range,
+        backend.name(),
+        args.dir.display()
+    );
+    out!(
+        "bytes on disk  {} -> {} ({} reclaimed)",
+        human_bytes(bytes_before),
+        human_bytes(bytes_after),
+        human_bytes(report.bytes_reclaimed)
+    );
+    out!("took           {seconds:.2} s");
+    Ok(())
+}

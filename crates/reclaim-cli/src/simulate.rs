@@ -1,0 +1,530 @@
+//! `reclaim simulate`: a node-like workload on a real store, pruned on an interval and
+//! compacted in the background, with the figures that show what compaction buys.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use crossbeam_channel::{TrySendError, bounded};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::rngs::SmallRng;
+use rand::{Rng, RngCore, SeedableRng};
+use reclaim::pruning::CompactionDecision;
+use reclaim::{
+    Block, BlockStore, Compactor, HeightState, KeyRange, KvReadExt, KvStore, PruningExecutor,
+    PruningOptions, ScanOrder, StateStore, StateStoreOptions, StorageConfig, WriteOptions,
+};
+use serde::Serialize;
+
+use crate::backend::Backend;
+
+/// CometBFT's block part size.
+const PART_BYTES: usize = 64 << 10;
+
+/// Options of `reclaim simulate`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SimulateArgs {
+    /// Engine to run on.
+    #[arg(long, value_enum, default_value = "redb")]
+    pub backend: Backend,
+    /// Store directory (default: a temporary directory removed at the end).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Heights to commit.
+    #[arg(long, default_value_t = 5000)]
+    pub heights: u64,
+    /// Heights kept below the tip (the retain window).
+    #[arg(long, default_value_t = 500)]
+    pub retain: u64,
+    /// Prune every this many committed heights.
+    #[arg(long, default_value_t = 100)]
+    pub prune_every: u64,
+    /// Mean block size in KiB (incompressible bytes, split in 64 KiB parts).
+    #[arg(long, default_value_t = 64)]
+    pub block_kib: u64,
+    /// Block sizes vary uniformly by ± this fraction of the mean.
+    #[arg(long, default_value_t = 0.5)]
+    pub block_jitter: f64,
+    /// Validator set changes every this many heights.
+    #[arg(long, default_value_t = 50)]
+    pub validator_change_every: u64,
+    /// Pruned heights between compactions (default: the config's `compaction_interval`, 1000
+    /// as in CometBFT).
+    #[arg(long)]
+    pub compaction_interval: Option<u64>,
+    /// Run without compaction, to see what pruning alone does to the disk.
+    #[arg(long)]
+    pub no_compact: bool,
+    /// Run twice, with and without compaction, and show both side by side.
+    #[arg(long, conflicts_with = "no_compact")]
+    pub compare: bool,
+    /// Write timeseries.csv, report.json and bytes_on_disk.svg into this directory.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Seed of the workload's random bytes.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+/// Latency percentiles of one group of block commits.
+#[derive(Debug, Clone, Copy, Serialize, Default)]
+pub struct Latency {
+    /// Commits measured.
+    pub samples: usize,
+    /// Median, milliseconds.
+    pub p50_ms: f64,
+    /// 99th percentile, milliseconds.
+    pub p99_ms: f64,
+    /// Maximum, milliseconds.
+    pub max_ms: f64,
+}
+
+impl Latency {
+    fn of(mut samples: Vec<f64>) -> Self {
+        if samples.is_empty() {
+            return Self::default();
+        }
+        samples.sort_by(f64::total_cmp);
+        let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
+        Self {
+            samples: samples.len(),
+            p50_ms: at(0.50),
+            p99_ms: at(0.99),
+            max_ms: at(1.0),
+        }
+    }
+}
+
+/// One point of the time series.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Sample {
+    /// Seconds since the start.
+    pub seconds: f64,
+    /// Height committed.
+    pub height: u64,
+    /// Block store base.
+    pub base: u64,
+    /// Bytes on disk.
+    pub bytes_on_disk: u64,
+    /// Compactions finished so far.
+    pub compactions: u64,
+}
+
+/// The result of one simulation run.
+#[derive(Debug, Clone, Serialize)]
+pub struct SimulationReport {
+    /// Engine.
+    pub backend: Backend,
+    /// Whether compaction ran.
+    pub compaction: bool,
+    /// Heights committed.
+    pub heights_written: u64,
+    /// Heights pruned.
+    pub heights_pruned: u64,
+    /// Final base.
+    pub base: u64,
+    /// Prune calls made.
+    pub prunes: u64,
+    /// Compactions run.
+    pub compactions_run: u64,
+    /// Compactions skipped (busy).
+    pub compactions_skipped: u64,
+    /// Compactions failed.
+    pub compactions_failed: u64,
+    /// Bytes on disk of the empty store.
+    pub bytes_start: u64,
+    /// Largest bytes on disk seen.
+    pub bytes_peak: u64,
+    /// Bytes on disk at the end.
+    pub bytes_end: u64,
+    /// Bytes of the retained keys and values alone.
+    pub bytes_retained_data: u64,
+    /// `bytes_end / bytes_retained_data`.
+    pub end_over_retained: f64,
+    /// Commit latency while no compaction was in flight.
+    pub commit_idle: Latency,
+    /// Commit latency while a compaction was in flight.
+    pub commit_during_compaction: Latency,
+    /// Wall time, seconds.
+    pub seconds: f64,
+    /// The time series.
+    #[serde(skip)]
+    pub samples: Vec<Sample>,
+}
+
+/// Runs `reclaim simulate`.
+pub fn run(args: &SimulateArgs, storage: &StorageConfig, json: bool) -> anyhow::Result<()> {
+    validate(args)?;
+    let runs: Vec<bool> = if args.compare {
+        vec![true, false]
+    } else {
+        vec![!args.no_compact]
+    };
+    let mut reports = Vec::new();
+    for compact in runs {
+        let temp;
+        let dir = match &args.dir {
+            Some(dir) if runs_len(args) == 1 => dir.clone(),
+            Some(dir) => dir.join(if compact { "compact" } else { "no-compact" }),
+            None => {
+                temp = tempfile::tempdir().context("create a temporary store directory")?;
+                temp.path().join("store")
+            }
+        };
+        reports.push(simulate(args, storage, compact, &dir)?);
+    }
+    if let Some(out) = &args.out {
+        write_outputs(out, &reports)?;
+    }
+    if json {
+        out!("{}", serde_json::to_string_pretty(&reports)?);
+    } else {
+        print_table(&reports);
+        if let Some(out) = &args.out {
+            out!(
+                "\nwrote {0}/timeseries.csv, {0}/report.json, {0}/bytes_on_disk.svg",
+                out.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn runs_len(args: &SimulateArgs) -> usize {
+    if args.compare { 2 } else { 1 }
+}
+
+fn validate(args: &SimulateArgs) -> anyhow::Result<()> {
+    if args.heights == 0 {
+        bail!("--heights must be at least 1");
+    }
+    if args.retain == 0 {
+        bail!("--retain must be at least 1 (the tip is always kept)");
+    }
+    if args.prune_every == 0 {
+        bail!("--prune-every must be at least 1");
+    }
+    if args.block_kib == 0 {
+        bail!("--block-kib must be at least 1");
+    }
+    if !(0.0..1.0).contains(&args.block_jitter) {
+        bail!("--block-jitter must be in [0, 1)");
+    }
+    if args.compaction_interval == Some(0) {
+        bail!("--compaction-interval must be at least 1");
+    }
+    if args.validator_change_every == 0 {
+        bail!("--validator-change-every must be at least 1");
+    }
+    Ok(())
+}
+
+fn random(rng: &mut SmallRng, len: usize) -> Vec<u8> {
+    let mut bytes = vec![0; len];
+    rng.fill_bytes(&mut bytes);
+    bytes
+}
+
+fn next_block(rng: &mut SmallRng, args: &SimulateArgs, height: u64) -> Block {
+    let mean = (args.block_kib << 10) as f64;
+    let size =
+        (mean * (1.0 + args.block_jitter * (rng.random::<f64>() * 2.0 - 1.0))).max(1.0) as usize;
+    let parts = size.div_ceil(PART_BYTES);
+    Block {
+        height,
+        hash: random(rng, 32),
+        meta: random(rng, 400),
+        parts: (0..parts)
+            .map(|i| {
+                random(
+                    rng,
+                    if i + 1 == parts {
+                        size - i * PART_BYTES
+                    } else {
+                        PART_BYTES
+                    },
+                )
+            })
+            .collect(),
+        commit: random(rng, 2 << 10),
+        seen_commit: random(rng, 2 << 10),
+        extended_commit: None,
+    }
+}
+
+fn next_state(rng: &mut SmallRng, args: &SimulateArgs, height: u64) -> HeightState {
+    HeightState {
+        height,
+        validators: (height == 1 || height.is_multiple_of(args.validator_change_every))
+            .then(|| random(rng, 4 << 10)),
+        consensus_params: (height == 1 || height.is_multiple_of(1000)).then(|| random(rng, 200)),
+        finalize_block_response: random(rng, 1 << 10),
+    }
+}
+
+fn simulate(
+    args: &SimulateArgs,
+    storage: &StorageConfig,
+    compact: bool,
+    dir: &Path,
+) -> anyhow::Result<SimulationReport> {
+    if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
+        bail!(
+            "{} is not empty: simulate needs a new or empty directory",
+            dir.display()
+        );
+    }
+    let started = Instant::now();
+    let db: Arc<dyn KvStore> = args.backend.open(dir)?;
+    let bytes_start = db.size_on_disk()?;
+    let blocks = Arc::new(BlockStore::open(Arc::clone(&db))?);
+    let state_options = StateStoreOptions {
+        discard_abci_responses: storage.discard_abci_responses,
+        ..StateStoreOptions::default()
+    };
+    let states = Arc::new(StateStore::open(Arc::clone(&db), state_options)?);
+    let compactor = Arc::new(Compactor::new()?);
+    let options = PruningOptions {
+        compact,
+        compaction_interval: args
+            .compaction_interval
+            .unwrap_or(storage.compaction_interval),
+        evidence_max_age_heights: args.retain / 2,
+        ..PruningOptions::default()
+    };
+    let executor = Arc::new(
+        PruningExecutor::new(Arc::clone(&blocks), Arc::clone(&states), options)
+            .with_compactor(Arc::clone(&compactor)),
+    );
+
+    // The pruner runs on its own thread, woken through a one-slot channel: wake-ups merge.
+    let target = Arc::new(AtomicU64::new(0));
+    let (wake, woken) = bounded::<()>(1);
+    let pruner = {
+        let target = Arc::clone(&target);
+        let executor = Arc::clone(&executor);
+        std::thread::Builder::new()
+            .name("reclaim-pruner".into())
+            .spawn(move || -> anyhow::Result<(u64, u64, u64)> {
+                let (mut pruned, mut prunes, mut skipped) = (0, 0, 0);
+                while woken.recv().is_ok() {
+                    let outcome = executor.prune_blocks(target.load(Ordering::Acquire))?;
+                    pruned += outcome.heights_pruned();
+                    prunes += 1;
+                    if matches!(outcome.compaction, CompactionDecision::Skipped(_)) {
+                        skipped += 1;
+                    }
+                }
+                Ok((pruned, prunes, skipped))
+            })?
+    };
+
+    let progress = ProgressBar::new(args.heights);
+    progress.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} heights {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    progress.set_prefix(format!(
+        "{} {}",
+        args.backend.name(),
+        if compact { "compact" } else { "no-compact" }
+    ));
+    let mut rng = SmallRng::seed_from_u64(args.seed);
+    let (mut idle, mut busy) = (Vec::new(), Vec::new());
+    let mut samples = Vec::new();
+    let sample_every = (args.heights / 200).max(1);
+    let mut bytes_peak = bytes_start;
+    for height in 1..=args.heights {
+        let block = next_block(&mut rng, args, height);
+        let state = next_state(&mut rng, args, height);
+        let compacting_before = compactor.stats().in_flight;
+        let commit_started = Instant::now();
+        blocks.save_block(&block, WriteOptions::DURABLE)?;
+        states.save(&state, WriteOptions::DURABLE)?;
+        let ms = commit_started.elapsed().as_secs_f64() * 1e3;
+        if compacting_before || compactor.stats().in_flight {
+            busy.push(ms);
+        } else {
+            idle.push(ms);
+        }
+        if height.is_multiple_of(args.prune_every) && height > args.retain {
+            target.store(height - args.retain + 1, Ordering::Release);
+            match wake.try_send(()) {
+                Ok(()) | Err(TrySendError::Full(())) => {}
+                Err(TrySendError::Disconnected(())) => break,
+            }
+        }
+        if height.is_multiple_of(sample_every) || height == args.heights {
+            let bytes = db.size_on_disk()?;
+            bytes_peak = bytes_peak.max(bytes);
+            samples.push(Sample {
+                seconds: started.elapsed().as_secs_f64(),
+                height,
+                base: blocks.base(),
+                bytes_on_disk: bytes,
+                compactions: compactor.stats().succeeded,
+            });
+            progress.set_message(format!("{} on disk", human_bytes(bytes)));
+        }
+        progress.inc(1);
+    }
+    drop(wake);
+    let (mut heights_pruned, mut prunes, skipped) = pruner
+        .join()
+        .map_err(|_| anyhow::anyhow!("the pruner thread panicked"))??;
+    // A last prune to the final retain height, so every run ends at the same base.
+    if args.heights > args.retain {
+        let outcome = executor.prune_blocks(args.heights - args.retain + 1)?;
+        heights_pruned += outcome.heights_pruned();
+        prunes += 1;
+    }
+    if !compactor.wait_idle(Duration::from_secs(600)) {
+        bail!("the background compaction did not finish within 10 minutes");
+    }
+    compactor.shutdown(Duration::from_secs(5))?;
+    let bytes_end = db.size_on_disk()?;
+    bytes_peak = bytes_peak.max(bytes_end);
+    samples.push(Sample {
+        seconds: started.elapsed().as_secs_f64(),
+        height: args.heights,
+        base: blocks.base(),
+        bytes_on_disk: bytes_end,
+        compactions: compactor.stats().succeeded,
+    });
+    progress.finish_and_clear();
+    let bytes_retained_data = db
+        .iter(KeyRange::full(), ScanOrder::Ascending)
+        .try_fold(0u64, |sum, kv| {
+            kv.map(|(k, v)| sum + (k.len() + v.len()) as u64)
+        })?;
+    let stats = compactor.stats();
+    Ok(SimulationReport {
+        backend: args.backend,
+        compaction: compact,
+        heights_written: args.heights,
+        heights_pruned,
+        base: blocks.base(),
+        prunes,
+        compactions_run: stats.succeeded + stats.failed,
+        compactions_skipped: skipped,
+        compactions_failed: stats.failed,
+        bytes_start,
+        bytes_peak,
+        bytes_end,
+        bytes_retained_data,
+        end_over_retained: bytes_end as f64 / bytes_retained_data.max(1) as f64,
+        commit_idle: Latency::of(idle),
+        commit_during_compaction: Latency::of(busy),
+        seconds: started.elapsed().as_secs_f64(),
+        samples,
+    })
+}
+
+/// `1536` → `"1.5 KiB"`.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+fn print_table(reports: &[SimulationReport]) {
+    let mut rows: Vec<(String, Vec<String>)> = Vec::new();
+    let mut row = |name: &str, f: &dyn Fn(&SimulationReport) -> String| {
+        rows.push((name.to_owned(), reports.iter().map(f).collect()));
+    };
+    row("run", &|r| {
+        format!(
+            "{} {}",
+            r.backend.name(),
+            if r.compaction {
+                "compact"
+            } else {
+                "no-compact"
+            }
+        )
+    });
+    row("heights written / pruned", &|r| {
+        format!("{} / {}", r.heights_written, r.heights_pruned)
+    });
+    row("final base", &|r| r.base.to_string());
+    row("prunes", &|r| r.prunes.to_string());
+    row("compactions run / skipped / failed", &|r| {
+        format!(
+            "{} / {} / {}",
+            r.compactions_run, r.compactions_skipped, r.compactions_failed
+        )
+    });
+    row("bytes on disk: start", &|r| human_bytes(r.bytes_start));
+    row("bytes on disk: peak", &|r| human_bytes(r.bytes_peak));
+    row("bytes on disk: end", &|r| human_bytes(r.bytes_end));
+    row("retained data alone", &|r| {
+        human_bytes(r.bytes_retained_data)
+    });
+    row("end / retained data", &|r| {
+        format!("{:.2}x", r.end_over_retained)
+    });
+    let latency = |l: &Latency| {
+        if l.samples == 0 {
+            "-".to_owned()
+        } else {
+            format!(
+                "{:.2} / {:.2} / {:.1} ms (n={})",
+                l.p50_ms, l.p99_ms, l.max_ms, l.samples
+            )
+        }
+    };
+    row("commit p50/p99/max, idle", &|r| latency(&r.commit_idle));
+    row("commit p50/p99/max, compacting", &|r| {
+        latency(&r.commit_during_compaction)
+    });
+    row("wall time", &|r| format!("{:.1} s", r.seconds));
+    let name_width = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..reports.len())
+        .map(|i| rows.iter().map(|(_, v)| v[i].len()).max().unwrap_or(0))
+        .collect();
+    for (name, values) in &rows {
+        let cells: Vec<String> = values
+            .iter()
+            .zip(&widths)
+            .map(|(v, w)| format!("{v:<w$}"))
+            .collect();
+        out!("{name:<name_width$}  {}", cells.join("  ").trim_end());
+    }
+}
+
+fn write_outputs(out: &Path, reports: &[SimulationReport]) -> anyhow::Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("create {}", out.display()))?;
+    let mut csv = String::from("run,seconds,height,base,bytes_on_disk,compactions\n");
+    for r in reports {
+        let run = if r.compaction {
+            "compact"
+        } else {
+            "no-compact"
+        };
+        for s in &r.samples {
+            csv.push_str(&format!(
+                "{run},{:.3},{},{},{},{}\n",
+                s.seconds, s.height, s.base, s.bytes_on_disk, s.compactions
+            ));
+        }
+    }
+    std::fs::write(out.join("timeseries.csv"), csv).context("write timeseries.csv")?;
+    std::fs::write(
+        out.join("report.json"),
+        serde_json::to_string_pretty(reports)?,
+    )
+    .context("write report.json")?;
+    crate::plot::bytes_on_disk(&out.join("bytes_on_disk.svg"), reports)
+}

@@ -1,0 +1,388 @@
+//! Runs the built `reclaim` binary: every subcommand, and each refusal.
+
+use std::path::Path;
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use serde_json::Value;
+
+fn reclaim() -> Command {
+    let mut cmd = Command::cargo_bin("reclaim").unwrap();
+    cmd.env_remove("RUST_LOG");
+    cmd
+}
+
+/// Simulates a small chain into `dir` and returns the report.
+fn simulate(dir: &Path, backend: &str, extra: &[&str]) -> Value {
+    let retain = if extra.contains(&"--retain") {
+        &[][..]
+    } else {
+        &["--retain", "50"][..]
+    };
+    let output = reclaim()
+        .args([
+            "simulate",
+            "--json",
+            "--backend",
+            backend,
+            "--heights",
+            "300",
+        ])
+        .args(retain)
+        .args([
+            "--prune-every",
+            "20",
+            "--block-kib",
+            "8",
+            "--compaction-interval",
+            "50",
+            "--dir",
+        ])
+        .arg(dir)
+        .args(extra)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let reports: Value = serde_json::from_slice(&output).unwrap();
+    reports[0].clone()
+}
+
+fn json(cmd: &mut Command) -> Value {
+    let output = cmd
+        .arg("--json")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    serde_json::from_slice(&output).unwrap()
+}
+
+#[test]
+fn simulate_prunes_compacts_and_writes_its_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let report = simulate(
+        &dir.path().join("store"),
+        "redb",
+        &["--out", out.to_str().unwrap()],
+    );
+    assert_eq!(report["heights_written"], 300);
+    assert_eq!(report["heights_pruned"], 250);
+    assert_eq!(report["base"], 251);
+    assert!(report["compactions_run"].as_u64().unwrap() >= 1, "{report}");
+    assert_eq!(report["compactions_failed"], 0);
+    assert!(
+        report["bytes_end"].as_u64().unwrap() > report["bytes_retained_data"].as_u64().unwrap() / 2
+    );
+    assert!(report["commit_idle"]["samples"].as_u64().unwrap() > 0);
+    let csv = std::fs::read_to_string(out.join("timeseries.csv")).unwrap();
+    assert!(csv.starts_with("run,seconds,height,base,bytes_on_disk,compactions\n"));
+    assert!(csv.lines().count() > 100);
+    let svg = std::fs::read_to_string(out.join("bytes_on_disk.svg")).unwrap();
+    assert!(svg.contains("<svg") && svg.contains("bytes on disk"));
+    let saved: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(saved[0]["base"], 251);
+}
+
+#[test]
+fn simulate_without_compaction_runs_none_and_compare_shows_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = simulate(&dir.path().join("store"), "redb", &["--no-compact"]);
+    assert_eq!(report["compactions_run"], 0);
+    reclaim()
+        .args([
+            "simulate",
+            "--compare",
+            "--heights",
+            "120",
+            "--retain",
+            "20",
+            "--prune-every",
+            "20",
+        ])
+        .args(["--block-kib", "4", "--compaction-interval", "20"])
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("redb compact")
+                .and(predicate::str::contains("redb no-compact")),
+        )
+        .stdout(predicate::str::contains("end / retained data"));
+}
+
+#[test]
+fn simulate_logs_the_spec_lines_with_verbose() {
+    let dir = tempfile::tempdir().unwrap();
+    reclaim()
+        .args([
+            "-v",
+            "simulate",
+            "--heights",
+            "200",
+            "--retain",
+            "50",
+            "--prune-every",
+            "20",
+        ])
+        .args(["--block-kib", "4", "--compaction-interval", "50", "--dir"])
+        .arg(dir.path().join("store"))
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("compaction_start"))
+        .stderr(predicate::str::contains("compaction_done"))
+        .stderr(predicate::str::contains(
+            "enqueued async database compaction after pruning",
+        ));
+}
+
+#[test]
+fn simulate_refuses_bad_arguments() {
+    reclaim()
+        .args(["simulate", "--heights", "0"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("--heights must be at least 1"));
+    reclaim()
+        .args(["simulate", "--block-jitter", "1.5"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("--block-jitter"));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("precious"), b"x").unwrap();
+    reclaim()
+        .args(["simulate", "--dir"])
+        .arg(dir.path())
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("not empty"));
+    assert_eq!(std::fs::read(dir.path().join("precious")).unwrap(), b"x");
+}
+
+#[test]
+fn inspect_prune_and_compact_an_existing_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    simulate(&store, "redb", &["--no-compact", "--retain", "250"]);
+    let info = json(reclaim().arg("inspect").arg(&store));
+    assert_eq!(info["backend"], "redb");
+    assert_eq!(
+        (info["block_base"].as_u64(), info["block_height"].as_u64()),
+        (Some(51), Some(300))
+    );
+    let parts = info["families"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["family"] == "block parts")
+        .unwrap();
+    assert_eq!(parts["keys"], 250);
+
+    let dry = json(
+        reclaim()
+            .args(["prune", "--retain-height", "200", "--dry-run"])
+            .arg(&store),
+    );
+    assert_eq!(
+        (dry["heights_pruned"].as_u64(), dry["base_after"].as_u64()),
+        (Some(149), Some(200))
+    );
+    assert_eq!(
+        json(reclaim().arg("inspect").arg(&store))["block_base"],
+        51,
+        "a dry run changed the store"
+    );
+
+    let pruned = json(
+        reclaim()
+            .args(["prune", "--retain-height", "200"])
+            .arg(&store),
+    );
+    assert_eq!(
+        (
+            pruned["heights_pruned"].as_u64(),
+            pruned["base_after"].as_u64()
+        ),
+        (Some(149), Some(200))
+    );
+    assert_eq!(
+        json(reclaim().arg("inspect").arg(&store))["block_base"],
+        200
+    );
+
+    reclaim()
+        .arg("compact")
+        .arg(&store)
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("bytes on disk").and(predicate::str::contains("reclaimed")),
+        );
+    let compacted = json(
+        reclaim()
+            .args(["compact", "--from", "P:", "--to", "0x513a"])
+            .arg(&store),
+    );
+    assert_eq!(compacted["range"], "[P:, Q:)");
+    reclaim()
+        .args(["prune", "--retain-height", "250"])
+        .arg(&store)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("pruned 50 block heights"));
+}
+
+#[test]
+fn bad_requests_are_refused_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    simulate(&store, "redb", &["--no-compact"]);
+    let before = json(reclaim().arg("inspect").arg(&store));
+    reclaim()
+        .args(["prune", "--retain-height", "301"])
+        .arg(&store)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("above the chain's height 300"));
+    reclaim()
+        .args(["prune", "--retain-height", "0"])
+        .arg(&store)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("heights start at 1"));
+    reclaim()
+        .args(["compact", "--from", "b", "--to", "a"])
+        .arg(&store)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("reversed key range"));
+    reclaim()
+        .args(["compact", "--from", "0xabc"])
+        .arg(&store)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("odd number"));
+    reclaim()
+        .args(["inspect", "--backend", "sled"])
+        .arg(&store)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(
+            "holds a redb store, not a sled store",
+        ));
+    reclaim()
+        .arg("inspect")
+        .arg(dir.path().join("missing"))
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("does not exist"));
+    let foreign = dir.path().join("foreign");
+    std::fs::create_dir(&foreign).unwrap();
+    reclaim()
+        .arg("prune")
+        .arg(&foreign)
+        .args(["--retain-height", "5"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("not a reclaim store"));
+    assert_eq!(json(reclaim().arg("inspect").arg(&store)), before);
+}
+
+#[test]
+fn a_store_held_by_a_running_node_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    simulate(&store, "redb", &["--no-compact"]);
+    let _node = reclaim::redb::RedbStore::open(&store).unwrap();
+    for args in [
+        vec!["inspect"],
+        vec!["compact"],
+        vec!["prune", "--retain-height", "100"],
+    ] {
+        reclaim().args(&args).arg(&store).assert().failure().stderr(
+            predicate::str::contains("in use by another process")
+                .and(predicate::str::contains("nothing was changed")),
+        );
+    }
+}
+
+#[test]
+fn config_files_are_read_and_unknown_keys_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.toml");
+    std::fs::write(
+        &good,
+        "[storage]\ncompaction_interval = 25\ndiscard_abci_responses = true\n",
+    )
+    .unwrap();
+    let report: Value = serde_json::from_slice(
+        &reclaim()
+            .arg("--config")
+            .arg(&good)
+            .args([
+                "simulate",
+                "--json",
+                "--heights",
+                "200",
+                "--retain",
+                "50",
+                "--prune-every",
+                "25",
+                "--block-kib",
+                "4",
+            ])
+            .assert()
+            .success()
+            .get_output()
+            .stdout,
+    )
+    .unwrap();
+    assert!(
+        report[0]["compactions_run"].as_u64().unwrap() >= 3,
+        "{report}"
+    );
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[storage.pruning]\ncompact = true\n").unwrap();
+    reclaim()
+        .arg("--config")
+        .arg(&bad)
+        .args(["simulate"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("unknown field").and(predicate::str::contains("compact")));
+}
+
+#[cfg(feature = "sled")]
+#[test]
+fn sled_stores_work_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let report = simulate(&store, "sled", &[]);
+    assert_eq!(report["base"], 251);
+    assert_eq!(
+        json(reclaim().arg("inspect").arg(&store))["backend"],
+        "sled"
+    );
+    reclaim().arg("compact").arg(&store).assert().success();
+}
+
+#[cfg(feature = "rocksdb")]
+#[test]
+fn rocksdb_stores_work_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let report = simulate(&store, "rocksdb", &[]);
+    assert_eq!(report["base"], 251);
+    assert_eq!(
+        json(reclaim().arg("inspect").arg(&store))["backend"],
+        "rocksdb"
+    );
+    reclaim()
+        .args(["prune", "--retain-height", "280"])
+        .arg(&store)
+        .assert()
+        .success();
+}
