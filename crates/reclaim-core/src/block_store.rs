@@ -358,11 +358,17 @@ impl BlockStore {
     /// The key ranges holding data of heights in `[from, to)`, family by family, plus the hash
     /// index (keyed by hash, so not ordered by height): what a targeted compaction covers.
     pub fn ranges_for_heights(&self, from: u64, to: u64) -> Vec<KeyRange> {
-        let mut ranges: Vec<KeyRange> = [META, PART, COMMIT, SEEN_COMMIT, EXTENDED_COMMIT]
-            .into_iter()
-            .chain([HASH_BY_HEIGHT])
-            .map(|family| height_range(family, from, to))
-            .collect();
+        let mut ranges: Vec<KeyRange> = [
+            META,
+            PART,
+            COMMIT,
+            SEEN_COMMIT,
+            EXTENDED_COMMIT,
+            HASH_BY_HEIGHT,
+        ]
+        .into_iter()
+        .map(|family| height_range(family, from, to))
+        .collect();
         ranges.push(KeyRange::prefix(HEIGHT_BY_HASH));
         ranges
     }

@@ -6,7 +6,6 @@
 //! transaction, and declare honest [`Capabilities`].
 
 use std::collections::BTreeMap;
-use std::ops::Bound;
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -55,13 +54,6 @@ impl MemoryStore {
     }
 }
 
-fn bounds(range: &KeyRange) -> (Bound<&[u8]>, Bound<&[u8]>) {
-    (
-        range.start().map_or(Bound::Unbounded, Bound::Included),
-        range.end().map_or(Bound::Unbounded, Bound::Excluded),
-    )
-}
-
 impl KvRead for MemoryStore {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
         Ok(self.map.read().get(key).cloned())
@@ -77,7 +69,7 @@ impl KvRead for MemoryStore {
             return Ok(Vec::new());
         }
         let map = self.map.read();
-        let entries = map.range::<[u8], _>(bounds(range));
+        let entries = map.range::<[u8], _>(range.as_bounds());
         let clone = |(k, v): (&Vec<u8>, &Vec<u8>)| (k.clone(), v.clone());
         Ok(match order {
             ScanOrder::Ascending => entries.take(limit).map(clone).collect(),
@@ -109,7 +101,7 @@ fn delete_range(map: &mut Map, range: &KeyRange) {
         return;
     }
     let doomed: Vec<Vec<u8>> = map
-        .range::<[u8], _>(bounds(range))
+        .range::<[u8], _>(range.as_bounds())
         .map(|(k, _)| k.clone())
         .collect();
     for key in doomed {

@@ -1,6 +1,7 @@
 //! Half-open byte-key ranges, validated on construction.
 
 use std::fmt;
+use std::ops::Bound;
 
 /// A range whose start lies after its end: rejected when the range is built, so that no engine
 /// ever sees one.
@@ -83,6 +84,15 @@ impl KeyRange {
     /// The exclusive end, `None` when unbounded.
     pub fn end(&self) -> Option<&[u8]> {
         self.end.as_deref()
+    }
+
+    /// The range as standard bounds (`start` included, `end` excluded), for engines whose
+    /// range APIs take `RangeBounds`.
+    pub fn as_bounds(&self) -> (Bound<&[u8]>, Bound<&[u8]>) {
+        (
+            self.start().map_or(Bound::Unbounded, Bound::Included),
+            self.end().map_or(Bound::Unbounded, Bound::Excluded),
+        )
     }
 
     /// True when no key can lie in the range (`start == end`).

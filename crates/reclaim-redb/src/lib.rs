@@ -25,7 +25,6 @@
 //!   (durable at the next synced commit; never torn).
 //! * Range deletes are native (`retain_in` inside the transaction).
 
-use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
 use parking_lot::RwLock;
@@ -147,13 +146,6 @@ type RedbEntry<'a> = (
     redb::AccessGuard<'a, &'static [u8]>,
 );
 
-fn bounds(range: &KeyRange) -> (Bound<&[u8]>, Bound<&[u8]>) {
-    (
-        range.start().map_or(Bound::Unbounded, Bound::Included),
-        range.end().map_or(Bound::Unbounded, Bound::Excluded),
-    )
-}
-
 impl KvRead for RedbStore {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
         let db = self.db.read();
@@ -180,7 +172,7 @@ impl KvRead for RedbStore {
             .open_table(TABLE)
             .map_err(|e| engine_error("open_table", e))?;
         let entries = table
-            .range::<&[u8]>(bounds(range))
+            .range::<&[u8]>(range.as_bounds())
             .map_err(|e| engine_error("range", e))?;
         let collect = |entry: Result<RedbEntry<'_>, redb::StorageError>| {
             entry
@@ -225,7 +217,7 @@ impl KvWrite for RedbStore {
                     }
                     BatchOp::DeleteRange(range) => {
                         table
-                            .retain_in::<&[u8], _>(bounds(&range), |_, _| false)
+                            .retain_in::<&[u8], _>(range.as_bounds(), |_, _| false)
                             .map_err(|e| engine_error("delete_range", e))?;
                     }
                 }

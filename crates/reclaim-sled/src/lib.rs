@@ -35,7 +35,6 @@
 //!   the expansion exact.
 //! * [`WriteOptions::sync`] flushes sled before `write` returns.
 
-use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -217,13 +216,6 @@ fn remove_stale_generations(root: &Path, live: u64) -> Result<(), StorageError> 
     Ok(())
 }
 
-fn bounds(range: &KeyRange) -> (Bound<&[u8]>, Bound<&[u8]>) {
-    (
-        range.start().map_or(Bound::Unbounded, Bound::Included),
-        range.end().map_or(Bound::Unbounded, Bound::Excluded),
-    )
-}
-
 impl KvRead for SledStore {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
         let live = self.live.read();
@@ -241,7 +233,7 @@ impl KvRead for SledStore {
             return Ok(Vec::new());
         }
         let live = self.live.read();
-        let entries = live.db.range::<&[u8], _>(bounds(range));
+        let entries = live.db.range::<&[u8], _>(range.as_bounds());
         let collect = |entry: sled::Result<(sled::IVec, sled::IVec)>| {
             entry
                 .map(|(k, v)| (k.to_vec(), v.to_vec()))

@@ -1,0 +1,357 @@
+//! Measurements for `docs/benchmarks.md`. Every comparison is a ratio of two figures measured in
+//! the same run on the same machine; absolute times are reported for context only.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use rand::rngs::SmallRng;
+use rand::{RngCore, SeedableRng};
+use reclaim::compactor::run_task_now;
+use reclaim::{
+    Block, BlockStore, Compactable, CompactionTask, Compactor, HeightState, KeyRange, KvStore,
+    PruningExecutor, PruningOptions, StateStore, StateStoreOptions, WriteBatch, WriteOptions,
+};
+
+/// The engines compiled into this build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Engine {
+    /// The in-memory reference.
+    Memory,
+    /// redb.
+    Redb,
+    /// sled.
+    Sled,
+    /// RocksDB.
+    Rocksdb,
+}
+
+impl Engine {
+    /// Display name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Memory => "memory",
+            Self::Redb => "redb",
+            Self::Sled => "sled",
+            Self::Rocksdb => "rocksdb",
+        }
+    }
+
+    /// Opens a store of this engine in `dir`.
+    pub fn open(self, dir: &Path) -> anyhow::Result<Arc<dyn KvStore>> {
+        Ok(match self {
+            Self::Memory => Arc::new(reclaim::MemoryStore::new()),
+            #[cfg(feature = "redb")]
+            Self::Redb => Arc::new(reclaim::redb::RedbStore::open(dir)?),
+            #[cfg(feature = "sled")]
+            Self::Sled => Arc::new(reclaim::sled::SledStore::open(dir)?),
+            #[cfg(feature = "rocksdb")]
+            Self::Rocksdb => Arc::new(reclaim::rocksdb::RocksStore::open(dir)?),
+            #[allow(unreachable_patterns)]
+            other => bail!("built without the {} engine", other.name()),
+        })
+    }
+}
+
+/// The shape of the chain written for a measurement.
+#[derive(Debug, Clone, Copy)]
+pub struct Workload {
+    /// Heights committed.
+    pub heights: u64,
+    /// Parts per block.
+    pub parts: usize,
+    /// Bytes per part (incompressible).
+    pub part_bytes: usize,
+}
+
+impl Workload {
+    /// The retain height that prunes 90 % of the chain.
+    pub fn retain_height(&self) -> u64 {
+        self.heights / 10 * 9 + 1
+    }
+}
+
+/// A block store and state store on one engine.
+pub struct Chain {
+    /// The engine.
+    pub db: Arc<dyn KvStore>,
+    /// Blocks.
+    pub blocks: Arc<BlockStore>,
+    /// State.
+    pub states: Arc<StateStore>,
+}
+
+fn random(rng: &mut SmallRng, len: usize) -> Vec<u8> {
+    let mut bytes = vec![0; len];
+    rng.fill_bytes(&mut bytes);
+    bytes
+}
+
+/// Opens `engine` in `dir` and commits heights `from..=to` of `workload`.
+pub fn build_chain(
+    engine: Engine,
+    dir: &Path,
+    workload: Workload,
+    from: u64,
+) -> anyhow::Result<Chain> {
+    let db = engine.open(dir)?;
+    let blocks = Arc::new(BlockStore::open(Arc::clone(&db))?);
+    let states = Arc::new(StateStore::open(
+        Arc::clone(&db),
+        StateStoreOptions::default(),
+    )?);
+    let chain = Chain { db, blocks, states };
+    commit(&chain, workload, from, workload.heights, from)?;
+    Ok(chain)
+}
+
+/// Commits heights `from..=to` (the chain starts at `first`).
+pub fn commit(
+    chain: &Chain,
+    workload: Workload,
+    from: u64,
+    to: u64,
+    first: u64,
+) -> anyhow::Result<()> {
+    let mut rng = SmallRng::seed_from_u64(from);
+    for h in from..=to {
+        let block = Block {
+            height: h,
+            hash: random(&mut rng, 32),
+            meta: random(&mut rng, 300),
+            parts: (0..workload.parts)
+                .map(|_| random(&mut rng, workload.part_bytes))
+                .collect(),
+            commit: random(&mut rng, 1024),
+            seen_commit: random(&mut rng, 1024),
+            extended_commit: None,
+        };
+        chain.blocks.save_block(&block, WriteOptions::BUFFERED)?;
+        let state = HeightState {
+            height: h,
+            validators: (h == first || h.is_multiple_of(100)).then(|| random(&mut rng, 2048)),
+            consensus_params: (h == first).then(|| random(&mut rng, 200)),
+            finalize_block_response: random(&mut rng, 256),
+        };
+        chain.states.save(&state, WriteOptions::BUFFERED)?;
+    }
+    Ok(())
+}
+
+/// Seconds taken by pruning and by the compaction that follows it.
+#[derive(Debug, Clone, Copy)]
+pub struct PruneTiming {
+    /// Pruning alone.
+    pub prune: Duration,
+    /// The compaction after it.
+    pub compaction: Duration,
+}
+
+impl PruneTiming {
+    /// Pruned heights per second, pruning plus compaction.
+    pub fn heights_per_second(&self, heights: u64) -> f64 {
+        heights as f64 / (self.prune + self.compaction).as_secs_f64().max(1e-9)
+    }
+}
+
+/// reclaim's way: range deletes in crash-safe batches, then compaction of the pruned ranges.
+pub fn prune_ours(chain: &Chain, retain: u64) -> anyhow::Result<PruneTiming> {
+    let options = PruningOptions {
+        evidence_max_age_heights: 0,
+        ..PruningOptions::default()
+    };
+    let executor = PruningExecutor::new(
+        Arc::clone(&chain.blocks),
+        Arc::clone(&chain.states),
+        options,
+    );
+    let base = chain.blocks.base();
+    let started = Instant::now();
+    executor.prune_blocks(retain)?;
+    let prune = started.elapsed();
+    let started = Instant::now();
+    run_task_now(&executor.task_for_heights("bench", base, retain))?;
+    Ok(PruneTiming {
+        prune,
+        compaction: started.elapsed(),
+    })
+}
+
+fn key(prefix: &[u8], height: u64) -> Vec<u8> {
+    [prefix, &height.to_be_bytes()].concat()
+}
+
+/// CometBFT's way, on the same data: for each height read the block's hash and part count, then
+/// point-delete meta, parts, commit, seen commit and hash index, and the state entries, writing
+/// the new base with each batch of 1000 heights (synced); then compact the whole store.
+pub fn prune_cometbft_style(
+    chain: &Chain,
+    workload: Workload,
+    retain: u64,
+) -> anyhow::Result<PruneTiming> {
+    let db = chain.db.as_ref();
+    let base = chain.blocks.base();
+    let started = Instant::now();
+    let mut batch = WriteBatch::new();
+    for h in base..retain {
+        let hash = db.get(&key(b"N:", h))?;
+        if db.get(&key(b"H:", h))?.is_none() {
+            continue;
+        }
+        batch.delete(key(b"H:", h));
+        if let Some(hash) = hash {
+            batch.delete([&b"BH:"[..], &hash].concat());
+        }
+        batch.delete(key(b"N:", h));
+        batch.delete(key(b"C:", h));
+        batch.delete(key(b"SC:", h));
+        batch.delete(key(b"EC:", h));
+        for i in 0..workload.parts as u32 {
+            batch.delete([key(b"P:", h), i.to_be_bytes().to_vec()].concat());
+        }
+        batch.delete(key(b"validatorsKey:", h));
+        batch.delete(key(b"consensusParamsKey:", h));
+        batch.delete(key(b"abciResponsesKey:", h));
+        if (h - base + 1).is_multiple_of(1000) || h + 1 == retain {
+            batch.put(b"baselineBase".to_vec(), (h + 1).to_be_bytes().to_vec());
+            db.write(std::mem::take(&mut batch), WriteOptions::DURABLE)?;
+        }
+    }
+    let prune = started.elapsed();
+    let started = Instant::now();
+    db.compact_range(&KeyRange::full())?;
+    Ok(PruneTiming {
+        prune,
+        compaction: started.elapsed(),
+    })
+}
+
+/// Latency figures of block commits, milliseconds.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Latencies {
+    /// Commits measured.
+    pub samples: usize,
+    /// Median.
+    pub p50: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Maximum.
+    pub max: f64,
+}
+
+impl Latencies {
+    /// Percentiles of `samples` (milliseconds).
+    pub fn of(mut samples: Vec<f64>) -> Self {
+        if samples.is_empty() {
+            return Self::default();
+        }
+        samples.sort_by(f64::total_cmp);
+        let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
+        Self {
+            samples: samples.len(),
+            p50: at(0.5),
+            p99: at(0.99),
+            max: at(1.0),
+        }
+    }
+}
+
+/// Commit latency with no compaction running, then while a background compaction of the whole
+/// store runs (repeated until `min_samples` commits were measured during compaction or
+/// `budget` passes).
+pub fn foreground_cost(
+    chain: &Chain,
+    workload: Workload,
+    min_samples: usize,
+    budget: Duration,
+) -> anyhow::Result<(Latencies, Latencies)> {
+    let mut next = chain.blocks.height() + 1;
+    let mut commit_one = |samples: &mut Vec<f64>| -> anyhow::Result<()> {
+        let started = Instant::now();
+        commit(chain, workload, next, next, 1)?;
+        samples.push(started.elapsed().as_secs_f64() * 1e3);
+        next += 1;
+        Ok(())
+    };
+    let mut idle = Vec::new();
+    for _ in 0..min_samples {
+        commit_one(&mut idle)?;
+    }
+    let compactor = Compactor::new()?;
+    let mut busy = Vec::new();
+    let started = Instant::now();
+    while busy.len() < min_samples && started.elapsed() < budget {
+        let task = CompactionTask::new("bench")
+            .with_target("store", Arc::clone(&chain.db) as Arc<dyn Compactable>);
+        if !compactor.try_enqueue(task).is_enqueued() {
+            compactor.wait_idle(Duration::from_secs(600));
+            continue;
+        }
+        while compactor.stats().in_flight && busy.len() < min_samples * 4 {
+            commit_one(&mut busy)?;
+        }
+    }
+    compactor.wait_idle(Duration::from_secs(600));
+    Ok((Latencies::of(idle), Latencies::of(busy)))
+}
+
+/// Mean nanoseconds per `try_enqueue` with `threads` threads calling it at once, on a
+/// compactor whose gate is held by a long task (the common, contended path).
+pub fn try_enqueue_ns(threads: usize, calls_per_thread: u64) -> anyhow::Result<f64> {
+    struct Slow(AtomicBool);
+    impl Compactable for Slow {
+        fn compact_range(&self, _: &KeyRange) -> Result<(), reclaim::StorageError> {
+            while !self.0.load(Ordering::Acquire) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Ok(())
+        }
+        fn size_on_disk(&self) -> Result<u64, reclaim::StorageError> {
+            Ok(0)
+        }
+        fn capabilities(&self) -> reclaim::Capabilities {
+            reclaim::MemoryStore::new().capabilities()
+        }
+    }
+    let slow = Arc::new(Slow(AtomicBool::new(false)));
+    let compactor = Compactor::new()?;
+    let task =
+        CompactionTask::new("hold").with_target("slow", Arc::clone(&slow) as Arc<dyn Compactable>);
+    compactor.try_enqueue(task.clone());
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            let compactor = &compactor;
+            let task = &task;
+            s.spawn(move || {
+                for _ in 0..calls_per_thread {
+                    std::hint::black_box(compactor.try_enqueue(task.clone()));
+                }
+            });
+        }
+    });
+    let elapsed = started.elapsed();
+    slow.0.store(true, Ordering::Release);
+    compactor.wait_idle(Duration::from_secs(10));
+    Ok(elapsed.as_nanos() as f64 / calls_per_thread as f64)
+}
+
+/// Sequential write bandwidth of the disk holding `dir`, bytes per second: `bytes` written in
+/// 1 MiB chunks and fsynced.
+pub fn disk_write_bandwidth(dir: &Path, bytes: usize) -> anyhow::Result<f64> {
+    use std::io::Write;
+    let path = dir.join("bandwidth.probe");
+    let mut rng = SmallRng::seed_from_u64(7);
+    let chunk = random(&mut rng, 1 << 20);
+    let started = Instant::now();
+    let mut file = std::fs::File::create(&path)?;
+    for _ in 0..bytes.div_ceil(chunk.len()) {
+        file.write_all(&chunk)?;
+    }
+    file.sync_all()?;
+    let elapsed = started.elapsed();
+    std::fs::remove_file(&path)?;
+    Ok(bytes as f64 / elapsed.as_secs_f64())
+}
