@@ -1,0 +1,246 @@
+//! Kill at any moment: a child `reclaim prune` / `reclaim compact` process works on a real store
+//! and is killed with SIGKILL at points spread over its run. After each kill the store must
+//! open, hold every promised height (nothing at or above the retain height missing, no state
+//! pointer dangling, bounds never ahead of the data), and one more prune must leave exactly what
+//! an uninterrupted prune leaves.
+//!
+//! `RECLAIM_KILL_POINTS` sets the kill points per backend and operation (default 50; the long
+//! mode is e.g. `RECLAIM_KILL_POINTS=2000`).
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reclaim::{
+    KvStore, PruningExecutor, PruningOptions, StateStoreOptions, StorageError, WriteBatch,
+    WriteOptions,
+};
+use reclaim_conformance::cases::dump;
+use reclaim_conformance::chain::{check_invariants, commit, open};
+
+const HEIGHTS: u64 = 12_000;
+const RETAIN: u64 = 11_000;
+const EVIDENCE_AGE: u64 = 3_000;
+
+type Opener = fn(&Path) -> Result<Arc<dyn KvStore>, StorageError>;
+
+fn kill_points() -> u32 {
+    std::env::var("RECLAIM_KILL_POINTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50)
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// A store holding the deterministic test chain, made durable and closed.
+fn template(dir: &Path, open_store: Opener) {
+    let store = open_store(dir).unwrap();
+    let chain = open(Arc::clone(&store), StateStoreOptions::default());
+    commit(&chain, 1, 1, HEIGHTS);
+    store
+        .write(WriteBatch::new(), WriteOptions::DURABLE)
+        .unwrap();
+}
+
+fn prune_args(dir: &Path) -> Vec<String> {
+    vec![
+        "prune".into(),
+        dir.display().to_string(),
+        "--retain-height".into(),
+        RETAIN.to_string(),
+        "--evidence-max-age".into(),
+        EVIDENCE_AGE.to_string(),
+    ]
+}
+
+fn run_to_end(args: &[String]) -> Duration {
+    let started = Instant::now();
+    let status = Command::new(env!("CARGO_BIN_EXE_reclaim"))
+        .args(args)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "{args:?} failed");
+    started.elapsed()
+}
+
+/// Runs `args` and kills the process after `delay`; true if it was still running.
+fn run_and_kill(args: &[String], delay: Duration) -> bool {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_reclaim"))
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(delay);
+    let killed = matches!(child.try_wait(), Ok(None));
+    child.kill().ok(); // SIGKILL on Unix
+    child.wait().unwrap();
+    killed
+}
+
+fn executor(store: &Arc<dyn KvStore>) -> (reclaim_conformance::chain::Chain, PruningExecutor) {
+    let chain = open(Arc::clone(store), StateStoreOptions::default());
+    let options = PruningOptions {
+        evidence_max_age_heights: EVIDENCE_AGE,
+        ..PruningOptions::default()
+    };
+    let exec = PruningExecutor::new(
+        Arc::clone(&chain.blocks),
+        Arc::clone(&chain.states),
+        options,
+    );
+    (chain, exec)
+}
+
+fn kill_during_prune(open_store: Opener) {
+    let scratch = tempfile::tempdir().unwrap();
+    let base = scratch.path().join("template");
+    template(&base, open_store);
+    let reference = scratch.path().join("reference");
+    copy_dir(&base, &reference);
+    let duration = run_to_end(&prune_args(&reference));
+    let expected = dump(open_store(&reference).unwrap().as_ref());
+    let points = kill_points();
+    let mut interrupted = 0;
+    for i in 0..points {
+        let dir = scratch.path().join(format!("kill-{i}"));
+        copy_dir(&base, &dir);
+        let delay = duration.mul_f64(1.2 * f64::from(i) / f64::from(points));
+        interrupted += u32::from(run_and_kill(&prune_args(&dir), delay));
+        let store =
+            open_store(&dir).unwrap_or_else(|e| panic!("store does not open after kill {i}: {e}"));
+        {
+            let (chain, exec) = executor(&store);
+            check_invariants(&chain, 1);
+            assert!(chain.blocks.base() <= RETAIN && chain.blocks.height() == HEIGHTS);
+            exec.prune_blocks(RETAIN).unwrap();
+            check_invariants(&chain, 1);
+        }
+        assert!(
+            dump(store.as_ref()) == expected,
+            "kill point {i} ({delay:?}): resumed prune differs"
+        );
+        drop(store);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+    assert!(
+        interrupted * 2 >= points,
+        "only {interrupted} of {points} kills landed during the prune ({duration:?})"
+    );
+    eprintln!("kill-during-prune: {points} kill points, {interrupted} mid-run, run {duration:?}");
+}
+
+fn kill_during_compaction(open_store: Opener) {
+    let scratch = tempfile::tempdir().unwrap();
+    let base = scratch.path().join("template");
+    template(&base, open_store);
+    {
+        // Prune without compaction so the compaction has real work.
+        let store = open_store(&base).unwrap();
+        executor(&store).1.prune_blocks(RETAIN).unwrap();
+    }
+    let expected = dump(open_store(&base).unwrap().as_ref());
+    let compact = |dir: &Path| vec!["compact".to_string(), dir.display().to_string()];
+    let reference = scratch.path().join("reference");
+    copy_dir(&base, &reference);
+    let duration = run_to_end(&compact(&reference));
+    let points = kill_points();
+    let mut interrupted = 0;
+    for i in 0..points {
+        let dir = scratch.path().join(format!("kill-{i}"));
+        copy_dir(&base, &dir);
+        let delay = duration.mul_f64(1.2 * f64::from(i) / f64::from(points));
+        interrupted += u32::from(run_and_kill(&compact(&dir), delay));
+        let store =
+            open_store(&dir).unwrap_or_else(|e| panic!("store does not open after kill {i}: {e}"));
+        assert!(
+            dump(store.as_ref()) == expected,
+            "kill point {i} ({delay:?}): data changed"
+        );
+        {
+            let (chain, _) = executor(&store);
+            check_invariants(&chain, 1);
+        }
+        store.compact_range(&reclaim::KeyRange::full()).unwrap();
+        assert!(
+            dump(store.as_ref()) == expected,
+            "kill point {i}: compaction after the kill changed data"
+        );
+        drop(store);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+    eprintln!(
+        "kill-during-compaction: {points} kill points, {interrupted} mid-run, run {duration:?}"
+    );
+}
+
+#[cfg(feature = "redb")]
+mod redb {
+    use super::*;
+
+    fn open_redb(dir: &Path) -> Result<Arc<dyn KvStore>, StorageError> {
+        Ok(Arc::new(reclaim::redb::RedbStore::open(dir)?))
+    }
+
+    #[test]
+    fn kill_during_prune() {
+        super::kill_during_prune(open_redb);
+    }
+
+    #[test]
+    fn kill_during_compaction() {
+        super::kill_during_compaction(open_redb);
+    }
+}
+
+#[cfg(feature = "sled")]
+mod sled {
+    use super::*;
+
+    fn open_sled(dir: &Path) -> Result<Arc<dyn KvStore>, StorageError> {
+        Ok(Arc::new(reclaim::sled::SledStore::open(dir)?))
+    }
+
+    #[test]
+    fn kill_during_prune() {
+        super::kill_during_prune(open_sled);
+    }
+
+    #[test]
+    fn kill_during_compaction() {
+        super::kill_during_compaction(open_sled);
+    }
+}
+
+#[cfg(feature = "rocksdb")]
+mod rocksdb {
+    use super::*;
+
+    fn open_rocksdb(dir: &Path) -> Result<Arc<dyn KvStore>, StorageError> {
+        Ok(Arc::new(reclaim::rocksdb::RocksStore::open(dir)?))
+    }
+
+    #[test]
+    fn kill_during_prune() {
+        super::kill_during_prune(open_rocksdb);
+    }
+
+    #[test]
+    fn kill_during_compaction() {
+        super::kill_during_compaction(open_rocksdb);
+    }
+}
