@@ -258,3 +258,88 @@ pub fn executor_pruned_chain_compacts_to_retained_size(h: &Harness) {
         HEAVY_PARTS
     );
 }
+
+/// Writers, readers, the pruner and the compactor together for a bounded time (3 s, or
+/// `RECLAIM_LOAD_SECS`), under a watchdog that fails the case if any of them makes no progress
+/// for 20 s; single flight is checked throughout and every invariant at the end.
+pub fn executor_load_with_watchdog(h: &Harness) {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    let seconds = std::env::var("RECLAIM_LOAD_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let store = h.open();
+    let faulty = Arc::new(FaultyStore::new(Arc::clone(&store)));
+    let chain = open(Arc::clone(&faulty) as Arc<dyn KvStore>, StateStoreOptions::default());
+    commit(&chain, 1, 1, 200);
+    let compactor = Arc::new(Compactor::new().expect("compactor"));
+    let opts = PruningOptions { compact: true, compaction_interval: 50, ..options(30, 25) };
+    let exec = executor(&chain, opts).with_compactor(Arc::clone(&compactor));
+    let stop = AtomicBool::new(false);
+    // Progress counters: writer, reader, pruner.
+    let progress = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
+    let names = ["writer", "reader", "pruner"];
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut next = chain.blocks.height() + 1;
+            while !stop.load(Ordering::SeqCst) {
+                commit(&chain, 1, next, next);
+                next += 1;
+                progress[0].fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        s.spawn(|| {
+            let mut i = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                let tip = chain.blocks.height();
+                let height = tip - (i % 50);
+                let meta = chain.blocks.load_block_meta(height).expect("read under load");
+                assert_eq!(meta, Some(crate::chain::block(height).meta), "height {height} under load");
+                i += 1;
+                progress[1].fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        s.spawn(|| {
+            while !stop.load(Ordering::SeqCst) {
+                let retain = chain.blocks.height().saturating_sub(100).max(1);
+                exec.prune_blocks(retain).expect("prune under load");
+                progress[2].fetch_add(1, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        let started = std::time::Instant::now();
+        let mut last = [0u64; 3];
+        let mut last_change = [started; 3];
+        while started.elapsed() < Duration::from_secs(seconds) {
+            std::thread::sleep(Duration::from_millis(100));
+            for (i, counter) in progress.iter().enumerate() {
+                let now = counter.load(Ordering::SeqCst);
+                if now != last[i] {
+                    last[i] = now;
+                    last_change[i] = std::time::Instant::now();
+                } else if last_change[i].elapsed() > Duration::from_secs(20) {
+                    stop.store(true, Ordering::SeqCst);
+                    panic!("watchdog: the {} made no progress for 20 s", names[i]);
+                }
+            }
+        }
+        stop.store(true, Ordering::SeqCst);
+    });
+    assert!(compactor.wait_idle(Duration::from_secs(120)), "compactor stalled");
+    assert_eq!(faulty.max_concurrent_compactions(), 1, "two compactions overlapped under load");
+    let stats = compactor.stats();
+    let counts: Vec<u64> = progress.iter().map(|c| c.load(Ordering::SeqCst)).collect();
+    println!(
+        "conformance-figure: engine={} load_seconds={seconds} commits={} reads={} prunes={} compactions={} skipped={}",
+        store.capabilities().engine,
+        counts[0],
+        counts[1],
+        counts[2],
+        stats.succeeded,
+        stats.skipped_busy
+    );
+    assert!(counts.iter().all(|&c| c > 0), "a thread never ran: {counts:?}");
+    assert_eq!(stats.failed, 0);
+    check_invariants(&chain, 1);
+}

@@ -200,7 +200,7 @@ macro_rules! conformance_suite {
         ], [
             executor_prunes_without_compactor, executor_single_flight_holds,
             executor_resumes_after_crash, executor_repeated_prune_is_idempotent,
-            executor_pruned_chain_compacts_to_retained_size
+            executor_pruned_chain_compacts_to_retained_size, executor_load_with_watchdog
         ]);
     };
     ($name:ident, $open:expr, in_memory) => {
@@ -213,7 +213,7 @@ macro_rules! conformance_suite {
         ], [
             executor_prunes_without_compactor, executor_single_flight_holds,
             executor_resumes_after_crash, executor_repeated_prune_is_idempotent,
-            executor_pruned_chain_compacts_to_retained_size
+            executor_pruned_chain_compacts_to_retained_size, executor_load_with_watchdog
         ]);
     };
     (@module $name:ident, $open:expr, [$($case:ident),* $(,)?], [$($exec:ident),* $(,)?]) => {
