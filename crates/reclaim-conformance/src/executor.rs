@@ -271,10 +271,17 @@ pub fn executor_load_with_watchdog(h: &Harness) {
         .unwrap_or(3);
     let store = h.open();
     let faulty = Arc::new(FaultyStore::new(Arc::clone(&store)));
-    let chain = open(Arc::clone(&faulty) as Arc<dyn KvStore>, StateStoreOptions::default());
+    let chain = open(
+        Arc::clone(&faulty) as Arc<dyn KvStore>,
+        StateStoreOptions::default(),
+    );
     commit(&chain, 1, 1, 200);
     let compactor = Arc::new(Compactor::new().expect("compactor"));
-    let opts = PruningOptions { compact: true, compaction_interval: 50, ..options(30, 25) };
+    let opts = PruningOptions {
+        compact: true,
+        compaction_interval: 50,
+        ..options(30, 25)
+    };
     let exec = executor(&chain, opts).with_compactor(Arc::clone(&compactor));
     let stop = AtomicBool::new(false);
     // Progress counters: writer, reader, pruner.
@@ -294,8 +301,15 @@ pub fn executor_load_with_watchdog(h: &Harness) {
             while !stop.load(Ordering::SeqCst) {
                 let tip = chain.blocks.height();
                 let height = tip - (i % 50);
-                let meta = chain.blocks.load_block_meta(height).expect("read under load");
-                assert_eq!(meta, Some(crate::chain::block(height).meta), "height {height} under load");
+                let meta = chain
+                    .blocks
+                    .load_block_meta(height)
+                    .expect("read under load");
+                assert_eq!(
+                    meta,
+                    Some(crate::chain::block(height).meta),
+                    "height {height} under load"
+                );
                 i += 1;
                 progress[1].fetch_add(1, Ordering::SeqCst);
             }
@@ -326,8 +340,15 @@ pub fn executor_load_with_watchdog(h: &Harness) {
         }
         stop.store(true, Ordering::SeqCst);
     });
-    assert!(compactor.wait_idle(Duration::from_secs(120)), "compactor stalled");
-    assert_eq!(faulty.max_concurrent_compactions(), 1, "two compactions overlapped under load");
+    assert!(
+        compactor.wait_idle(Duration::from_secs(120)),
+        "compactor stalled"
+    );
+    assert_eq!(
+        faulty.max_concurrent_compactions(),
+        1,
+        "two compactions overlapped under load"
+    );
     let stats = compactor.stats();
     let counts: Vec<u64> = progress.iter().map(|c| c.load(Ordering::SeqCst)).collect();
     println!(
@@ -339,7 +360,10 @@ pub fn executor_load_with_watchdog(h: &Harness) {
         stats.succeeded,
         stats.skipped_busy
     );
-    assert!(counts.iter().all(|&c| c > 0), "a thread never ran: {counts:?}");
+    assert!(
+        counts.iter().all(|&c| c > 0),
+        "a thread never ran: {counts:?}"
+    );
     assert_eq!(stats.failed, 0);
     check_invariants(&chain, 1);
 }

@@ -1,0 +1,155 @@
+//! Full disk: a store on a size-limited tmpfs is filled until writes fail with ENOSPC. The
+//! error must be clear, no acknowledged write may be lost, the store must open again, and once
+//! space is freed, writing and compacting must work again. Where tmpfs cannot be mounted (not
+//! root, or no mount permission) each test says it was skipped and why.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use reclaim::{KeyRange, KvStore, StorageError, WriteBatch, WriteOptions};
+use reclaim_conformance::data::random_bytes;
+
+const FS_BYTES: u64 = 48 << 20;
+const BALLAST_BYTES: usize = 12 << 20;
+const VALUE_BYTES: usize = 64 << 10;
+
+struct Tmpfs {
+    _dir: tempfile::TempDir,
+    mount: PathBuf,
+}
+
+impl Tmpfs {
+    fn mount() -> Result<Self, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let mount = dir.path().join("fs");
+        std::fs::create_dir(&mount).map_err(|e| e.to_string())?;
+        let output = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={FS_BYTES}"), "tmpfs"])
+            .arg(&mount)
+            .output()
+            .map_err(|e| format!("cannot run mount: {e}"))?;
+        if !output.status.success() {
+            return Err(String::from_utf8_lossy(&output.stderr).trim().to_owned());
+        }
+        Ok(Self { _dir: dir, mount })
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.mount).status();
+    }
+}
+
+fn key(i: u32) -> Vec<u8> {
+    format!("k{i:06}").into_bytes()
+}
+
+fn fill_until_full(store: &dyn KvStore) -> (u32, StorageError) {
+    for i in 0.. {
+        let mut batch = WriteBatch::new();
+        batch.put(key(i), random_bytes(u64::from(i), VALUE_BYTES));
+        if let Err(e) = store.write(batch, WriteOptions::DURABLE) {
+            return (i, e);
+        }
+        assert!(i < 100_000, "the disk never filled");
+    }
+    unreachable!()
+}
+
+fn full_disk(engine: &str, open: fn(&Path) -> Result<Arc<dyn KvStore>, StorageError>) {
+    let fs = match Tmpfs::mount() {
+        Ok(fs) => fs,
+        Err(why) => {
+            eprintln!(
+                "full-disk test for {engine} skipped: cannot mount a size-limited tmpfs ({why})"
+            );
+            return;
+        }
+    };
+    let ballast = fs.mount.join("ballast");
+    std::fs::write(&ballast, vec![0u8; BALLAST_BYTES]).unwrap();
+    let dir = fs.mount.join("store");
+    let store = open(&dir).unwrap();
+    let (acknowledged, err) = fill_until_full(store.as_ref());
+    let message = err.to_string();
+    eprintln!("{engine}: {acknowledged} writes of 64 KiB acknowledged, then: {message}");
+    assert!(
+        matches!(err, StorageError::NoSpace { .. }) || message.to_lowercase().contains("space"),
+        "{engine}: the full-disk error does not say so: {message}"
+    );
+    // Compaction on a full disk: an error or success, never a panic or lost data.
+    if let Err(e) = store.compact_range(&KeyRange::full()) {
+        eprintln!("{engine}: compaction on a full disk failed cleanly: {e}");
+    }
+    drop(store);
+    std::fs::remove_file(&ballast).unwrap();
+    let store = open(&dir)
+        .unwrap_or_else(|e| panic!("{engine}: store does not open after a full disk: {e}"));
+    for i in 0..acknowledged {
+        assert_eq!(
+            store.get(&key(i)).unwrap(),
+            Some(random_bytes(u64::from(i), VALUE_BYTES)),
+            "{engine}: acknowledged write {i} lost"
+        );
+    }
+    // Space is back: delete most data, compact, and write again.
+    let mut batch = WriteBatch::new();
+    batch.delete_range(KeyRange::until(key(acknowledged / 2)));
+    store
+        .write(batch, WriteOptions::DURABLE)
+        .expect("delete after freeing space");
+    store
+        .compact_range(&KeyRange::full())
+        .expect("compact after freeing space");
+    let mut batch = WriteBatch::new();
+    batch.put(b"after".to_vec(), b"works".to_vec());
+    store
+        .write(batch, WriteOptions::DURABLE)
+        .expect("write after freeing space");
+    assert_eq!(store.get(b"after").unwrap(), Some(b"works".to_vec()));
+    for i in acknowledged / 2..acknowledged {
+        assert!(
+            store.get(&key(i)).unwrap().is_some(),
+            "{engine}: {i} lost after compaction"
+        );
+    }
+}
+
+#[cfg(feature = "redb")]
+#[test]
+fn redb_full_disk() {
+    full_disk("redb", |dir| {
+        Ok(Arc::new(reclaim::redb::RedbStore::open(dir)?))
+    });
+}
+
+/// sled 0.34 blocks forever in `iobuf::make_stable_inner` once a flush has failed with ENOSPC
+/// (seen with gdb: the writing thread waits for a stability that never comes), so this test hangs
+/// instead of failing. Run it by hand with `--ignored` to reproduce; see docs/reliability.md.
+#[cfg(feature = "sled")]
+#[test]
+#[ignore = "sled 0.34 hangs after ENOSPC (engine bug); see docs/reliability.md"]
+fn sled_full_disk() {
+    full_disk("sled", |dir| {
+        Ok(Arc::new(reclaim::sled::SledStore::open(dir)?))
+    });
+}
+
+#[cfg(feature = "rocksdb")]
+#[test]
+fn rocksdb_full_disk() {
+    // RocksDB replays its WAL into a new table file when it opens, so reopening needs free space
+    // for up to one memtable of unflushed writes. With the default 64 MiB memtable that is more
+    // than this 48 MiB file system can ever free; a 4 MiB memtable keeps the requirement small.
+    full_disk("rocksdb", |dir| {
+        let options = reclaim::rocksdb::RocksOptions {
+            write_buffer_size: 4 << 20,
+            ..Default::default()
+        };
+        Ok(Arc::new(reclaim::rocksdb::RocksStore::open_with(
+            dir, options,
+        )?))
+    });
+}
