@@ -34,6 +34,10 @@
 //!   are expanded to point deletes under the write mutex ([`expand_range_deletes`]), which makes
 //!   the expansion exact.
 //! * [`WriteOptions::sync`] flushes sled before `write` returns.
+//! * sled 0.34 does not always release its file lock when its last handle drops, so this
+//!   process keeps one live handle per generation and reuses it on reopen (reclaim's directory
+//!   lock makes that safe); [`SledStore::close`] releases it. A reopen after `close` may find
+//!   sled's lock still held and then fails with a clear error instead of waiting.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -88,8 +92,27 @@ fn generation_dir(root: &Path, number: u64) -> PathBuf {
     root.join(format!("gen-{number:06}"))
 }
 
+/// Live sled handles of this process, by generation directory.
+///
+/// sled 0.34 does not always release its file lock when the last `Db` handle is dropped (a
+/// reference lingers inside sled), so reopening a store in the same process could fail forever
+/// with "could not acquire lock". reclaim's own directory lock already guarantees that only one
+/// `SledStore` uses a directory at a time, across processes and within this one, so reusing
+/// the handle this process still has is safe. Entries leave when a rewrite retires their
+/// generation.
+fn live_handles() -> &'static parking_lot::Mutex<std::collections::HashMap<PathBuf, sled::Db>> {
+    static HANDLES: std::sync::OnceLock<
+        parking_lot::Mutex<std::collections::HashMap<PathBuf, sled::Db>>,
+    > = std::sync::OnceLock::new();
+    HANDLES.get_or_init(Default::default)
+}
+
 fn open_generation(root: &Path, number: u64) -> Result<sled::Db, StorageError> {
     let path = generation_dir(root, number);
+    let mut handles = live_handles().lock();
+    if let Some(db) = handles.get(&path) {
+        return Ok(db.clone());
+    }
     // sled asserts on some damaged files instead of returning an error: a damaged store must
     // still be an error here, never a panic.
     let opened =
@@ -100,17 +123,31 @@ fn open_generation(root: &Path, number: u64) -> Result<sled::Db, StorageError> {
                 detail: "the engine panicked while reading its files".into(),
             }
         })?;
-    opened.map_err(|e| match e {
+    let db = match opened {
+        Ok(db) => db,
+        Err(e) => return Err(map_open_error(&path, e)),
+    };
+    handles.insert(path, db.clone());
+    Ok(db)
+}
+
+/// Forgets this process's handle on a generation that is being removed.
+fn retire_generation(root: &Path, number: u64) {
+    live_handles().lock().remove(&generation_dir(root, number));
+}
+
+fn map_open_error(path: &Path, e: sled::Error) -> StorageError {
+    match e {
         sled::Error::Corruption { .. } | sled::Error::ReportableBug(_) => StorageError::Corrupt {
             engine: ENGINE,
-            path: path.clone(),
+            path: path.to_owned(),
             detail: e.to_string(),
         },
         sled::Error::Io(io) if io.kind() == std::io::ErrorKind::StorageFull => {
             StorageError::NoSpace { operation: "open" }
         }
         other => engine_error("open", other),
-    })
+    }
 }
 
 impl SledStore {
@@ -150,6 +187,19 @@ impl SledStore {
         &self.root
     }
 
+    /// Flushes and closes the store, releasing this process's sled handle so that the next
+    /// `open` reads the files again (dropping a `SledStore` keeps the handle for a fast, safe
+    /// reopen in this process; see the module docs).
+    pub fn close(self) -> Result<(), StorageError> {
+        let number = {
+            let live = self.live.read();
+            live.db.flush().map_err(|e| engine_error("flush", e))?;
+            live.number
+        };
+        retire_generation(&self.root, number);
+        Ok(())
+    }
+
     /// The live generation number (it grows by one per compaction).
     pub fn generation(&self) -> u64 {
         self.live.read().number
@@ -187,6 +237,9 @@ impl SledStore {
             sync_dir(&self.root)?;
             Ok(target)
         })();
+        if result.is_err() {
+            retire_generation(&self.root, number);
+        }
         if result.is_err()
             && dir.exists()
             && let Err(e) = std::fs::remove_dir_all(&dir)
@@ -208,6 +261,7 @@ fn remove_stale_generations(root: &Path, live: u64) -> Result<(), StorageError> 
             .to_str()
             .is_some_and(|name| name.starts_with("gen-"));
         if is_generation && path != live_name {
+            live_handles().lock().remove(&path);
             info!(path = %path.display(), "removing stale sled generation");
             std::fs::remove_dir_all(&path)
                 .map_err(|e| StorageError::io("remove stale generation", e))?;
@@ -295,6 +349,7 @@ impl Compactable for SledStore {
         };
         let swap = swap_started.elapsed();
         let old_dir = generation_dir(&self.root, old.number);
+        retire_generation(&self.root, old.number);
         drop(old);
         if let Err(e) = std::fs::remove_dir_all(&old_dir) {
             // Not fatal: the next open removes it.

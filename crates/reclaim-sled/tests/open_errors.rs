@@ -10,6 +10,7 @@ fn filled_store() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let store = SledStore::open(dir.path()).unwrap();
     fill(&store);
+    store.close().unwrap();
     dir
 }
 
@@ -62,6 +63,7 @@ fn a_crash_after_the_swap_opens_the_new_store_and_removes_the_old() {
         let store = SledStore::open(dir.path()).unwrap();
         store.compact_range(&KeyRange::full()).unwrap();
         assert_eq!(store.generation(), 2);
+        store.close().unwrap();
     }
     // Simulate the old generation surviving a crash right after CURRENT was replaced.
     std::fs::create_dir(dir.path().join("gen-000001")).unwrap();
