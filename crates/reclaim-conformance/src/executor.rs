@@ -305,11 +305,19 @@ pub fn executor_load_with_watchdog(h: &Harness) {
                     .blocks
                     .load_block_meta(height)
                     .expect("read under load");
-                assert_eq!(
-                    meta,
-                    Some(crate::chain::block(height).meta),
-                    "height {height} under load"
-                );
+                // Exact when present; absent only if the pruner has since moved past it.
+                match meta {
+                    Some(meta) => assert_eq!(
+                        meta,
+                        crate::chain::block(height).meta,
+                        "wrong meta for height {height} under load"
+                    ),
+                    None => assert!(
+                        chain.blocks.base() > height,
+                        "height {height} missing under load while base is {}",
+                        chain.blocks.base()
+                    ),
+                }
                 i += 1;
                 progress[1].fetch_add(1, Ordering::SeqCst);
             }
