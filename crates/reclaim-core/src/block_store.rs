@@ -25,8 +25,9 @@ use parking_lot::{Mutex, RwLock};
 use tracing::debug;
 
 use crate::codec::{decode_u64s, encode_u64s, height_key, height_range};
+use crate::compactor::{CompactionTask, TaskReport, run_task_now};
 use crate::error::{StorageError, StoreError};
-use crate::kv::{KvReadExt, KvStore, ScanOrder, WriteBatch, WriteOptions};
+use crate::kv::{Compactable, KvReadExt, KvStore, ScanOrder, WriteBatch, WriteOptions};
 use crate::range::{KeyRange, hex};
 
 const META: &[u8] = b"H:";
@@ -390,22 +391,31 @@ impl BlockStore {
     }
 
     /// Compacts every range the block store owns, synchronously (the spec's
-    /// `CompactBlockStore`). Safe to call while other threads read and write.
-    pub fn compact(&self) -> Result<(), StoreError> {
-        compact_ranges(self.db.as_ref(), &Self::all_ranges())
+    /// `CompactBlockStore`), through the same runner and log lines as the background
+    /// compactor. Safe to call while other threads read and write.
+    pub fn compact(&self) -> Result<TaskReport, StoreError> {
+        compact_now(
+            "compact_block_store",
+            "block_store",
+            &self.db,
+            Self::all_ranges(),
+        )
     }
 }
 
-/// Compacts `ranges` one after another, once in all if the engine compacts whole stores.
-pub(crate) fn compact_ranges(db: &dyn KvStore, ranges: &[KeyRange]) -> Result<(), StoreError> {
-    if db.capabilities().compaction_scope == crate::kv::CompactionScope::WholeStore {
-        db.compact_range(&KeyRange::full())?;
-        return Ok(());
-    }
-    for range in ranges {
-        db.compact_range(range)?;
-    }
-    Ok(())
+/// Runs a one-target compaction task on the calling thread.
+pub(crate) fn compact_now(
+    label: &'static str,
+    target: &'static str,
+    db: &Arc<dyn KvStore>,
+    ranges: Vec<KeyRange>,
+) -> Result<TaskReport, StoreError> {
+    let task = CompactionTask::new(label).with_target_ranges(
+        target,
+        Arc::clone(db) as Arc<dyn Compactable>,
+        ranges,
+    );
+    Ok(run_task_now(&task)?)
 }
 
 fn part_key(height: u64, index: u32) -> Vec<u8> {

@@ -147,6 +147,9 @@ pub enum StoreError {
         /// The store's height.
         height: u64,
     },
+    /// A manual compaction failed on at least one range (the data is unaffected).
+    #[error(transparent)]
+    Compaction(#[from] crate::compactor::CompactionFailed),
     /// A pointer record refers to a full record that is missing: the store is damaged.
     #[error("{what} at height {height} points to height {target}, which is missing")]
     DanglingPointer {

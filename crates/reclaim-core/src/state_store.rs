@@ -23,8 +23,9 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 use tracing::debug;
 
-use crate::block_store::compact_ranges;
+use crate::block_store::compact_now;
 use crate::codec::{decode_u64s, encode_u64s, height_key, height_range};
+use crate::compactor::TaskReport;
 use crate::error::StoreError;
 use crate::kv::{KvStore, WriteBatch, WriteOptions};
 use crate::range::{KeyRange, hex};
@@ -607,9 +608,15 @@ impl StateStore {
             .collect()
     }
 
-    /// Compacts every range the state store owns, synchronously (the spec's `CompactStateDB`).
-    /// Safe to call while other threads read and write.
-    pub fn compact(&self) -> Result<(), StoreError> {
-        compact_ranges(self.db.as_ref(), &Self::all_ranges())
+    /// Compacts every range the state store owns, synchronously (the spec's `CompactStateDB`),
+    /// through the same runner and log lines as the background compactor. Safe to call while
+    /// other threads read and write.
+    pub fn compact(&self) -> Result<TaskReport, StoreError> {
+        compact_now(
+            "compact_state_store",
+            "state_store",
+            &self.db,
+            Self::all_ranges(),
+        )
     }
 }

@@ -248,3 +248,29 @@ fn stores_compact_while_other_threads_read_and_write() {
     });
     check_invariants(&chain, 1);
 }
+
+#[test]
+fn manual_store_compaction_reports_engine_failures_and_panics() {
+    use reclaim_core::fault::{CompactionFault, FaultyStore};
+    let faulty = Arc::new(FaultyStore::new(Arc::new(MemoryStore::new())));
+    let chain = open(
+        Arc::clone(&faulty) as Arc<dyn KvStore>,
+        StateStoreOptions::default(),
+    );
+    commit(&chain, 1, 1, 5);
+    let report = chain.blocks.compact().unwrap();
+    assert!(report.ranges_compacted >= 1);
+    for fault in [CompactionFault::Error, CompactionFault::Panic] {
+        faulty.set_compaction_fault(fault);
+        assert!(
+            matches!(chain.blocks.compact(), Err(StoreError::Compaction(_))),
+            "{fault:?}"
+        );
+        assert!(
+            matches!(chain.states.compact(), Err(StoreError::Compaction(_))),
+            "{fault:?}"
+        );
+    }
+    faulty.set_compaction_fault(CompactionFault::None);
+    check_invariants(&chain, 1);
+}
