@@ -16,10 +16,12 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounded, select};
 use parking_lot::{Condvar, Mutex};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::error::StorageError;
 use crate::kv::{Compactable, CompactionScope};
+use crate::metric;
+use crate::pacing::{Pacing, StopSignal, Turn};
 use crate::range::KeyRange;
 
 /// How long [`Compactor`]'s `Drop` waits for the worker, as the spec's compactor does.
@@ -53,6 +55,17 @@ impl EnqueueOutcome {
     /// True when the task was accepted.
     pub fn is_enqueued(self) -> bool {
         self == Self::Enqueued
+    }
+
+    /// Why the task was not accepted (`in_flight`, `queue_full`, `shut_down`), as logged and
+    /// used as the metric label; `None` when it was.
+    pub fn skip_reason(self) -> Option<&'static str> {
+        match self {
+            Self::Enqueued => None,
+            Self::Busy(Busy::InFlight) => Some("in_flight"),
+            Self::Busy(Busy::QueueFull) => Some("queue_full"),
+            Self::ShutDown => Some("shut_down"),
+        }
     }
 }
 
@@ -260,10 +273,18 @@ pub struct TaskReport {
     pub bytes_before: u64,
     /// Sum over targets of bytes on disk after compaction.
     pub bytes_after: u64,
-    /// Ranges compacted successfully.
+    /// Slices compacted successfully.
     pub ranges_compacted: usize,
-    /// Ranges skipped because shutdown was requested.
+    /// Slices skipped because shutdown was requested.
     pub ranges_skipped: usize,
+    /// Slices run (each a `compact_range` call); equals the ranges run when unpaced.
+    pub slices: usize,
+    /// The longest single slice: the longest the engine worked without a break.
+    pub longest_slice: Duration,
+    /// Time spent waiting for turns (pauses excluded): load signal and time windows.
+    pub waited: Duration,
+    /// Slices run while the load signal said busy, after the maximum deferral.
+    pub forced_slices: usize,
     /// Every failure; empty when the task succeeded.
     pub failures: Vec<TargetFailure>,
 }
@@ -310,9 +331,13 @@ fn size_or_log(store: &dyn Compactable, label: &str, target: &str) -> u64 {
 
 /// Runs `task` on the calling thread, logging the spec's `compaction_start`, `compaction_done`
 /// and `compaction_error` per target; panics inside an engine are caught and reported as
-/// failures. `stop` is polled between ranges: when it returns true the remaining ranges are
-/// skipped.
-pub fn run_task(task: &CompactionTask, stop: &dyn Fn() -> bool) -> TaskReport {
+/// failures.
+///
+/// Each range is cut into slices as `pacing` asks (the engine sizes them), and before every
+/// slice the runner waits for its turn (pause, load signal, time windows); every slice logs
+/// `compaction_slice`. When `stop` fires, the wait ends at once and the remaining slices are
+/// skipped and counted in [`TaskReport::ranges_skipped`].
+pub fn run_task(task: &CompactionTask, pacing: &Pacing, stop: &StopSignal) -> TaskReport {
     let started = Instant::now();
     let mut report = TaskReport {
         label: task.label.to_string(),
@@ -321,6 +346,10 @@ pub fn run_task(task: &CompactionTask, stop: &dyn Fn() -> bool) -> TaskReport {
         bytes_after: 0,
         ranges_compacted: 0,
         ranges_skipped: 0,
+        slices: 0,
+        longest_slice: Duration::ZERO,
+        waited: Duration::ZERO,
+        forced_slices: 0,
         failures: Vec::new(),
     };
     let label = task.label.as_ref();
@@ -343,26 +372,65 @@ pub fn run_task(task: &CompactionTask, stop: &dyn Fn() -> bool) -> TaskReport {
         info!(label, target = name, engine, ranges = ?ranges, bytes_before = before, "compaction_start");
         let mut target_failed = false;
         for range in ranges {
-            if stop() {
-                report.ranges_skipped += 1;
-                continue;
-            }
-            let outcome = catch_unwind(AssertUnwindSafe(|| target.store.compact_range(range)));
-            let failure = match outcome {
-                Ok(Ok(())) => {
-                    report.ranges_compacted += 1;
+            let slices = plan_slices(target.store.as_ref(), range, pacing, label, name);
+            let slice_count = slices.len();
+            for (index, slice) in slices.iter().enumerate() {
+                if stop.is_stopped() {
+                    report.ranges_skipped += 1;
                     continue;
                 }
-                Ok(Err(e)) => failure_from_error(name, range, &e),
-                Err(payload) => TargetFailure::Panicked {
-                    target: name.to_owned(),
-                    range: range.to_string(),
-                    message: panic_message(payload.as_ref()),
-                },
-            };
-            error!(label, target = name, engine, range = %range, error = %failure, "compaction_error");
-            report.failures.push(failure);
-            target_failed = true;
+                let turn = if pacing.is_unpaced() {
+                    Some(Turn {
+                        waited: Duration::ZERO,
+                        forced: false,
+                    })
+                } else {
+                    let paused = report.slices > 0
+                        && !pacing.pause_between_slices.is_zero()
+                        && stop.sleep(pacing.pause_between_slices);
+                    if paused { None } else { pacing.wait_turn(stop) }
+                };
+                let Some(turn) = turn else {
+                    report.ranges_skipped += 1;
+                    continue;
+                };
+                if turn.forced {
+                    warn!(
+                        label,
+                        target = name,
+                        waited_ms = turn.waited.as_millis() as u64,
+                        "compaction slice runs despite load: maximum deferral reached"
+                    );
+                    report.forced_slices += 1;
+                }
+                report.waited += turn.waited;
+                metrics::histogram!(metric::COMPACTION_WAIT_SECONDS)
+                    .record(turn.waited.as_secs_f64());
+                let slice_started = Instant::now();
+                let outcome = catch_unwind(AssertUnwindSafe(|| target.store.compact_range(slice)));
+                let took = slice_started.elapsed();
+                report.slices += 1;
+                report.longest_slice = report.longest_slice.max(took);
+                metrics::histogram!(metric::COMPACTION_SLICE_SECONDS).record(took.as_secs_f64());
+                let failure = match outcome {
+                    Ok(Ok(())) => {
+                        debug!(label, target = name, engine, slice = index + 1, slices = slice_count,
+                            range = %slice, duration_ms = took.as_millis() as u64,
+                            waited_ms = turn.waited.as_millis() as u64, "compaction_slice");
+                        report.ranges_compacted += 1;
+                        continue;
+                    }
+                    Ok(Err(e)) => failure_from_error(name, slice, &e),
+                    Err(payload) => TargetFailure::Panicked {
+                        target: name.to_owned(),
+                        range: slice.to_string(),
+                        message: panic_message(payload.as_ref()),
+                    },
+                };
+                error!(label, target = name, engine, range = %slice, error = %failure, "compaction_error");
+                report.failures.push(failure);
+                target_failed = true;
+            }
         }
         let after = size_or_log(target.store.as_ref(), label, name);
         report.bytes_before += before;
@@ -381,7 +449,57 @@ pub fn run_task(task: &CompactionTask, stop: &dyn Fn() -> bool) -> TaskReport {
         }
     }
     report.duration = started.elapsed();
+    let result = if !report.succeeded() {
+        "failed"
+    } else if report.ranges_skipped > 0 {
+        "stopped"
+    } else {
+        "succeeded"
+    };
+    info!(
+        label,
+        result,
+        slices = report.slices,
+        skipped = report.ranges_skipped,
+        duration_ms = report.duration.as_millis() as u64,
+        waited_ms = report.waited.as_millis() as u64,
+        longest_slice_ms = report.longest_slice.as_millis() as u64,
+        bytes_reclaimed = report.bytes_reclaimed(),
+        "compaction_task_done"
+    );
+    metrics::counter!(metric::COMPACTIONS_TOTAL, "result" => result).increment(1);
+    metrics::histogram!(metric::COMPACTION_SECONDS).record(report.duration.as_secs_f64());
+    metrics::counter!(metric::COMPACTION_BYTES_RECLAIMED_TOTAL).increment(report.bytes_reclaimed());
     report
+}
+
+/// The slices of `range` for `pacing`: the range whole when slicing is off or the engine cannot
+/// size it.
+fn plan_slices(
+    store: &dyn Compactable,
+    range: &KeyRange,
+    pacing: &Pacing,
+    label: &str,
+    target: &str,
+) -> Vec<KeyRange> {
+    if pacing.max_slice_bytes == 0 || range.is_empty() {
+        return vec![range.clone()];
+    }
+    match catch_unwind(AssertUnwindSafe(|| {
+        store.compaction_slices(range, pacing.max_slice_bytes)
+    })) {
+        Ok(Ok(slices)) if !slices.is_empty() => slices,
+        Ok(Ok(_)) => vec![range.clone()],
+        Ok(Err(e)) => {
+            warn!(label, target, range = %range, error = %e, "cannot size slices; compacting the range whole");
+            vec![range.clone()]
+        }
+        Err(payload) => {
+            warn!(label, target, range = %range, error = %panic_message(payload.as_ref()),
+                "slice planning panicked; compacting the range whole");
+            vec![range.clone()]
+        }
+    }
 }
 
 fn failure_from_error(target: &str, range: &KeyRange, e: &StorageError) -> TargetFailure {
@@ -394,7 +512,7 @@ fn failure_from_error(target: &str, range: &KeyRange, e: &StorageError) -> Targe
 
 /// Runs `task` synchronously and turns failures into an error (the spec's manual compaction).
 pub fn run_task_now(task: &CompactionTask) -> Result<TaskReport, CompactionFailed> {
-    let report = run_task(task, &|| false);
+    let report = run_task(task, &Pacing::unpaced(), &StopSignal::never());
     if report.succeeded() {
         Ok(report)
     } else {
@@ -426,6 +544,14 @@ pub struct CompactorStats {
     pub last_duration: Option<Duration>,
     /// Total bytes on disk returned by all tasks.
     pub bytes_reclaimed: u64,
+    /// Slices run over all tasks.
+    pub slices: u64,
+    /// The longest single slice of any task.
+    pub longest_slice: Duration,
+    /// Total time tasks waited for their turn (load signal, time windows).
+    pub waited: Duration,
+    /// Slices run despite load after the maximum deferral.
+    pub forced_slices: u64,
 }
 
 #[derive(Default)]
@@ -439,6 +565,10 @@ struct Counters {
     last_duration_nanos: AtomicU64,
     has_run: AtomicBool,
     bytes_reclaimed: AtomicU64,
+    slices: AtomicU64,
+    longest_slice_nanos: AtomicU64,
+    waited_nanos: AtomicU64,
+    forced_slices: AtomicU64,
 }
 
 struct Queued {
@@ -465,6 +595,7 @@ pub enum CompactorError {
 /// The background compactor: one worker thread, one task at a time.
 pub struct Compactor {
     flight: SingleFlight,
+    pacing: Pacing,
     sender: Sender<Queued>,
     counters: Arc<Counters>,
     stopping: Arc<AtomicBool>,
@@ -487,9 +618,15 @@ impl Compactor {
         Self::with_single_flight(SingleFlight::new())
     }
 
-    /// Starts a compactor on a shared gate: across every compactor built on clones of `flight`,
-    /// at most one task is queued or running.
+    /// Starts an unpaced compactor on a shared gate: across every compactor built on clones of
+    /// `flight`, at most one task is queued or running.
     pub fn with_single_flight(flight: SingleFlight) -> Result<Self, CompactorError> {
+        Self::with_pacing(flight, Pacing::unpaced())
+    }
+
+    /// Starts a compactor on a shared gate that runs each task in slices as `pacing` says. The
+    /// gate stays held from a task's first slice to its last.
+    pub fn with_pacing(flight: SingleFlight, pacing: Pacing) -> Result<Self, CompactorError> {
         let (sender, tasks) = bounded::<Queued>(1);
         let (stop_signal, stop_requested) = bounded::<()>(0);
         let (done, worker_done) = bounded::<()>(1);
@@ -497,17 +634,19 @@ impl Compactor {
         let stopping = Arc::new(AtomicBool::new(false));
         let worker = {
             let counters = Arc::clone(&counters);
-            let stopping = Arc::clone(&stopping);
+            let stop = StopSignal::new(Arc::clone(&stopping), stop_requested.clone());
+            let pacing = pacing.clone();
             std::thread::Builder::new()
                 .name("reclaim-compactor".into())
                 .spawn(move || {
-                    worker_loop(&tasks, &stop_requested, &counters, &stopping);
+                    worker_loop(&tasks, &stop_requested, &counters, &stop, &pacing);
                     let _ = done.send(());
                 })
                 .map_err(CompactorError::Spawn)?
         };
         Ok(Self {
             flight,
+            pacing,
             sender,
             counters,
             stopping,
@@ -520,6 +659,15 @@ impl Compactor {
     /// Offers a task without ever blocking: it is queued if the gate is free, and dropped with
     /// the reason otherwise.
     pub fn try_enqueue(&self, task: CompactionTask) -> EnqueueOutcome {
+        let outcome = self.offer(task);
+        if let Some(reason) = outcome.skip_reason() {
+            metrics::counter!(metric::COMPACTION_ENQUEUE_SKIPPED_TOTAL, "reason" => reason)
+                .increment(1);
+        }
+        outcome
+    }
+
+    fn offer(&self, task: CompactionTask) -> EnqueueOutcome {
         if self.stopping.load(Ordering::Acquire) {
             self.counters
                 .refused_shut_down
@@ -551,6 +699,11 @@ impl Compactor {
         }
     }
 
+    /// How this compactor paces its tasks.
+    pub fn pacing(&self) -> &Pacing {
+        &self.pacing
+    }
+
     /// The gate this compactor uses.
     pub fn single_flight(&self) -> &SingleFlight {
         &self.flight
@@ -577,11 +730,15 @@ impl Compactor {
                 .load(Ordering::Acquire)
                 .then(|| Duration::from_nanos(c.last_duration_nanos.load(Ordering::Relaxed))),
             bytes_reclaimed: c.bytes_reclaimed.load(Ordering::Relaxed),
+            slices: c.slices.load(Ordering::Relaxed),
+            longest_slice: Duration::from_nanos(c.longest_slice_nanos.load(Ordering::Relaxed)),
+            waited: Duration::from_nanos(c.waited_nanos.load(Ordering::Relaxed)),
+            forced_slices: c.forced_slices.load(Ordering::Relaxed),
         }
     }
 
-    /// Stops accepting tasks, drops a queued one, lets a running task finish its current range
-    /// (skipping the rest), and waits for the worker up to `deadline`. Calling it again is a
+    /// Stops accepting tasks, drops a queued one, lets a running task finish its current slice
+    /// (skipping the rest; a wait or pause between slices ends at once), and waits for the worker up to `deadline`. Calling it again is a
     /// no-op that succeeds.
     pub fn shutdown(&self, deadline: Duration) -> Result<(), CompactorError> {
         self.stopping.store(true, Ordering::Release);
@@ -613,7 +770,8 @@ fn worker_loop(
     tasks: &Receiver<Queued>,
     stop_requested: &Receiver<()>,
     counters: &Counters,
-    stopping: &AtomicBool,
+    stop: &StopSignal,
+    pacing: &Pacing,
 ) {
     loop {
         let queued = select! {
@@ -623,11 +781,11 @@ fn worker_loop(
             },
             recv(stop_requested) -> _ => return,
         };
-        if stopping.load(Ordering::Acquire) {
+        if stop.is_stopped() {
             return;
         }
         queued.claim.mark_running();
-        let report = run_task(&queued.task, &|| stopping.load(Ordering::Acquire));
+        let report = run_task(&queued.task, pacing, stop);
         let panics = report
             .failures
             .iter()
@@ -646,6 +804,20 @@ fn worker_loop(
             u64::try_from(report.duration.as_nanos()).unwrap_or(u64::MAX),
             Ordering::Relaxed,
         );
+        counters
+            .slices
+            .fetch_add(report.slices as u64, Ordering::Relaxed);
+        counters.longest_slice_nanos.fetch_max(
+            u64::try_from(report.longest_slice.as_nanos()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        counters.waited_nanos.fetch_add(
+            u64::try_from(report.waited.as_nanos()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        counters
+            .forced_slices
+            .fetch_add(report.forced_slices as u64, Ordering::Relaxed);
         counters.has_run.store(true, Ordering::Release);
         drop(queued.claim);
     }

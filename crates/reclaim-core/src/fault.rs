@@ -40,6 +40,23 @@ pub struct FaultyStore {
     active_compactions: AtomicUsize,
     max_active_compactions: AtomicUsize,
     compacted_ranges: Mutex<Vec<KeyRange>>,
+    read_fault: Mutex<ReadFault>,
+    read_calls: AtomicU64,
+    reads_failed: AtomicU64,
+}
+
+/// What read calls (`get` and `scan`) on a [`FaultyStore`] do besides delegating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReadFault {
+    /// Delegate normally.
+    #[default]
+    None,
+    /// Every read returns an I/O error (a failing disk).
+    Error,
+    /// Every `n`-th read returns an I/O error, the others succeed (a flaky disk).
+    EveryNth(u64),
+    /// Every read sleeps this long, then delegates (a slow disk).
+    Delay(Duration),
 }
 
 impl std::fmt::Debug for FaultyStore {
@@ -63,6 +80,9 @@ impl FaultyStore {
             active_compactions: AtomicUsize::new(0),
             max_active_compactions: AtomicUsize::new(0),
             compacted_ranges: Mutex::new(Vec::new()),
+            read_fault: Mutex::new(ReadFault::None),
+            read_calls: AtomicU64::new(0),
+            reads_failed: AtomicU64::new(0),
         }
     }
 
@@ -82,6 +102,40 @@ impl FaultyStore {
     /// Sets what compaction calls do from now on.
     pub fn set_compaction_fault(&self, fault: CompactionFault) {
         *self.compaction_fault.lock() = fault;
+    }
+
+    /// Sets what read calls do from now on.
+    pub fn set_read_fault(&self, fault: ReadFault) {
+        *self.read_fault.lock() = fault;
+    }
+
+    /// Reads that failed because of an injected fault.
+    pub fn reads_failed(&self) -> u64 {
+        self.reads_failed.load(Ordering::SeqCst)
+    }
+
+    fn before_read(&self) -> Result<(), StorageError> {
+        let fault = *self.read_fault.lock();
+        let fail = match fault {
+            ReadFault::None => false,
+            ReadFault::Error => true,
+            ReadFault::EveryNth(n) => {
+                let calls = self.read_calls.fetch_add(1, Ordering::SeqCst) + 1;
+                n > 0 && calls % n == 0
+            }
+            ReadFault::Delay(delay) => {
+                std::thread::sleep(delay);
+                false
+            }
+        };
+        if fail {
+            self.reads_failed.fetch_add(1, Ordering::SeqCst);
+            return Err(StorageError::Io {
+                operation: "read",
+                source: std::io::Error::other("injected read error"),
+            });
+        }
+        Ok(())
     }
 
     /// Successful writes so far.
@@ -115,6 +169,7 @@ impl Drop for ActiveGuard<'_> {
 
 impl KvRead for FaultyStore {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        self.before_read()?;
         self.inner.get(key)
     }
 
@@ -124,6 +179,7 @@ impl KvRead for FaultyStore {
         order: ScanOrder,
         limit: usize,
     ) -> Result<Vec<KeyValue>, StorageError> {
+        self.before_read()?;
         self.inner.scan(range, order, limit)
     }
 }
@@ -163,6 +219,14 @@ impl Compactable for FaultyStore {
             CompactionFault::Delay(delay) => std::thread::sleep(delay),
         }
         self.inner.compact_range(range)
+    }
+
+    fn compaction_slices(
+        &self,
+        range: &KeyRange,
+        target_bytes: u64,
+    ) -> Result<Vec<KeyRange>, StorageError> {
+        self.inner.compaction_slices(range, target_bytes)
     }
 
     fn size_on_disk(&self) -> Result<u64, StorageError> {

@@ -200,6 +200,20 @@ pub trait Compactable: Send + Sync {
     /// data is returned where the engine can do so.
     fn compact_range(&self, range: &KeyRange) -> Result<(), StorageError>;
 
+    /// Cuts `range` into consecutive, disjoint sub-ranges whose union is `range`, each holding
+    /// about `target_bytes` of the engine's data, so that a paced compaction can compact one
+    /// slice at a time and pause between slices. The default returns `range` whole: right for
+    /// engines that cannot size a range, or that compact the whole store whatever the range.
+    /// Use [`KeyRange::split_at`] to build the answer from cut points.
+    fn compaction_slices(
+        &self,
+        range: &KeyRange,
+        target_bytes: u64,
+    ) -> Result<Vec<KeyRange>, StorageError> {
+        let _ = target_bytes;
+        Ok(vec![range.clone()])
+    }
+
     /// Bytes the store occupies on disk: the apparent size of every file in its directory (the
     /// same measure the conformance suite and the benchmarks use). In-memory stores report the
     /// bytes of live keys and values.

@@ -23,6 +23,8 @@ pub mod error;
 pub mod fault;
 pub mod kv;
 pub mod memory;
+pub mod metric;
+pub mod pacing;
 pub mod pruning;
 pub mod range;
 pub mod state_store;
@@ -38,6 +40,7 @@ pub use kv::{
     KvStore, KvWrite, ScanOrder, WriteBatch, WriteOptions,
 };
 pub use memory::MemoryStore;
+pub use pacing::{CommitLatencyGate, LoadSignal, Pacing, TimeWindow};
 pub use pruning::{PruneError, PruneOutcome, PruningExecutor, PruningOptions};
 pub use range::KeyRange;
 pub use state_store::{HeightState, StateStore, StateStoreOptions};

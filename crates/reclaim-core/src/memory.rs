@@ -115,6 +115,25 @@ impl Compactable for MemoryStore {
         Ok(())
     }
 
+    fn compaction_slices(
+        &self,
+        range: &KeyRange,
+        target_bytes: u64,
+    ) -> Result<Vec<KeyRange>, StorageError> {
+        let target = target_bytes.max(1);
+        let map = self.map.read();
+        let mut cuts = Vec::new();
+        let mut filled = 0u64;
+        for (key, value) in map.range::<[u8], _>(range.as_bounds()) {
+            if filled >= target {
+                cuts.push(key.clone());
+                filled = 0;
+            }
+            filled += (key.len() + value.len()) as u64;
+        }
+        Ok(range.split_at(cuts))
+    }
+
     fn size_on_disk(&self) -> Result<u64, StorageError> {
         Ok(self
             .map

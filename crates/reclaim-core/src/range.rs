@@ -76,6 +76,32 @@ impl KeyRange {
         }
     }
 
+    /// Cuts the range at `points` into consecutive, disjoint sub-ranges whose union is the
+    /// range, in key order. Points outside the range or on its start are ignored, as are
+    /// duplicates; with no usable point the result is the range itself.
+    pub fn split_at(&self, points: impl IntoIterator<Item = Vec<u8>>) -> Vec<KeyRange> {
+        let mut cuts: Vec<Vec<u8>> = points
+            .into_iter()
+            .filter(|p| self.contains(p) && self.start.as_deref() != Some(p.as_slice()))
+            .collect();
+        cuts.sort();
+        cuts.dedup();
+        let mut slices = Vec::with_capacity(cuts.len() + 1);
+        let mut start = self.start.clone();
+        for cut in cuts {
+            slices.push(KeyRange {
+                start: start.take(),
+                end: Some(cut.clone()),
+            });
+            start = Some(cut);
+        }
+        slices.push(KeyRange {
+            start,
+            end: self.end.clone(),
+        });
+        slices
+    }
+
     /// The inclusive start, `None` when unbounded.
     pub fn start(&self) -> Option<&[u8]> {
         self.start.as_deref()

@@ -1,0 +1,417 @@
+//! Pacing of background compaction: how a task is cut into slices and when each slice may run.
+//!
+//! The spec's compactor runs one whole compaction at a time, as fast as it can. A paced
+//! compactor ([`crate::compactor::Compactor::with_pacing`]) instead cuts every range of a task
+//! into slices of about [`Pacing::max_slice_bytes`] (the engine sizes them, see
+//! [`crate::kv::Compactable::compaction_slices`]), sleeps [`Pacing::pause_between_slices`]
+//! between slices, and before each slice waits while the node reports itself busy (a
+//! [`LoadSignal`]) or while the clock is outside every configured [`TimeWindow`]. The
+//! single-flight gate stays held from the first slice to the last; shutdown interrupts any wait
+//! or pause at once and stops before the next slice.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+
+/// Something the node feeds that tells whether foreground work is heavy right now.
+///
+/// Guarantee asked of an implementation: `is_busy` is cheap and never blocks (it is polled
+/// between slices).
+pub trait LoadSignal: Send + Sync {
+    /// True while compaction should hold back.
+    fn is_busy(&self) -> bool;
+}
+
+/// A [`LoadSignal`] fed with commit latencies and an explicit busy flag.
+///
+/// Busy while the flag is set, or while the moving average of recent commit latencies (each new
+/// sample weighs 1/8) is above the threshold. Feeding it is lock-free.
+#[derive(Debug)]
+pub struct CommitLatencyGate {
+    threshold_micros: u64,
+    average_micros: AtomicU64,
+    busy: AtomicBool,
+}
+
+impl CommitLatencyGate {
+    /// A gate that reports busy while recent commits take longer than `threshold` on average.
+    pub fn new(threshold: Duration) -> Self {
+        Self {
+            threshold_micros: duration_micros(threshold),
+            average_micros: AtomicU64::new(0),
+            busy: AtomicBool::new(false),
+        }
+    }
+
+    /// Records how long one commit took.
+    pub fn record_commit(&self, latency: Duration) {
+        let sample = duration_micros(latency);
+        // A lost update under contention only delays the average by one sample.
+        let old = self.average_micros.load(Ordering::Relaxed);
+        let new = old - old / 8 + sample / 8;
+        self.average_micros.store(new, Ordering::Relaxed);
+    }
+
+    /// Marks the node busy (or not) regardless of latency, e.g. while catching up.
+    pub fn set_busy(&self, busy: bool) {
+        self.busy.store(busy, Ordering::Release);
+    }
+
+    /// The current moving average of commit latency.
+    pub fn average_commit_latency(&self) -> Duration {
+        Duration::from_micros(self.average_micros.load(Ordering::Relaxed))
+    }
+}
+
+impl LoadSignal for CommitLatencyGate {
+    fn is_busy(&self) -> bool {
+        self.busy.load(Ordering::Acquire)
+            || self.average_micros.load(Ordering::Relaxed) > self.threshold_micros
+    }
+}
+
+fn duration_micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Seconds in a day.
+const DAY_SECONDS: u32 = 86_400;
+
+/// A daily window of UTC time in which compaction slices may start, written `HH:MM-HH:MM`.
+/// A window whose end is before its start wraps over midnight (`22:00-04:00`); equal ends mean
+/// the whole day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeWindow {
+    start: u32,
+    end: u32,
+}
+
+/// A time window that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid time window {input:?}: expected HH:MM-HH:MM in UTC (00:00 to 24:00)")]
+pub struct InvalidTimeWindow {
+    /// What was given.
+    pub input: String,
+}
+
+impl TimeWindow {
+    /// The window from `start` to `end`, both seconds after midnight UTC (at most 86,400).
+    pub fn new(start: u32, end: u32) -> Option<Self> {
+        (start <= DAY_SECONDS && end <= DAY_SECONDS).then_some(Self {
+            start: start % DAY_SECONDS,
+            end: end % DAY_SECONDS,
+        })
+    }
+
+    /// Parses `HH:MM-HH:MM`.
+    pub fn parse(input: &str) -> Result<Self, InvalidTimeWindow> {
+        let invalid = || InvalidTimeWindow {
+            input: input.to_owned(),
+        };
+        let clock = |s: &str| -> Option<u32> {
+            let (h, m) = s.trim().split_once(':')?;
+            let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+            (m < 60 && (h < 24 || (h == 24 && m == 0))).then_some(h * 3600 + m * 60)
+        };
+        let (start, end) = input.split_once('-').ok_or_else(invalid)?;
+        let (start, end) = (
+            clock(start).ok_or_else(invalid)?,
+            clock(end).ok_or_else(invalid)?,
+        );
+        Self::new(start, end).ok_or_else(invalid)
+    }
+
+    /// True when `second_of_day` (UTC) lies in the window.
+    pub fn contains(&self, second_of_day: u32) -> bool {
+        let s = second_of_day % DAY_SECONDS;
+        match self.start.cmp(&self.end) {
+            std::cmp::Ordering::Equal => true,
+            std::cmp::Ordering::Less => (self.start..self.end).contains(&s),
+            std::cmp::Ordering::Greater => s >= self.start || s < self.end,
+        }
+    }
+}
+
+impl fmt::Display for TimeWindow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hm = |s: u32| (s / 3600, s % 3600 / 60);
+        let ((sh, sm), (eh, em)) = (hm(self.start), hm(self.end));
+        write!(f, "{sh:02}:{sm:02}-{eh:02}:{em:02}")
+    }
+}
+
+/// Seconds since midnight UTC now.
+pub fn utc_second_of_day() -> u32 {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    (secs % u64::from(DAY_SECONDS)) as u32
+}
+
+/// How a compactor paces its tasks. The default is unpaced: every range in one call, no waits
+/// (the spec's behaviour).
+#[derive(Clone)]
+pub struct Pacing {
+    /// Target size of one slice in bytes of engine data; 0 compacts every range in one call.
+    pub max_slice_bytes: u64,
+    /// Sleep between two slices of a task.
+    pub pause_between_slices: Duration,
+    /// Before each slice, wait while this reports busy.
+    pub load: Option<Arc<dyn LoadSignal>>,
+    /// Run the next slice anyway once the load signal has held it back this long, so a node
+    /// that is always busy still gets its disk back. `None` waits for as long as it takes.
+    pub max_deferral: Option<Duration>,
+    /// Slices start only inside one of these UTC windows; empty means at any time. Windows are
+    /// never overridden by `max_deferral`.
+    pub windows: Vec<TimeWindow>,
+    /// How often a waiting task looks at the load signal and the clock again.
+    pub poll_interval: Duration,
+}
+
+impl Default for Pacing {
+    fn default() -> Self {
+        Self::unpaced()
+    }
+}
+
+impl fmt::Debug for Pacing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pacing")
+            .field("max_slice_bytes", &self.max_slice_bytes)
+            .field("pause_between_slices", &self.pause_between_slices)
+            .field("has_load_signal", &self.load.is_some())
+            .field("max_deferral", &self.max_deferral)
+            .field("windows", &self.windows)
+            .field("poll_interval", &self.poll_interval)
+            .finish()
+    }
+}
+
+/// Default slice size of [`Pacing::sliced`]: 64 MiB of engine data.
+pub const DEFAULT_SLICE_BYTES: u64 = 64 << 20;
+/// Default pause between slices of [`Pacing::sliced`].
+pub const DEFAULT_SLICE_PAUSE: Duration = Duration::from_millis(100);
+/// Default poll interval while waiting for the load signal or a window.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+impl Pacing {
+    /// No slicing, no pauses, no waiting: the spec's compactor.
+    pub fn unpaced() -> Self {
+        Self {
+            max_slice_bytes: 0,
+            pause_between_slices: Duration::ZERO,
+            load: None,
+            max_deferral: None,
+            windows: Vec::new(),
+            poll_interval: DEFAULT_POLL_INTERVAL,
+        }
+    }
+
+    /// Slices of [`DEFAULT_SLICE_BYTES`] with [`DEFAULT_SLICE_PAUSE`] between them.
+    pub fn sliced() -> Self {
+        Self {
+            max_slice_bytes: DEFAULT_SLICE_BYTES,
+            pause_between_slices: DEFAULT_SLICE_PAUSE,
+            ..Self::unpaced()
+        }
+    }
+
+    /// Sets the slice size.
+    pub fn with_slice_bytes(mut self, bytes: u64) -> Self {
+        self.max_slice_bytes = bytes;
+        self
+    }
+
+    /// Sets the pause between slices.
+    pub fn with_pause(mut self, pause: Duration) -> Self {
+        self.pause_between_slices = pause;
+        self
+    }
+
+    /// Waits before each slice while `load` reports busy.
+    pub fn with_load_signal(mut self, load: Arc<dyn LoadSignal>) -> Self {
+        self.load = Some(load);
+        self
+    }
+
+    /// Runs a slice anyway after the load signal held it back for `max`.
+    pub fn with_max_deferral(mut self, max: Duration) -> Self {
+        self.max_deferral = Some(max);
+        self
+    }
+
+    /// Lets slices start only inside `windows` (UTC).
+    pub fn with_windows(mut self, windows: Vec<TimeWindow>) -> Self {
+        self.windows = windows;
+        self
+    }
+
+    /// True when this pacing never waits and never slices.
+    pub fn is_unpaced(&self) -> bool {
+        self.max_slice_bytes == 0
+            && self.pause_between_slices.is_zero()
+            && self.load.is_none()
+            && self.windows.is_empty()
+    }
+
+    fn in_window(&self) -> bool {
+        self.windows.is_empty() || {
+            let now = utc_second_of_day();
+            self.windows.iter().any(|w| w.contains(now))
+        }
+    }
+
+    /// Waits until the next slice may start. Returns how long it waited and whether the wait
+    /// ended because of `max_deferral`, or `None` when `stop` fired first.
+    pub(crate) fn wait_turn(&self, stop: &StopSignal) -> Option<Turn> {
+        let started = std::time::Instant::now();
+        let mut deferred_by_load = Duration::ZERO;
+        loop {
+            if stop.is_stopped() {
+                return None;
+            }
+            let in_window = self.in_window();
+            let busy = in_window && self.load.as_ref().is_some_and(|l| l.is_busy());
+            if in_window && !busy {
+                return Some(Turn {
+                    waited: started.elapsed(),
+                    forced: false,
+                });
+            }
+            if busy && self.max_deferral.is_some_and(|max| deferred_by_load >= max) {
+                return Some(Turn {
+                    waited: started.elapsed(),
+                    forced: true,
+                });
+            }
+            let poll = self.poll_interval.max(Duration::from_millis(1));
+            if stop.sleep(poll) {
+                return None;
+            }
+            if busy {
+                deferred_by_load += poll;
+            }
+        }
+    }
+}
+
+/// The outcome of waiting for a slice's turn.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Turn {
+    pub(crate) waited: Duration,
+    pub(crate) forced: bool,
+}
+
+/// A stop request that also interrupts sleeps: the compactor's worker sleeps on it between
+/// slices so that shutdown never waits out a pause.
+#[derive(Debug, Clone)]
+pub struct StopSignal {
+    flag: Arc<AtomicBool>,
+    wake: Receiver<()>,
+}
+
+impl StopSignal {
+    /// A signal that never fires (synchronous compaction).
+    pub fn never() -> Self {
+        Self {
+            flag: Arc::new(AtomicBool::new(false)),
+            wake: crossbeam_channel::never(),
+        }
+    }
+
+    /// A signal that fires when `flag` is set; `wake` must disconnect (its sender dropped) at
+    /// the same time so sleepers wake at once.
+    pub(crate) fn new(flag: Arc<AtomicBool>, wake: Receiver<()>) -> Self {
+        Self { flag, wake }
+    }
+
+    /// True once a stop was requested.
+    pub fn is_stopped(&self) -> bool {
+        self.flag.load(Ordering::Acquire)
+    }
+
+    /// Sleeps up to `duration`; returns true (early) when a stop was requested.
+    pub fn sleep(&self, duration: Duration) -> bool {
+        if self.is_stopped() {
+            return true;
+        }
+        match self.wake.recv_timeout(duration) {
+            Err(RecvTimeoutError::Timeout) => self.is_stopped(),
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_parse_and_wrap() {
+        let w = TimeWindow::parse("01:30-05:00").unwrap();
+        assert_eq!(w.to_string(), "01:30-05:00");
+        assert!(w.contains(2 * 3600));
+        assert!(!w.contains(5 * 3600));
+        assert!(!w.contains(3600));
+        let wrap = TimeWindow::parse("22:00-04:00").unwrap();
+        assert!(wrap.contains(23 * 3600));
+        assert!(wrap.contains(3600));
+        assert!(!wrap.contains(12 * 3600));
+        let all = TimeWindow::parse("00:00-24:00").unwrap();
+        assert!(all.contains(0) && all.contains(86_399));
+        for bad in [
+            "",
+            "1-2",
+            "25:00-01:00",
+            "01:60-02:00",
+            "0100-0200",
+            "a:b-c:d",
+        ] {
+            assert!(TimeWindow::parse(bad).is_err(), "{bad:?} parsed");
+        }
+    }
+
+    #[test]
+    fn gate_follows_latency_and_flag() {
+        let gate = CommitLatencyGate::new(Duration::from_millis(10));
+        assert!(!gate.is_busy());
+        for _ in 0..64 {
+            gate.record_commit(Duration::from_millis(50));
+        }
+        assert!(
+            gate.is_busy(),
+            "average {:?}",
+            gate.average_commit_latency()
+        );
+        for _ in 0..64 {
+            gate.record_commit(Duration::from_millis(1));
+        }
+        assert!(
+            !gate.is_busy(),
+            "average {:?}",
+            gate.average_commit_latency()
+        );
+        gate.set_busy(true);
+        assert!(gate.is_busy());
+    }
+
+    #[test]
+    fn stop_signal_interrupts_sleep() {
+        let flag = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = crossbeam_channel::bounded::<()>(0);
+        let stop = StopSignal::new(Arc::clone(&flag), rx);
+        assert!(!stop.sleep(Duration::from_millis(1)));
+        let waker = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            flag.store(true, Ordering::Release);
+            drop(tx);
+        });
+        let started = std::time::Instant::now();
+        assert!(stop.sleep(Duration::from_secs(30)));
+        assert!(started.elapsed() < Duration::from_secs(20));
+        waker.join().unwrap();
+    }
+}
