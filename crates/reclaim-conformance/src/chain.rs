@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use reclaim_core::{
-    Block, BlockStore, HeightState, KvStore, StateStore, StateStoreOptions, WriteOptions,
+    Block, BlockStore, HeightState, KvStore, StateStore, StateStoreOptions, StoreError,
+    WriteOptions,
 };
 
 /// Parts in every block of the test chain.
@@ -146,40 +147,27 @@ pub fn check_invariants(chain: &Chain, first: u64) {
             Some(expected.commit),
             "evidence commit {h}"
         );
-        assert!(
-            chain
-                .blocks
-                .load_block_parts(h)
-                .expect("test chain")
-                .is_empty(),
-            "parts below base {h}"
-        );
+        assert_pruned(chain.blocks.load_block_parts(h), "parts", h);
+        assert_pruned(chain.blocks.load_seen_commit(h), "seen commit", h);
+        assert_pruned(chain.blocks.load_block_hash(h), "hash", h);
         assert_eq!(
             chain
                 .blocks
                 .height_by_hash(&expected.hash)
-                .expect("test chain"),
+                .expect("hash index below base"),
             None,
-            "hash below base {h}"
-        );
-        assert_eq!(
-            chain.blocks.load_seen_commit(h).expect("test chain"),
-            None,
-            "seen below base {h}"
+            "hash index entry below base {h} was not deleted"
         );
     }
     for h in first..b.evidence_base {
-        assert_eq!(
-            chain.blocks.load_block_meta(h).expect("test chain"),
-            None,
-            "meta below evidence base {h}"
-        );
-        assert_eq!(
-            chain.blocks.load_block_commit(h).expect("test chain"),
-            None,
-            "commit below evidence base {h}"
-        );
+        assert_pruned(chain.blocks.load_block_meta(h), "meta", h);
+        assert_pruned(chain.blocks.load_block_commit(h), "commit", h);
     }
+    let left = chain.blocks.leftovers_below_base(10).expect("test chain");
+    assert!(
+        left.is_empty(),
+        "block store leftovers below base: {left:?}"
+    );
     let s = chain.states.bounds();
     if s.height == 0 {
         return;
@@ -208,29 +196,23 @@ pub fn check_invariants(chain: &Chain, first: u64) {
         );
     }
     for h in first..s.base {
-        assert_eq!(
-            chain
-                .states
-                .load_finalize_block_response(h)
-                .expect("test chain"),
-            None,
-            "response below base {h}"
-        );
-        if h != s.params_kept {
-            assert_eq!(
-                chain.states.load_consensus_params(h).expect("test chain"),
-                None,
-                "params below base {h}"
-            );
-        }
+        assert_pruned(chain.states.load_finalize_block_response(h), "response", h);
+        assert_pruned(chain.states.load_consensus_params(h), "params", h);
     }
     for h in first..s.validators_base {
-        if h != s.validators_kept {
-            assert_eq!(
-                chain.states.load_validators(h).expect("test chain"),
-                None,
-                "validators below base {h}"
-            );
-        }
+        assert_pruned(chain.states.load_validators(h), "validators", h);
+    }
+    let left = chain.states.leftovers_below_base(10).expect("test chain");
+    assert!(
+        left.is_empty(),
+        "state store leftovers below base: {left:?}"
+    );
+}
+
+/// Panics unless `result` is the typed "pruned" refusal for height `h`.
+pub fn assert_pruned<T: std::fmt::Debug>(result: Result<T, StoreError>, what: &str, h: u64) {
+    match result {
+        Err(StoreError::Pruned { height, .. }) if height == h => {}
+        other => panic!("{what} at pruned height {h}: expected a Pruned refusal, got {other:?}"),
     }
 }

@@ -7,7 +7,7 @@ use reclaim_core::fault::{CompactionFault, FaultyStore};
 use reclaim_core::pruning::CompactionDecision;
 use reclaim_core::{
     Block, Compactable, CompactionTask, Compactor, KvStore, MemoryStore, PruningExecutor,
-    PruningOptions, StateStoreOptions, WriteOptions,
+    PruningOptions, StateStoreOptions, StoreError, WriteOptions,
 };
 
 use crate::Harness;
@@ -301,22 +301,24 @@ pub fn executor_load_with_watchdog(h: &Harness) {
             while !stop.load(Ordering::SeqCst) {
                 let tip = chain.blocks.height();
                 let height = tip - (i % 50);
-                let meta = chain
-                    .blocks
-                    .load_block_meta(height)
-                    .expect("read under load");
-                // Exact when present; absent only if the pruner has since moved past it.
-                match meta {
-                    Some(meta) => assert_eq!(
+                // Exact when served; otherwise refused as pruned, never missing or partial.
+                match chain.blocks.load_block_meta(height) {
+                    Ok(meta) => assert_eq!(
                         meta,
-                        crate::chain::block(height).meta,
-                        "wrong meta for height {height} under load"
+                        Some(crate::chain::block(height).meta),
+                        "wrong or missing meta for height {height} under load"
                     ),
-                    None => assert!(
-                        chain.blocks.base() > height,
-                        "height {height} missing under load while base is {}",
-                        chain.blocks.base()
+                    Err(StoreError::Pruned { .. }) => {}
+                    Err(e) => panic!("read of height {height} failed under load: {e}"),
+                }
+                match chain.blocks.load_block_parts(height) {
+                    Ok(parts) => assert_eq!(
+                        parts,
+                        crate::chain::block(height).parts,
+                        "partial block at height {height} under load"
                     ),
+                    Err(StoreError::Pruned { .. }) => {}
+                    Err(e) => panic!("parts of height {height} failed under load: {e}"),
                 }
                 i += 1;
                 progress[1].fetch_add(1, Ordering::SeqCst);

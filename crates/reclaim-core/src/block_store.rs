@@ -18,13 +18,18 @@
 //! window); nothing else of a height below `base` remains. Pruning writes the new `base` (and
 //! `evidence_base`) in the same atomic batch as the deletions, so a crash at any point leaves
 //! these invariants true and the next prune finishes the job.
+//!
+//! Reads below `base` (below `evidence_base` for meta and commits) are refused with
+//! [`StoreError::Pruned`]. The floor readers check is raised before each pruning batch is
+//! written and checked again after every read, so a reader racing with the pruner never
+//! mistakes a pruned height for a missing one, nor gets a block with parts missing.
 
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 use tracing::debug;
 
-use crate::codec::{decode_u64s, encode_u64s, height_key, height_range};
+use crate::codec::{ReadFloor, decode_u64s, encode_u64s, height_key, height_range};
 use crate::compactor::{CompactionTask, TaskReport, run_task_now};
 use crate::error::{StorageError, StoreError};
 use crate::kv::{Compactable, KvReadExt, KvStore, ScanOrder, WriteBatch, WriteOptions};
@@ -125,6 +130,10 @@ pub struct BlockStore {
     db: Arc<dyn KvStore>,
     state: RwLock<BlockStoreState>,
     writer: Mutex<()>,
+    /// Reads of parts, seen and extended commits and hashes below this are refused.
+    base_floor: ReadFloor,
+    /// Reads of meta and commits below this are refused.
+    evidence_floor: ReadFloor,
 }
 
 impl std::fmt::Debug for BlockStore {
@@ -144,6 +153,8 @@ impl BlockStore {
         };
         Ok(Self {
             db,
+            base_floor: ReadFloor::new(state.base),
+            evidence_floor: ReadFloor::new(state.evidence_base),
             state: RwLock::new(state),
             writer: Mutex::new(()),
         })
@@ -221,69 +232,124 @@ impl BlockStore {
         };
         batch.put(STATE_KEY, next.encode());
         self.db.write(batch, options)?;
+        // The first block saved sets the base: nothing below it is served.
+        self.base_floor.raise(next.base);
+        self.evidence_floor.raise(next.evidence_base);
         *self.state.write() = next;
         Ok(())
     }
 
-    /// The block meta at `height`, if kept.
+    // Every read below is guarded by a floor: a height below the base (the evidence base for
+    // meta and commits) is refused with `StoreError::Pruned`, also when pruning overtakes the
+    // read while it runs. `Ok(None)` therefore means "not saved (yet)", never "pruned".
+
+    fn get_guarded(
+        &self,
+        floor: &ReadFloor,
+        what: &'static str,
+        height: u64,
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        floor.guard(what, height, || Ok(self.db.get(key)?))
+    }
+
+    /// The block meta at `height`, if saved; [`StoreError::Pruned`] below the evidence base.
     pub fn load_block_meta(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.db.get(&height_key(META, height))?)
+        let key = height_key(META, height);
+        self.get_guarded(&self.evidence_floor, "block meta", height, &key)
     }
 
-    /// Part `index` of the block at `height`, if kept.
+    /// Part `index` of the block at `height`, if saved; [`StoreError::Pruned`] below the base.
     pub fn load_block_part(&self, height: u64, index: u32) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.db.get(&part_key(height, index))?)
+        let key = part_key(height, index);
+        self.get_guarded(&self.base_floor, "block part", height, &key)
     }
 
-    /// Every part of the block at `height` in order; empty if the block is not kept.
+    /// Every part of the block at `height` in order (empty if not saved); [`StoreError::Pruned`]
+    /// below the base, so a block is never returned with parts missing.
     pub fn load_block_parts(&self, height: u64) -> Result<Vec<Vec<u8>>, StoreError> {
-        self.db
-            .iter(
-                KeyRange::prefix(&height_key(PART, height)),
-                ScanOrder::Ascending,
-            )
-            .map(|kv| kv.map(|(_, v)| v).map_err(StoreError::from))
-            .collect()
+        self.base_floor.guard("block parts", height, || {
+            self.db
+                .iter(
+                    KeyRange::prefix(&height_key(PART, height)),
+                    ScanOrder::Ascending,
+                )
+                .map(|kv| kv.map(|(_, v)| v).map_err(StoreError::from))
+                .collect()
+        })
     }
 
-    /// The commit for `height`, if kept.
+    /// The commit for `height`, if saved; [`StoreError::Pruned`] below the evidence base.
     pub fn load_block_commit(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.db.get(&height_key(COMMIT, height))?)
+        let key = height_key(COMMIT, height);
+        self.get_guarded(&self.evidence_floor, "commit", height, &key)
     }
 
-    /// The seen commit for `height`, if kept.
+    /// The seen commit for `height`, if saved; [`StoreError::Pruned`] below the base.
     pub fn load_seen_commit(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.db.get(&height_key(SEEN_COMMIT, height))?)
+        let key = height_key(SEEN_COMMIT, height);
+        self.get_guarded(&self.base_floor, "seen commit", height, &key)
     }
 
-    /// The extended commit for `height`, if one was saved and is kept.
+    /// The extended commit for `height`, if one was saved; [`StoreError::Pruned`] below the
+    /// base.
     pub fn load_extended_commit(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.db.get(&height_key(EXTENDED_COMMIT, height))?)
+        let key = height_key(EXTENDED_COMMIT, height);
+        self.get_guarded(&self.base_floor, "extended commit", height, &key)
     }
 
-    /// The hash of the block at `height`, if kept.
+    /// The hash of the block at `height`, if saved; [`StoreError::Pruned`] below the base.
     pub fn load_block_hash(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.db.get(&height_key(HASH_BY_HEIGHT, height))?)
+        let key = height_key(HASH_BY_HEIGHT, height);
+        self.get_guarded(&self.base_floor, "block hash", height, &key)
     }
 
-    /// The height of the block with `hash`, if kept.
+    /// The height of the block with `hash`, if saved and kept. A hash of a pruned block is
+    /// normally unknown (`None`); one found pointing below the base (pruning is deleting it right
+    /// now) is [`StoreError::Pruned`].
     pub fn height_by_hash(&self, hash: &[u8]) -> Result<Option<u64>, StoreError> {
         let key = hash_key(hash);
-        match self.db.get(&key)? {
-            None => Ok(None),
-            Some(bytes) => {
-                let bytes: [u8; 8] =
-                    bytes
-                        .as_slice()
-                        .try_into()
-                        .map_err(|_| StoreError::CorruptRecord {
-                            what: "hash index",
-                            key: hex(&key),
-                            detail: format!("{} bytes, expected 8", bytes.len()),
-                        })?;
-                Ok(Some(u64::from_be_bytes(bytes)))
+        let Some(bytes) = self.db.get(&key)? else {
+            return Ok(None);
+        };
+        let bytes: [u8; 8] =
+            bytes
+                .as_slice()
+                .try_into()
+                .map_err(|_| StoreError::CorruptRecord {
+                    what: "hash index",
+                    key: hex(&key),
+                    detail: format!("{} bytes, expected 8", bytes.len()),
+                })?;
+        let height = u64::from_be_bytes(bytes);
+        self.base_floor
+            .guard("block hash index", height, || Ok(Some(height)))
+    }
+
+    /// Keys of heights below the base (below the evidence base for meta and commits) that
+    /// pruning should have removed, at most `limit`: empty on a healthy store. The hash index,
+    /// keyed by hash, is not covered; [`BlockStore::height_by_hash`] refuses stale entries.
+    pub fn leftovers_below_base(&self, limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+        let state = self.state();
+        let mut found = Vec::new();
+        let families = PRUNED_AT_BASE
+            .iter()
+            .map(|f| (*f, state.base))
+            .chain(EVIDENCE_FAMILIES.iter().map(|f| (*f, state.evidence_base)));
+        for (family, below) in families {
+            let left = limit.saturating_sub(found.len());
+            if left == 0 {
+                break;
             }
+            let range = height_range(family, 0, below);
+            found.extend(
+                self.db
+                    .scan(&range, ScanOrder::Ascending, left)?
+                    .into_iter()
+                    .map(|(k, _)| k),
+            );
         }
+        Ok(found)
     }
 
     /// Prunes every block below `retain_height`, keeping meta and commit of heights at or above
@@ -327,6 +393,10 @@ impl BlockStore {
             }
             let next = BlockStoreState { base: to, ..state };
             batch.put(STATE_KEY, next.encode());
+            // Readers are turned away before anything they could ask for disappears. If the
+            // write fails the floor stays raised: those heights are refused until the next
+            // prune (or a restart) settles them.
+            self.base_floor.raise(to);
             self.db.write(batch, WriteOptions::DURABLE)?;
             debug!(from = state.base, to, "pruned block batch");
             report.heights_pruned += to - state.base;
@@ -347,6 +417,7 @@ impl BlockStore {
                 ..state
             };
             batch.put(STATE_KEY, next.encode());
+            self.evidence_floor.raise(to);
             self.db.write(batch, WriteOptions::DURABLE)?;
             report.evidence_heights_pruned += to - state.evidence_base;
             report.batches += 1;

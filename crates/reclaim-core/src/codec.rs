@@ -3,6 +3,9 @@
 //! Heights are big-endian `u64` after a family prefix, so every family is ordered by height and
 //! "all heights in `[from, to)`" is one contiguous key range per family.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::error::StoreError;
 use crate::range::KeyRange;
 
 /// `prefix ++ be64(height)`.
@@ -20,6 +23,49 @@ pub(crate) fn height_range(prefix: &[u8], from: u64, to: u64) -> KeyRange {
     // `max` keeps the range well-formed when from > to: it is then empty.
     let to = to.max(from.clone());
     KeyRange::new(Some(from), Some(to)).unwrap_or_default()
+}
+
+/// The lowest height readers may ask for in one family. It is raised *before* pruning deletes
+/// anything below it, and every guarded read checks it both before and after reading, so a read
+/// racing with pruning is refused with [`StoreError::Pruned`] instead of returning a partial or
+/// missing value.
+#[derive(Debug, Default)]
+pub(crate) struct ReadFloor(AtomicU64);
+
+impl ReadFloor {
+    pub(crate) fn new(height: u64) -> Self {
+        Self(AtomicU64::new(height))
+    }
+
+    pub(crate) fn get(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    /// Raises the floor to `height` (never lowers it).
+    pub(crate) fn raise(&self, height: u64) {
+        self.0.fetch_max(height, Ordering::SeqCst);
+    }
+
+    /// Runs `read` for `height` unless the floor is above it, before or after the read.
+    pub(crate) fn guard<T>(
+        &self,
+        what: &'static str,
+        height: u64,
+        read: impl FnOnce() -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let check = || {
+            let base = self.get();
+            if height < base {
+                Err(StoreError::Pruned { what, height, base })
+            } else {
+                Ok(())
+            }
+        };
+        check()?;
+        let value = read()?;
+        check()?;
+        Ok(value)
+    }
 }
 
 /// Encodes a fixed list of `u64` fields.

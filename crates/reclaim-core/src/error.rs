@@ -147,6 +147,16 @@ pub enum StoreError {
         /// The store's height.
         height: u64,
     },
+    /// The height asked for lies below the store's base: it was pruned (or is being pruned).
+    #[error("{what} at height {height} was pruned: the lowest height kept is {base}")]
+    Pruned {
+        /// What was asked for.
+        what: &'static str,
+        /// The height asked for.
+        height: u64,
+        /// The lowest height whose `what` is kept.
+        base: u64,
+    },
     /// A manual compaction failed on at least one range (the data is unaffected).
     #[error(transparent)]
     Compaction(#[from] crate::compactor::CompactionFailed),

@@ -121,7 +121,7 @@ impl FaultyStore {
             ReadFault::Error => true,
             ReadFault::EveryNth(n) => {
                 let calls = self.read_calls.fetch_add(1, Ordering::SeqCst) + 1;
-                n > 0 && calls % n == 0
+                n > 0 && calls.is_multiple_of(n)
             }
             ReadFault::Delay(delay) => {
                 std::thread::sleep(delay);

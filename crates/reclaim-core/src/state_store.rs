@@ -24,10 +24,10 @@ use parking_lot::{Mutex, RwLock};
 use tracing::debug;
 
 use crate::block_store::compact_now;
-use crate::codec::{decode_u64s, encode_u64s, height_key, height_range};
+use crate::codec::{ReadFloor, decode_u64s, encode_u64s, height_key, height_range};
 use crate::compactor::TaskReport;
 use crate::error::StoreError;
-use crate::kv::{KvStore, WriteBatch, WriteOptions};
+use crate::kv::{KvReadExt, KvStore, ScanOrder, WriteBatch, WriteOptions};
 use crate::range::{KeyRange, hex};
 
 const RESPONSES: &[u8] = b"abciResponsesKey:";
@@ -349,6 +349,10 @@ pub struct StateStore {
     validators: Versioned,
     bounds: RwLock<StateStoreBounds>,
     writer: Mutex<Option<(Tip, Tip)>>,
+    /// Reads of params and responses below this are refused.
+    base_floor: ReadFloor,
+    /// Reads of validator sets below this are refused.
+    validators_floor: ReadFloor,
 }
 
 impl std::fmt::Debug for StateStore {
@@ -387,6 +391,8 @@ impl StateStore {
             db,
             options,
             validators,
+            base_floor: ReadFloor::new(bounds.base),
+            validators_floor: ReadFloor::new(bounds.validators_base),
             bounds: RwLock::new(bounds),
             writer: Mutex::new(tips),
         })
@@ -463,25 +469,67 @@ impl StateStore {
         };
         batch.put(META_KEY, next.encode());
         self.db.write(batch, options)?;
+        self.base_floor.raise(next.base);
+        self.validators_floor.raise(next.validators_base);
         *tips = Some((validators_tip, params_tip));
         *self.bounds.write() = next;
         Ok(())
     }
 
-    /// The validator set for `height`, if kept.
+    /// The validator set for `height`, if saved; [`StoreError::Pruned`] below the validators'
+    /// base (also when pruning overtakes the read).
     pub fn load_validators(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        self.validators.load(self.db.as_ref(), height)
+        self.validators_floor
+            .guard(self.validators.what, height, || {
+                self.validators.load(self.db.as_ref(), height)
+            })
     }
 
-    /// The consensus params for `height`, if kept.
+    /// The consensus params for `height`, if saved; [`StoreError::Pruned`] below the base.
     pub fn load_consensus_params(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        PARAMS.load(self.db.as_ref(), height)
+        self.base_floor.guard(PARAMS.what, height, || {
+            PARAMS.load(self.db.as_ref(), height)
+        })
     }
 
-    /// The finalize-block response of `height`, if kept. With `discard_abci_responses` only the
-    /// latest is kept; asking for an older one saved under that option is
-    /// [`StoreError::ResponseDiscarded`].
+    /// The finalize-block response of `height`, if saved; [`StoreError::Pruned`] below the
+    /// base. With `discard_abci_responses` only the latest is kept; asking for an older one
+    /// saved under that option is [`StoreError::ResponseDiscarded`].
     pub fn load_finalize_block_response(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.base_floor
+            .guard("finalize-block response", height, || {
+                self.load_response_unguarded(height)
+            })
+    }
+
+    /// Keys of heights below the bases that pruning should have removed, at most `limit`:
+    /// empty on a healthy store. The full records kept below the bases for the pointers above
+    /// them (`validators_kept`, `params_kept`) are not leftovers.
+    pub fn leftovers_below_base(&self, limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+        let b = self.bounds();
+        let families = [
+            (RESPONSES, b.base, 0),
+            (PARAMS.prefix, b.base, b.params_kept),
+            (self.validators.prefix, b.validators_base, b.validators_kept),
+        ];
+        let mut found = Vec::new();
+        for (prefix, below, kept) in families {
+            let kept_key = (kept != 0).then(|| height_key(prefix, kept));
+            let range = height_range(prefix, 0, below);
+            for entry in self.db.iter(range, ScanOrder::Ascending) {
+                let (key, _) = entry?;
+                if found.len() >= limit {
+                    return Ok(found);
+                }
+                if kept_key.as_deref() != Some(key.as_slice()) {
+                    found.push(key);
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    fn load_response_unguarded(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
         if let Some(response) = self.db.get(&height_key(RESPONSES, height))? {
             return Ok(Some(response));
         }
@@ -586,6 +634,9 @@ impl StateStore {
         next: StateStoreBounds,
     ) -> Result<(), StoreError> {
         batch.put(META_KEY, next.encode());
+        // Readers are turned away before anything they could ask for disappears.
+        self.base_floor.raise(next.base);
+        self.validators_floor.raise(next.validators_base);
         self.db.write(batch, WriteOptions::DURABLE)?;
         *self.bounds.write() = next;
         Ok(())

@@ -111,7 +111,7 @@ fn pruning_keeps_everything_at_or_above_the_retain_height() {
         Some(b"params-55".to_vec())
     );
     for h in 1..60 {
-        assert_eq!(chain.blocks.load_block_meta(h).unwrap(), None);
+        assert_pruned(chain.blocks.load_block_meta(h), "meta", h);
         assert_eq!(
             chain
                 .blocks
@@ -138,24 +138,21 @@ fn evidence_window_keeps_meta_commit_and_validators() {
             chain.blocks.load_block_commit(h).unwrap().is_some(),
             "commit {h}"
         );
-        assert!(
-            chain.blocks.load_block_parts(h).unwrap().is_empty(),
-            "parts {h}"
-        );
+        assert_pruned(chain.blocks.load_block_parts(h), "parts", h);
         assert_eq!(
             chain.states.load_validators(h).unwrap(),
             Some(expected_validators(1, h))
         );
-        assert_eq!(chain.states.load_finalize_block_response(h).unwrap(), None);
+        assert_pruned(chain.states.load_finalize_block_response(h), "response", h);
     }
-    assert_eq!(chain.blocks.load_block_meta(69).unwrap(), None);
+    assert_pruned(chain.blocks.load_block_meta(69), "meta", 69);
     check_invariants(&chain, 1);
     // As the chain grows, the evidence window moves and its tail is dropped by later prunes.
     commit(&chain, 1, 101, 130);
     exec.prune_blocks(95).unwrap();
     assert_eq!(chain.blocks.state().evidence_base, 95);
     assert_eq!(chain.states.bounds().validators_base, 95);
-    assert_eq!(chain.blocks.load_block_meta(90).unwrap(), None);
+    assert_pruned(chain.blocks.load_block_meta(90), "meta", 90);
     check_invariants(&chain, 1);
 }
 

@@ -280,6 +280,46 @@ impl Compactable for RocksStore {
         Ok(())
     }
 
+    /// Slices follow SST file boundaries: files overlapping `range` are taken in key order and
+    /// a slice is closed once its files reach `target_bytes`, so each slice rewrites about that
+    /// much. Data still in memtables is not counted (it is small and flushed by compaction).
+    fn compaction_slices(
+        &self,
+        range: &KeyRange,
+        target_bytes: u64,
+    ) -> Result<Vec<KeyRange>, StorageError> {
+        let target = target_bytes.max(1);
+        let mut files: Vec<(Vec<u8>, u64)> = self
+            .db
+            .live_files()
+            .map_err(|e| engine_error("live_files", &e))?
+            .into_iter()
+            .filter(|file| {
+                let starts_before_end = match (range.end(), file.start_key.as_deref()) {
+                    (Some(end), Some(first)) => first < end,
+                    _ => true,
+                };
+                let ends_after_start = match (range.start(), file.end_key.as_deref()) {
+                    (Some(start), Some(last)) => last >= start,
+                    _ => true,
+                };
+                starts_before_end && ends_after_start
+            })
+            .map(|file| (file.start_key.unwrap_or_default(), file.size as u64))
+            .collect();
+        files.sort();
+        let mut cuts = Vec::new();
+        let mut filled = 0u64;
+        for (first_key, size) in files {
+            if filled >= target {
+                cuts.push(first_key);
+                filled = 0;
+            }
+            filled += size;
+        }
+        Ok(range.split_at(cuts))
+    }
+
     fn size_on_disk(&self) -> Result<u64, StorageError> {
         directory_size(&self.path)
     }

@@ -113,22 +113,37 @@ fn open_generation(root: &Path, number: u64) -> Result<sled::Db, StorageError> {
     if let Some(db) = handles.get(&path) {
         return Ok(db.clone());
     }
-    // sled asserts on some damaged files instead of returning an error: a damaged store must
-    // still be an error here, never a panic.
-    let opened =
-        std::panic::catch_unwind(|| sled::Config::new().path(&path).open()).map_err(|_| {
-            StorageError::Corrupt {
-                engine: ENGINE,
-                path: path.clone(),
-                detail: "the engine panicked while reading its files".into(),
+    // The caller holds the store directory's lock, so no other process can hold sled's file
+    // lock: a lock conflict here is this process's own closed handle, whose sled background
+    // thread releases the lock a moment after the last handle drops. Wait for it, boundedly.
+    let deadline = std::time::Instant::now() + OWN_LOCK_RELEASE_WAIT;
+    let db =
+        loop {
+            // sled asserts on some damaged files instead of returning an error: a damaged store
+            // must still be an error here, never a panic.
+            let opened = std::panic::catch_unwind(|| sled::Config::new().path(&path).open())
+                .map_err(|_| StorageError::Corrupt {
+                    engine: ENGINE,
+                    path: path.clone(),
+                    detail: "the engine panicked while reading its files".into(),
+                })?;
+            match opened {
+                Ok(db) => break db,
+                Err(e) if is_lock_conflict(&e) && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) => return Err(map_open_error(&path, e)),
             }
-        })?;
-    let db = match opened {
-        Ok(db) => db,
-        Err(e) => return Err(map_open_error(&path, e)),
-    };
+        };
     handles.insert(path, db.clone());
     Ok(db)
+}
+
+/// How long opening waits for a sled file lock still held by this process's closed handle.
+const OWN_LOCK_RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn is_lock_conflict(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Io(io) if io.to_string().contains("could not acquire lock"))
 }
 
 /// Forgets this process's handle on a generation that is being removed.
