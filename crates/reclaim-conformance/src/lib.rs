@@ -31,6 +31,7 @@ pub mod damage;
 pub mod data;
 pub mod executor;
 pub mod memory;
+pub mod pacing;
 
 /// Opens the store kept in a directory (creating it if needed).
 pub type OpenFn = dyn Fn(&Path) -> Result<Arc<dyn KvStore>, StorageError> + Send + Sync;
@@ -165,6 +166,30 @@ pub const CASES: &[Case] = &[
         "executor_pruned_chain_compacts_to_retained_size",
         executor::executor_pruned_chain_compacts_to_retained_size,
     ),
+    (
+        "compaction_slices_tile_the_range",
+        pacing::compaction_slices_tile_the_range,
+    ),
+    (
+        "paced_compaction_after_pruning",
+        pacing::paced_compaction_after_pruning,
+    ),
+    (
+        "bounded_pruning_runs_resume",
+        pacing::bounded_pruning_runs_resume,
+    ),
+    (
+        "retain_heights_are_held_back_and_persisted",
+        pacing::retain_heights_are_held_back_and_persisted,
+    ),
+    (
+        "reads_racing_pruning_are_exact_or_refused",
+        pacing::reads_racing_pruning_are_exact_or_refused,
+    ),
+    (
+        "background_pruner_follows_the_retain_height",
+        pacing::background_pruner_follows_the_retain_height,
+    ),
 ];
 
 /// Cases only adapters that keep files run.
@@ -201,6 +226,11 @@ macro_rules! conformance_suite {
             executor_prunes_without_compactor, executor_single_flight_holds,
             executor_resumes_after_crash, executor_repeated_prune_is_idempotent,
             executor_pruned_chain_compacts_to_retained_size, executor_load_with_watchdog
+        ], [
+            compaction_slices_tile_the_range, paced_compaction_after_pruning,
+            bounded_pruning_runs_resume, retain_heights_are_held_back_and_persisted,
+            reads_racing_pruning_are_exact_or_refused,
+            background_pruner_follows_the_retain_height
         ]);
     };
     ($name:ident, $open:expr, in_memory) => {
@@ -214,9 +244,15 @@ macro_rules! conformance_suite {
             executor_prunes_without_compactor, executor_single_flight_holds,
             executor_resumes_after_crash, executor_repeated_prune_is_idempotent,
             executor_pruned_chain_compacts_to_retained_size, executor_load_with_watchdog
+        ], [
+            compaction_slices_tile_the_range, paced_compaction_after_pruning,
+            bounded_pruning_runs_resume, retain_heights_are_held_back_and_persisted,
+            reads_racing_pruning_are_exact_or_refused,
+            background_pruner_follows_the_retain_height
         ]);
     };
-    (@module $name:ident, $open:expr, [$($case:ident),* $(,)?], [$($exec:ident),* $(,)?]) => {
+    (@module $name:ident, $open:expr, [$($case:ident),* $(,)?], [$($exec:ident),* $(,)?],
+        [$($pace:ident),* $(,)?]) => {
         mod $name {
             #[allow(unused_imports)]
             use super::*;
@@ -230,6 +266,12 @@ macro_rules! conformance_suite {
                 #[test]
                 fn $exec() {
                     $crate::executor::$exec(&$crate::Harness::new($open));
+                }
+            )*
+            $(
+                #[test]
+                fn $pace() {
+                    $crate::pacing::$pace(&$crate::Harness::new($open));
                 }
             )*
         }

@@ -33,6 +33,7 @@ use crate::codec::{ReadFloor, decode_u64s, encode_u64s, height_key, height_range
 use crate::compactor::{CompactionTask, TaskReport, run_task_now};
 use crate::error::{StorageError, StoreError};
 use crate::kv::{Compactable, KvReadExt, KvStore, ScanOrder, WriteBatch, WriteOptions};
+use crate::pruning::PruneLimiter;
 use crate::range::{KeyRange, hex};
 
 const META: &[u8] = b"H:";
@@ -117,6 +118,9 @@ impl BlockStoreState {
 /// What one call to [`BlockStore::prune`] removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct BlockPruneReport {
+    /// False when the limiter stopped the call before it reached its targets; the progress
+    /// made is persisted and the next call resumes.
+    pub complete: bool,
     /// Heights that fell below `base` (parts, seen commits, hashes deleted).
     pub heights_pruned: u64,
     /// Heights whose evidence data (meta and commit) was deleted.
@@ -356,11 +360,14 @@ impl BlockStore {
     /// `evidence_point` (the evidence window), in atomic batches of at most `batch_heights`
     /// heights, each persisting the new bounds with its deletions. Resumes whatever an earlier,
     /// interrupted call left. `retain_height` at or below `base` only finishes pending work.
+    /// `limiter` bounds the heights and time one call spends; when it runs out the report says
+    /// `complete: false` and a later call goes on from the persisted bounds.
     pub fn prune(
         &self,
         retain_height: u64,
         evidence_point: u64,
         batch_heights: u64,
+        limiter: &mut PruneLimiter,
     ) -> Result<BlockPruneReport, StoreError> {
         let batch_heights = batch_heights.max(1);
         let _writer = self.writer.lock();
@@ -375,7 +382,9 @@ impl BlockStore {
         let mut report = BlockPruneReport::default();
         // Phase 1: move `base` up. Meta and commit stay (their own phase follows).
         while state.base < retain_height {
-            let to = retain_height.min(state.base.saturating_add(batch_heights));
+            let Some(to) = limiter.batch_end(state.base, retain_height, batch_heights) else {
+                return Ok(report);
+            };
             let mut batch = WriteBatch::new();
             let hashes = self
                 .db
@@ -401,13 +410,17 @@ impl BlockStore {
             debug!(from = state.base, to, "pruned block batch");
             report.heights_pruned += to - state.base;
             report.batches += 1;
+            limiter.spend(to - state.base);
             state = next;
             *self.state.write() = state;
         }
         // Phase 2: drop meta and commit below both the evidence point and base.
         let evidence_target = evidence_point.min(state.base);
         while state.evidence_base < evidence_target {
-            let to = evidence_target.min(state.evidence_base.saturating_add(batch_heights));
+            let Some(to) = limiter.batch_end(state.evidence_base, evidence_target, batch_heights)
+            else {
+                return Ok(report);
+            };
             let mut batch = WriteBatch::new();
             for family in EVIDENCE_FAMILIES {
                 batch.delete_range(height_range(family, state.evidence_base, to));
@@ -421,9 +434,11 @@ impl BlockStore {
             self.db.write(batch, WriteOptions::DURABLE)?;
             report.evidence_heights_pruned += to - state.evidence_base;
             report.batches += 1;
+            limiter.spend(to - state.evidence_base);
             state = next;
             *self.state.write() = state;
         }
+        report.complete = true;
         Ok(report)
     }
 

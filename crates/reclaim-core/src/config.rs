@@ -4,7 +4,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
+
+use crate::pacing::{CommitLatencyGate, Pacing, TimeWindow};
 
 /// CometBFT's default number of pruned heights between forced compactions.
 pub const DEFAULT_COMPACTION_INTERVAL: u64 = 1000;
@@ -62,6 +66,8 @@ pub struct StorageConfig {
     pub discard_abci_responses: bool,
     /// `[storage.pruning]`.
     pub pruning: PruningConfig,
+    /// `[storage.compaction_pacing]`.
+    pub compaction_pacing: PacingConfig,
 }
 
 impl Default for StorageConfig {
@@ -71,24 +77,95 @@ impl Default for StorageConfig {
             compaction_interval: DEFAULT_COMPACTION_INTERVAL,
             discard_abci_responses: false,
             pruning: PruningConfig::default(),
+            compaction_pacing: PacingConfig::default(),
         }
     }
 }
 
-/// CometBFT's `[storage.pruning]` section.
+/// CometBFT's `[storage.pruning]` section, plus reclaim's run bounds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PruningConfig {
     /// How often the background pruner wakes, e.g. `"10s"` (must be positive).
     #[serde(with = "humantime_serde")]
     pub interval: Duration,
+    /// Heights each store prunes per run at most; unset: unbounded (must be at least 1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_heights_per_run: Option<u64>,
+    /// Wall time a run may take before it stops at a batch boundary, e.g. `"500ms"`; unset:
+    /// unbounded (must be positive).
+    #[serde(with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub max_run_time: Option<Duration>,
+    /// `[storage.pruning.data_companion]`.
+    pub data_companion: DataCompanionConfig,
 }
 
 impl Default for PruningConfig {
     fn default() -> Self {
         Self {
             interval: DEFAULT_PRUNING_INTERVAL,
+            max_heights_per_run: None,
+            max_run_time: None,
+            data_companion: DataCompanionConfig::default(),
         }
+    }
+}
+
+/// CometBFT's `[storage.pruning.data_companion]`: a downstream consumer whose retain height
+/// holds pruning back.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataCompanionConfig {
+    /// Whether the companion's retain height counts (CometBFT default: false).
+    pub enabled: bool,
+    /// The companion's retain height until it sets one (0: nothing may be pruned yet).
+    pub initial_block_retain_height: u64,
+}
+
+/// reclaim's `[storage.compaction_pacing]`: how background compaction is paced. The defaults
+/// are unpaced (CometBFT's behaviour).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PacingConfig {
+    /// Target bytes per compaction slice; 0 compacts each range in one call.
+    pub slice_bytes: u64,
+    /// Pause between slices, e.g. `"100ms"`.
+    #[serde(with = "humantime_serde")]
+    pub pause: Duration,
+    /// Hold slices back while the average commit latency is above this, e.g. `"200ms"`.
+    #[serde(with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub busy_commit_latency: Option<Duration>,
+    /// Run a slice anyway after being held back this long by load, e.g. `"10m"`.
+    #[serde(with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub max_deferral: Option<Duration>,
+    /// UTC windows in which slices may start, e.g. `["01:00-05:00"]`; empty: any time.
+    pub windows: Vec<String>,
+}
+
+impl PacingConfig {
+    /// The [`Pacing`] this section describes, with `load` as the load signal when
+    /// `busy_commit_latency` is set (the caller feeds it).
+    pub fn to_pacing(&self) -> Result<(Pacing, Option<Arc<CommitLatencyGate>>), ConfigError> {
+        let windows = self
+            .windows
+            .iter()
+            .map(|w| TimeWindow::parse(w))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| ConfigError::Invalid {
+                key: "storage.compaction_pacing.windows",
+                reason: "each window must be HH:MM-HH:MM in UTC",
+            })?;
+        let mut pacing = Pacing::unpaced()
+            .with_slice_bytes(self.slice_bytes)
+            .with_pause(self.pause)
+            .with_windows(windows);
+        pacing.max_deferral = self.max_deferral;
+        let gate = self.busy_commit_latency.map(|threshold| {
+            let gate = Arc::new(CommitLatencyGate::new(threshold));
+            pacing.load = Some(Arc::clone(&gate) as Arc<dyn crate::pacing::LoadSignal>);
+            gate
+        });
+        Ok((pacing, gate))
     }
 }
 
@@ -130,6 +207,24 @@ impl Config {
                 reason: "must be positive",
             });
         }
+        if self.storage.pruning.max_heights_per_run == Some(0) {
+            return Err(ConfigError::Invalid {
+                key: "storage.pruning.max_heights_per_run",
+                reason: "must be at least 1 (leave it out for no bound)",
+            });
+        }
+        if self
+            .storage
+            .pruning
+            .max_run_time
+            .is_some_and(|d| d.is_zero())
+        {
+            return Err(ConfigError::Invalid {
+                key: "storage.pruning.max_run_time",
+                reason: "must be positive (leave it out for no bound)",
+            });
+        }
+        self.storage.compaction_pacing.to_pacing()?;
         Ok(())
     }
 
@@ -143,6 +238,36 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pacing_and_run_bounds_parse_and_validate() {
+        let c = Config::from_toml_str(
+            "[storage.pruning]\nmax_heights_per_run = 500\nmax_run_time = \"250ms\"\n\
+             [storage.pruning.data_companion]\nenabled = true\ninitial_block_retain_height = 7\n\
+             [storage.compaction_pacing]\nslice_bytes = 1048576\npause = \"50ms\"\n\
+             busy_commit_latency = \"200ms\"\nmax_deferral = \"10m\"\nwindows = [\"01:00-05:00\"]\n",
+        )
+        .unwrap();
+        assert_eq!(c.storage.pruning.max_heights_per_run, Some(500));
+        assert_eq!(
+            c.storage.pruning.max_run_time,
+            Some(Duration::from_millis(250))
+        );
+        assert!(c.storage.pruning.data_companion.enabled);
+        let (pacing, gate) = c.storage.compaction_pacing.to_pacing().unwrap();
+        assert_eq!(pacing.max_slice_bytes, 1 << 20);
+        assert_eq!(pacing.windows.len(), 1);
+        assert!(gate.is_some() && pacing.load.is_some());
+        assert_eq!(Config::from_toml_str(&c.to_toml_string()).unwrap(), c);
+        for bad in [
+            "[storage.pruning]\nmax_heights_per_run = 0\n",
+            "[storage.pruning]\nmax_run_time = \"0s\"\n",
+            "[storage.compaction_pacing]\nwindows = [\"1am-5am\"]\n",
+            "[storage.compaction_pacing]\nslices = 3\n",
+        ] {
+            assert!(Config::from_toml_str(bad).is_err(), "{bad} accepted");
+        }
+    }
 
     #[test]
     fn defaults_match_cometbft() {

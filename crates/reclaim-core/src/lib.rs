@@ -11,6 +11,11 @@
 //! * [`block_store::BlockStore`] and [`state_store::StateStore`]: CometBFT's stores over any
 //!   engine, laid out so that everything below a height is a few contiguous key ranges.
 //! * [`pruning::PruningExecutor`]: crash-safe, resumable pruning followed by targeted compaction.
+//! * [`pacing::Pacing`]: sliced compaction that pauses, yields to a busy node and keeps to
+//!   time windows.
+//! * [`retain::RetainHeights`]: the application's and the data companion's retain heights,
+//!   persisted, never lowered; [`pruner::BackgroundPruner`]: the bounded background pruning loop.
+//! * [`metric`]: the names of the metrics recorded through the `metrics` facade.
 //! * [`config::Config`]: CometBFT's `[storage]` section.
 //! * [`fault::FaultyStore`]: an engine wrapper that injects failures, for tests.
 
@@ -25,8 +30,10 @@ pub mod kv;
 pub mod memory;
 pub mod metric;
 pub mod pacing;
+pub mod pruner;
 pub mod pruning;
 pub mod range;
+pub mod retain;
 pub mod state_store;
 
 pub use block_store::{Block, BlockStore, BlockStoreState};
@@ -41,6 +48,8 @@ pub use kv::{
 };
 pub use memory::MemoryStore;
 pub use pacing::{CommitLatencyGate, LoadSignal, Pacing, TimeWindow};
-pub use pruning::{PruneError, PruneOutcome, PruningExecutor, PruningOptions};
+pub use pruner::{BackgroundPruner, PrunerStats};
+pub use pruning::{PruneError, PruneLimits, PruneOutcome, PruningExecutor, PruningOptions};
 pub use range::KeyRange;
+pub use retain::{RetainHeightError, RetainHeights, RetainSource, RetainState};
 pub use state_store::{HeightState, StateStore, StateStoreOptions};

@@ -3,6 +3,7 @@
 //! attached.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use tracing::{debug, error, info, warn};
@@ -14,6 +15,7 @@ use crate::compactor::{
 use crate::config::{DEFAULT_COMPACTION_INTERVAL, StorageConfig};
 use crate::error::StoreError;
 use crate::kv::{Compactable, KvStore};
+use crate::metric;
 use crate::range::KeyRange;
 use crate::state_store::{StatePruneReport, StateStore};
 
@@ -25,6 +27,78 @@ pub const DEFAULT_BATCH_HEIGHTS: u64 = 1000;
 pub const POST_PRUNING_LABEL: &str = "post_pruning_compaction";
 /// Label of [`PruningExecutor::compact_state_and_block_stores`].
 pub const MANUAL_LABEL: &str = "manual_compaction";
+
+/// Bounds on one pruning run, so that a large backlog is worked off in bounded steps instead of
+/// one long run (Reth and Aptos bound their pruners the same way). The default is unbounded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PruneLimits {
+    /// Heights each store may prune per run (blocks and evidence window count, as do state and
+    /// validator heights). One height is its block meta, parts, commits, hash entries and state
+    /// records: about `parts + 8` entries. `None`: no bound.
+    pub max_heights: Option<u64>,
+    /// Wall time after which a run stops at the next batch boundary. `None`: no bound.
+    pub max_duration: Option<Duration>,
+}
+
+impl PruneLimits {
+    /// No bound: a run goes all the way to the retain height.
+    pub const UNBOUNDED: Self = Self {
+        max_heights: None,
+        max_duration: None,
+    };
+
+    /// True when neither bound is set.
+    pub fn is_unbounded(&self) -> bool {
+        self.max_heights.is_none() && self.max_duration.is_none()
+    }
+}
+
+/// Spends a [`PruneLimits`] budget batch by batch during one store's pruning.
+#[derive(Debug, Clone)]
+pub struct PruneLimiter {
+    heights_left: u64,
+    deadline: Option<Instant>,
+}
+
+impl PruneLimiter {
+    /// A limiter that never stops a run.
+    pub fn unlimited() -> Self {
+        Self {
+            heights_left: u64::MAX,
+            deadline: None,
+        }
+    }
+
+    /// A limiter for `limits`, whose time bound starts now.
+    pub fn new(limits: PruneLimits) -> Self {
+        Self::with_deadline(
+            limits.max_heights,
+            limits.max_duration.map(|d| Instant::now() + d),
+        )
+    }
+
+    fn with_deadline(max_heights: Option<u64>, deadline: Option<Instant>) -> Self {
+        Self {
+            heights_left: max_heights.unwrap_or(u64::MAX),
+            deadline,
+        }
+    }
+
+    /// The end (exclusive) of the next batch from `from` towards `target`, at most
+    /// `batch_heights` long and within the budget; `None` when the budget is spent.
+    pub fn batch_end(&self, from: u64, target: u64, batch_heights: u64) -> Option<u64> {
+        if self.heights_left == 0 || self.deadline.is_some_and(|d| Instant::now() >= d) {
+            return None;
+        }
+        let step = batch_heights.max(1).min(self.heights_left);
+        Some(target.min(from.saturating_add(step)))
+    }
+
+    /// Records `heights` pruned.
+    pub fn spend(&mut self, heights: u64) {
+        self.heights_left = self.heights_left.saturating_sub(heights);
+    }
+}
 
 /// How the executor prunes and when it compacts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +112,8 @@ pub struct PruningOptions {
     pub compact: bool,
     /// Pruned heights between compactions (CometBFT's `compaction_interval`, at least 1).
     pub compaction_interval: u64,
+    /// Bounds on each [`PruningExecutor::prune_blocks`] run.
+    pub limits: PruneLimits,
 }
 
 impl Default for PruningOptions {
@@ -47,6 +123,7 @@ impl Default for PruningOptions {
             batch_heights: DEFAULT_BATCH_HEIGHTS,
             compact: false,
             compaction_interval: DEFAULT_COMPACTION_INTERVAL,
+            limits: PruneLimits::UNBOUNDED,
         }
     }
 }
@@ -56,6 +133,10 @@ impl From<&StorageConfig> for PruningOptions {
         Self {
             compact: config.compact,
             compaction_interval: config.compaction_interval,
+            limits: PruneLimits {
+                max_heights: config.pruning.max_heights_per_run,
+                max_duration: config.pruning.max_run_time,
+            },
             ..Self::default()
         }
     }
@@ -102,6 +183,12 @@ pub struct PruneOutcome {
 }
 
 impl PruneOutcome {
+    /// True when a limit stopped the run before it reached the retain height (or before the
+    /// evidence window or the state caught up): call again to go on.
+    pub fn more_to_do(&self) -> bool {
+        !(self.blocks.complete && self.states.complete)
+    }
+
     /// Heights whose blocks fell below the base in this call.
     pub fn heights_pruned(&self) -> u64 {
         self.blocks.heights_pruned
@@ -196,6 +283,38 @@ impl PruningExecutor {
     /// crash anywhere loses nothing at or above the retain height and the next call finishes.
     /// Compaction failures are logged and never fail the prune.
     pub fn prune_blocks(&self, retain_height: u64) -> Result<PruneOutcome, PruneError> {
+        self.prune_blocks_with(retain_height, self.options.limits)
+    }
+
+    /// [`PruningExecutor::prune_blocks`] with `limits` instead of the options' limits. A run
+    /// stopped by a limit persists its progress and says [`PruneOutcome::more_to_do`].
+    pub fn prune_blocks_with(
+        &self,
+        retain_height: u64,
+        limits: PruneLimits,
+    ) -> Result<PruneOutcome, PruneError> {
+        let started = Instant::now();
+        let result = self.prune_limited(retain_height, limits);
+        let label = match &result {
+            Ok(outcome) if outcome.more_to_do() => "more_to_do",
+            Ok(_) => "complete",
+            Err(PruneError::ZeroRetainHeight | PruneError::AboveChainHeight { .. }) => "refused",
+            Err(_) => "error",
+        };
+        metrics::counter!(metric::PRUNE_RUNS_TOTAL, "result" => label).increment(1);
+        metrics::histogram!(metric::PRUNE_SECONDS).record(started.elapsed().as_secs_f64());
+        if let Ok(outcome) = &result {
+            metrics::counter!(metric::PRUNED_HEIGHTS_TOTAL).increment(outcome.heights_pruned());
+            metrics::gauge!(metric::BLOCK_STORE_BASE).set(outcome.base_after as f64);
+        }
+        result
+    }
+
+    fn prune_limited(
+        &self,
+        retain_height: u64,
+        limits: PruneLimits,
+    ) -> Result<PruneOutcome, PruneError> {
         if retain_height == 0 {
             return Err(PruneError::ZeroRetainHeight);
         }
@@ -212,16 +331,31 @@ impl PruningExecutor {
             .height
             .saturating_sub(self.options.evidence_max_age_heights);
         let batch = self.options.batch_heights;
+        // Each store gets the height budget; the time budget is shared.
+        let deadline = limits.max_duration.map(|d| Instant::now() + d);
         let blocks = self
             .blocks
-            .prune(retain_height, evidence_point, batch)
+            .prune(
+                retain_height,
+                evidence_point,
+                batch,
+                &mut PruneLimiter::with_deadline(limits.max_heights, deadline),
+            )
             .map_err(PruneError::Blocks)?;
         let state_target = retain_height.min(states_before.height);
         let states = if state_target == 0 {
-            StatePruneReport::default()
+            StatePruneReport {
+                complete: true,
+                ..StatePruneReport::default()
+            }
         } else {
             self.states
-                .prune(state_target, evidence_point, batch)
+                .prune(
+                    state_target,
+                    evidence_point,
+                    batch,
+                    &mut PruneLimiter::with_deadline(limits.max_heights, deadline),
+                )
                 .map_err(PruneError::States)?
         };
         let mut outcome = PruneOutcome {
@@ -243,6 +377,7 @@ impl PruningExecutor {
             heights_pruned = blocks.heights_pruned,
             evidence_heights_pruned = blocks.evidence_heights_pruned,
             state_heights_pruned = states.heights_pruned,
+            more_to_do = outcome.more_to_do(),
             "pruned blocks and state"
         );
         let lowest_touched = [

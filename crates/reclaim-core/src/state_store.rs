@@ -28,6 +28,7 @@ use crate::codec::{ReadFloor, decode_u64s, encode_u64s, height_key, height_range
 use crate::compactor::TaskReport;
 use crate::error::StoreError;
 use crate::kv::{KvReadExt, KvStore, ScanOrder, WriteBatch, WriteOptions};
+use crate::pruning::PruneLimiter;
 use crate::range::{KeyRange, hex};
 
 const RESPONSES: &[u8] = b"abciResponsesKey:";
@@ -334,6 +335,9 @@ impl Versioned {
 /// What one call to [`StateStore::prune`] removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct StatePruneReport {
+    /// False when the limiter stopped the call before it reached its targets; the progress
+    /// made is persisted and the next call resumes.
+    pub complete: bool,
     /// Heights whose params and response were deleted.
     pub heights_pruned: u64,
     /// Heights whose validator set was deleted.
@@ -563,12 +567,14 @@ impl StateStore {
 
     /// Prunes state below `retain_height`, keeping validator sets at or above
     /// `evidence_threshold`, in atomic batches of at most `batch_heights` heights that persist
-    /// the new bounds with the deletions. Resumes whatever an interrupted call left.
+    /// the new bounds with the deletions. Resumes whatever an interrupted call left. `limiter`
+    /// bounds the heights and time one call spends (`complete: false` when it ran out).
     pub fn prune(
         &self,
         retain_height: u64,
         evidence_threshold: u64,
         batch_heights: u64,
+        limiter: &mut PruneLimiter,
     ) -> Result<StatePruneReport, StoreError> {
         let batch_heights = batch_heights.max(1);
         let _tips = self.writer.lock();
@@ -584,7 +590,9 @@ impl StateStore {
         let mut report = StatePruneReport::default();
         if bounds.base < retain_height {
             while bounds.base < retain_height {
-                let to = retain_height.min(bounds.base.saturating_add(batch_heights));
+                let Some(to) = limiter.batch_end(bounds.base, retain_height, batch_heights) else {
+                    return Ok(report);
+                };
                 // Each batch keeps what its own new base needs, so the store is consistent
                 // between batches (and after a crash between them), not only at the end.
                 let keep = PARAMS.needed_full_at(db, to)?;
@@ -601,6 +609,7 @@ impl StateStore {
                 debug!(from = bounds.base, to, "pruned state batch");
                 report.heights_pruned += to - bounds.base;
                 report.batches += 1;
+                limiter.spend(to - bounds.base);
                 bounds = next;
             }
         }
@@ -608,7 +617,9 @@ impl StateStore {
         if bounds.validators_base < validators_target {
             while bounds.validators_base < validators_target {
                 let from = bounds.validators_base;
-                let to = validators_target.min(from.saturating_add(batch_heights));
+                let Some(to) = limiter.batch_end(from, validators_target, batch_heights) else {
+                    return Ok(report);
+                };
                 let keep = self.validators.needed_full_at(db, to)?;
                 let mut batch = WriteBatch::new();
                 let validators_kept =
@@ -622,9 +633,11 @@ impl StateStore {
                 self.commit_batch(batch, next)?;
                 report.validator_heights_pruned += to - from;
                 report.batches += 1;
+                limiter.spend(to - from);
                 bounds = next;
             }
         }
+        report.complete = true;
         Ok(report)
     }
 

@@ -62,6 +62,9 @@ pub struct RocksOptions {
     pub max_subcompactions: u32,
     /// Cap on compaction and flush write bandwidth, bytes per second (`None`: unlimited).
     pub compaction_rate_limit_bytes_per_sec: Option<i64>,
+    /// Size of the SST files compaction writes. Paced compaction cuts slices at file
+    /// boundaries, so smaller files allow finer slices (RocksDB's default: 64 MiB).
+    pub target_file_size_bytes: u64,
 }
 
 impl Default for RocksOptions {
@@ -74,6 +77,7 @@ impl Default for RocksOptions {
             max_background_jobs: 4,
             max_subcompactions: 2,
             compaction_rate_limit_bytes_per_sec: None,
+            target_file_size_bytes: 64 << 20,
         }
     }
 }
@@ -88,6 +92,7 @@ impl RocksOptions {
         opts.set_level_zero_stop_writes_trigger(self.level0_stop_writes_trigger);
         opts.set_max_background_jobs(self.max_background_jobs);
         opts.set_max_subcompactions(self.max_subcompactions);
+        opts.set_target_file_size_base(self.target_file_size_bytes);
         if let Some(rate) = self.compaction_rate_limit_bytes_per_sec {
             opts.set_ratelimiter(rate, 100_000, 10);
         }
