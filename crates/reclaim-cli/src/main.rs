@@ -9,6 +9,7 @@ macro_rules! out {
 }
 
 mod backend;
+mod metrics_endpoint;
 mod ops;
 mod plot;
 mod simulate;

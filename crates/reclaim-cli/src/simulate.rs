@@ -3,18 +3,16 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use crossbeam_channel::{TrySendError, bounded};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::rngs::SmallRng;
 use rand::{Rng, RngCore, SeedableRng};
-use reclaim::pruning::CompactionDecision;
 use reclaim::{
-    Block, BlockStore, Compactor, HeightState, KeyRange, KvReadExt, KvStore, PruningExecutor,
-    PruningOptions, ScanOrder, StateStore, StateStoreOptions, StorageConfig, WriteOptions,
+    BackgroundPruner, Block, BlockStore, Compactor, HeightState, KeyRange, KvReadExt, KvStore,
+    PruningExecutor, PruningOptions, RetainHeights, ScanOrder, SingleFlight, StateStore,
+    StateStoreOptions, StorageConfig, WriteOptions,
 };
 use serde::Serialize;
 
@@ -66,6 +64,25 @@ pub struct SimulateArgs {
     /// Seed of the workload's random bytes.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Pace compaction in slices of this many KiB (overrides
+    /// `[storage.compaction_pacing] slice_bytes`; 0: unpaced).
+    #[arg(long)]
+    pub slice_kib: Option<u64>,
+    /// Pause between compaction slices in milliseconds (overrides
+    /// `[storage.compaction_pacing] pause`).
+    #[arg(long)]
+    pub slice_pause_ms: Option<u64>,
+    /// Heights each store prunes per run at most (overrides
+    /// `[storage.pruning] max_heights_per_run`).
+    #[arg(long)]
+    pub max_heights_per_run: Option<u64>,
+    /// Serve Prometheus metrics at http://ADDR/metrics while running (loopback only, e.g.
+    /// 127.0.0.1:9464).
+    #[arg(long)]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Keep serving metrics this many seconds after the run ends (for a last scrape).
+    #[arg(long, default_value_t = 0, requires = "metrics_addr")]
+    pub metrics_linger_secs: u64,
 }
 
 /// Latency percentiles of one group of block commits.
@@ -133,6 +150,14 @@ pub struct SimulationReport {
     pub compactions_skipped: u64,
     /// Compactions failed.
     pub compactions_failed: u64,
+    /// Compaction slices run (one per range when unpaced).
+    pub compaction_slices: u64,
+    /// The longest single compaction slice, milliseconds.
+    pub longest_slice_ms: f64,
+    /// Background pruning runs (bounded runs count one each).
+    pub pruner_runs: u64,
+    /// Wake-ups of the pruner merged into one already pending.
+    pub pruner_wakeups_merged: u64,
     /// Bytes on disk of the empty store.
     pub bytes_start: u64,
     /// Largest bytes on disk seen.
@@ -157,6 +182,13 @@ pub struct SimulationReport {
 /// Runs `reclaim simulate`.
 pub fn run(args: &SimulateArgs, storage: &StorageConfig, json: bool) -> anyhow::Result<()> {
     validate(args)?;
+    let endpoint = args
+        .metrics_addr
+        .map(crate::metrics_endpoint::MetricsEndpoint::start)
+        .transpose()?;
+    if let Some(endpoint) = &endpoint {
+        eprintln!("serving metrics at http://{}/metrics", endpoint.address());
+    }
     let runs: Vec<bool> = if args.compare {
         vec![true, false]
     } else {
@@ -189,6 +221,9 @@ pub fn run(args: &SimulateArgs, storage: &StorageConfig, json: bool) -> anyhow::
             );
         }
     }
+    if endpoint.is_some() && args.metrics_linger_secs > 0 {
+        std::thread::sleep(Duration::from_secs(args.metrics_linger_secs));
+    }
     Ok(())
 }
 
@@ -217,6 +252,9 @@ fn validate(args: &SimulateArgs) -> anyhow::Result<()> {
     }
     if args.validator_change_every == 0 {
         bail!("--validator-change-every must be at least 1");
+    }
+    if args.max_heights_per_run == Some(0) {
+        bail!("--max-heights-per-run must be at least 1");
     }
     Ok(())
 }
@@ -285,41 +323,40 @@ fn simulate(
         ..StateStoreOptions::default()
     };
     let states = Arc::new(StateStore::open(Arc::clone(&db), state_options)?);
-    let compactor = Arc::new(Compactor::new()?);
-    let options = PruningOptions {
-        compact,
-        compaction_interval: args
-            .compaction_interval
-            .unwrap_or(storage.compaction_interval),
-        evidence_max_age_heights: args.retain / 2,
-        ..PruningOptions::default()
-    };
+    let (mut pacing, load_gate) = storage.compaction_pacing.to_pacing()?;
+    if let Some(kib) = args.slice_kib {
+        pacing.max_slice_bytes = kib << 10;
+    }
+    if let Some(ms) = args.slice_pause_ms {
+        pacing.pause_between_slices = Duration::from_millis(ms);
+    }
+    let compactor = Arc::new(Compactor::with_pacing(SingleFlight::new(), pacing)?);
+    let mut options = PruningOptions::from(storage);
+    options.compact = compact;
+    options.compaction_interval = args
+        .compaction_interval
+        .unwrap_or(storage.compaction_interval);
+    options.evidence_max_age_heights = args.retain / 2;
+    if let Some(max) = args.max_heights_per_run {
+        options.limits.max_heights = Some(max);
+    }
     let executor = Arc::new(
         PruningExecutor::new(Arc::clone(&blocks), Arc::clone(&states), options)
             .with_compactor(Arc::clone(&compactor)),
     );
-
-    // The pruner runs on its own thread, woken through a one-slot channel: wake-ups merge.
-    let target = Arc::new(AtomicU64::new(0));
-    let (wake, woken) = bounded::<()>(1);
-    let pruner = {
-        let target = Arc::clone(&target);
-        let executor = Arc::clone(&executor);
-        std::thread::Builder::new()
-            .name("reclaim-pruner".into())
-            .spawn(move || -> anyhow::Result<(u64, u64, u64)> {
-                let (mut pruned, mut prunes, mut skipped) = (0, 0, 0);
-                while woken.recv().is_ok() {
-                    let outcome = executor.prune_blocks(target.load(Ordering::Acquire))?;
-                    pruned += outcome.heights_pruned();
-                    prunes += 1;
-                    if matches!(outcome.compaction, CompactionDecision::Skipped(_)) {
-                        skipped += 1;
-                    }
-                }
-                Ok((pruned, prunes, skipped))
-            })?
-    };
+    // The node sets the application's retain height; the background pruner follows it,
+    // woken through its one-slot channel (wake-ups merge) and on its interval.
+    let companion = &storage.pruning.data_companion;
+    let retain_heights = Arc::new(RetainHeights::open(
+        Arc::clone(&blocks),
+        companion.enabled,
+        companion.initial_block_retain_height,
+    )?);
+    let pruner = BackgroundPruner::start(
+        Arc::clone(&executor),
+        Arc::clone(&retain_heights),
+        storage.pruning.interval,
+    )?;
 
     let progress = ProgressBar::new(args.heights);
     progress.set_style(
@@ -344,18 +381,19 @@ fn simulate(
         let commit_started = Instant::now();
         blocks.save_block(&block, WriteOptions::DURABLE)?;
         states.save(&state, WriteOptions::DURABLE)?;
-        let ms = commit_started.elapsed().as_secs_f64() * 1e3;
+        let took = commit_started.elapsed();
+        if let Some(gate) = &load_gate {
+            gate.record_commit(took);
+        }
+        let ms = took.as_secs_f64() * 1e3;
         if compacting_before || compactor.stats().in_flight {
             busy.push(ms);
         } else {
             idle.push(ms);
         }
         if height.is_multiple_of(args.prune_every) && height > args.retain {
-            target.store(height - args.retain + 1, Ordering::Release);
-            match wake.try_send(()) {
-                Ok(()) | Err(TrySendError::Full(())) => {}
-                Err(TrySendError::Disconnected(())) => break,
-            }
+            retain_heights.set_application(height - args.retain + 1)?;
+            pruner.wake();
         }
         if height.is_multiple_of(sample_every) || height == args.heights {
             let bytes = db.size_on_disk()?;
@@ -371,15 +409,24 @@ fn simulate(
         }
         progress.inc(1);
     }
-    drop(wake);
-    let (mut heights_pruned, mut prunes, skipped) = pruner
-        .join()
-        .map_err(|_| anyhow::anyhow!("the pruner thread panicked"))??;
-    // A last prune to the final retain height, so every run ends at the same base.
+    pruner.shutdown(Duration::from_secs(600))?;
+    let pruner_stats = pruner.stats();
+    if let Some(error) = &pruner_stats.last_error {
+        bail!("background pruning failed: {error}");
+    }
+    let (mut heights_pruned, mut prunes) = (pruner_stats.heights_pruned, pruner_stats.runs);
+    // Last prunes to the final retain height, so every run ends at the same base.
     if args.heights > args.retain {
-        let outcome = executor.prune_blocks(args.heights - args.retain + 1)?;
-        heights_pruned += outcome.heights_pruned();
-        prunes += 1;
+        let retain = args.heights - args.retain + 1;
+        retain_heights.set_application(retain)?;
+        loop {
+            let outcome = executor.prune_blocks(retain)?;
+            heights_pruned += outcome.heights_pruned();
+            prunes += 1;
+            if !outcome.more_to_do() {
+                break;
+            }
+        }
     }
     if !compactor.wait_idle(Duration::from_secs(600)) {
         bail!("the background compaction did not finish within 10 minutes");
@@ -409,8 +456,12 @@ fn simulate(
         base: blocks.base(),
         prunes,
         compactions_run: stats.succeeded + stats.failed,
-        compactions_skipped: skipped,
+        compactions_skipped: stats.skipped_busy,
         compactions_failed: stats.failed,
+        compaction_slices: stats.slices,
+        longest_slice_ms: stats.longest_slice.as_secs_f64() * 1e3,
+        pruner_runs: pruner_stats.runs,
+        pruner_wakeups_merged: pruner_stats.merged_wakeups,
         bytes_start,
         bytes_peak,
         bytes_end,
@@ -459,12 +510,20 @@ fn print_table(reports: &[SimulationReport]) {
         format!("{} / {}", r.heights_written, r.heights_pruned)
     });
     row("final base", &|r| r.base.to_string());
-    row("prunes", &|r| r.prunes.to_string());
+    row("prunes (background runs / merged wake-ups)", &|r| {
+        format!(
+            "{} ({} / {})",
+            r.prunes, r.pruner_runs, r.pruner_wakeups_merged
+        )
+    });
     row("compactions run / skipped / failed", &|r| {
         format!(
             "{} / {} / {}",
             r.compactions_run, r.compactions_skipped, r.compactions_failed
         )
+    });
+    row("compaction slices / longest slice", &|r| {
+        format!("{} / {:.1} ms", r.compaction_slices, r.longest_slice_ms)
     });
     row("bytes on disk: start", &|r| human_bytes(r.bytes_start));
     row("bytes on disk: peak", &|r| human_bytes(r.bytes_peak));
