@@ -355,3 +355,116 @@ pub fn disk_write_bandwidth(dir: &Path, bytes: usize) -> anyhow::Result<f64> {
     std::fs::remove_file(&path)?;
     Ok(bytes as f64 / elapsed.as_secs_f64())
 }
+
+/// Block commits measured while a compaction task runs on `compactor`.
+#[derive(Debug, Clone, Copy)]
+pub struct CompactionUnderLoad {
+    /// Commit latencies while the task was in flight.
+    pub during: Latencies,
+    /// Wall time of the task runs (waits and pauses included), summed.
+    pub compaction: Duration,
+    /// Tasks run.
+    pub tasks: u64,
+    /// Slices run over all tasks.
+    pub slices: u64,
+    /// The longest single slice.
+    pub longest_slice: Duration,
+}
+
+/// Sleeps until `slot` (a commit starts every `interval`, like a node's block time) and moves
+/// it on; a commit that overran its slot starts the next one at once.
+fn wait_for_slot(slot: &mut Instant, interval: Duration) {
+    let now = Instant::now();
+    if *slot > now {
+        std::thread::sleep(*slot - now);
+    }
+    *slot = (*slot + interval).max(Instant::now());
+}
+
+/// Commits a block every `interval` (on this thread) while another thread runs `task` on
+/// `compactor` over and over, with a short gap between runs, until `min_samples` commits
+/// overlapped a run (or `budget` passed). A commit counts as "during compaction" when a task
+/// was in flight when it started or when it ended. Each commit's latency also feeds `gate` (the
+/// node's load signal), when given.
+#[allow(clippy::too_many_arguments)]
+pub fn commits_during_compaction(
+    chain: &Chain,
+    workload: Workload,
+    compactor: &Compactor,
+    task: &CompactionTask,
+    gate: Option<&reclaim::CommitLatencyGate>,
+    interval: Duration,
+    min_samples: usize,
+    budget: Duration,
+) -> anyhow::Result<CompactionUnderLoad> {
+    let stop = AtomicBool::new(false);
+    let mut during = Vec::new();
+    let started = Instant::now();
+    let (tasks, compacting) = std::thread::scope(|s| -> anyhow::Result<(u64, Duration)> {
+        let driver = s.spawn(|| {
+            let (mut tasks, mut compacting) = (0u64, Duration::ZERO);
+            while !stop.load(Ordering::Acquire) {
+                let task_started = Instant::now();
+                if compactor.try_enqueue(task.clone()).is_enqueued() {
+                    compactor.wait_idle(Duration::from_secs(600));
+                    compacting += task_started.elapsed();
+                    tasks += 1;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            (tasks, compacting)
+        });
+        let mut next = chain.blocks.height() + 1;
+        let mut slot = Instant::now();
+        let result = (|| -> anyhow::Result<()> {
+            while during.len() < min_samples && started.elapsed() < budget {
+                wait_for_slot(&mut slot, interval);
+                let before = compactor.stats().in_flight;
+                let commit_started = Instant::now();
+                commit(chain, workload, next, next, 1)?;
+                let took = commit_started.elapsed();
+                next += 1;
+                if let Some(gate) = gate {
+                    gate.record_commit(took);
+                }
+                if before || compactor.stats().in_flight {
+                    during.push(took.as_secs_f64() * 1e3);
+                }
+            }
+            Ok(())
+        })();
+        stop.store(true, Ordering::Release);
+        let (tasks, compacting) = driver
+            .join()
+            .map_err(|_| anyhow::anyhow!("the compaction driver panicked"))?;
+        result.map(|()| (tasks, compacting))
+    })?;
+    let stats = compactor.stats();
+    Ok(CompactionUnderLoad {
+        during: Latencies::of(during),
+        compaction: compacting,
+        tasks,
+        slices: stats.slices,
+        longest_slice: stats.longest_slice,
+    })
+}
+
+/// Latencies of `n` block commits, one every `interval`, with nothing else running.
+pub fn idle_commits(
+    chain: &Chain,
+    workload: Workload,
+    interval: Duration,
+    n: usize,
+) -> anyhow::Result<Latencies> {
+    let mut next = chain.blocks.height() + 1;
+    let mut samples = Vec::with_capacity(n);
+    let mut slot = Instant::now();
+    for _ in 0..n {
+        wait_for_slot(&mut slot, interval);
+        let started = Instant::now();
+        commit(chain, workload, next, next, 1)?;
+        samples.push(started.elapsed().as_secs_f64() * 1e3);
+        next += 1;
+    }
+    Ok(Latencies::of(samples))
+}

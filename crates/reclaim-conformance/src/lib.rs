@@ -190,6 +190,10 @@ pub const CASES: &[Case] = &[
         "background_pruner_follows_the_retain_height",
         pacing::background_pruner_follows_the_retain_height,
     ),
+    (
+        "dropping_deleted_ranges_keeps_live_data",
+        pacing::dropping_deleted_ranges_keeps_live_data,
+    ),
 ];
 
 /// Cases only adapters that keep files run.
@@ -230,7 +234,7 @@ macro_rules! conformance_suite {
             compaction_slices_tile_the_range, paced_compaction_after_pruning,
             bounded_pruning_runs_resume, retain_heights_are_held_back_and_persisted,
             reads_racing_pruning_are_exact_or_refused,
-            background_pruner_follows_the_retain_height
+            background_pruner_follows_the_retain_height, dropping_deleted_ranges_keeps_live_data
         ]);
     };
     ($name:ident, $open:expr, in_memory) => {
@@ -248,7 +252,7 @@ macro_rules! conformance_suite {
             compaction_slices_tile_the_range, paced_compaction_after_pruning,
             bounded_pruning_runs_resume, retain_heights_are_held_back_and_persisted,
             reads_racing_pruning_are_exact_or_refused,
-            background_pruner_follows_the_retain_height
+            background_pruner_follows_the_retain_height, dropping_deleted_ranges_keeps_live_data
         ]);
     };
     (@module $name:ident, $open:expr, [$($case:ident),* $(,)?], [$($exec:ident),* $(,)?],

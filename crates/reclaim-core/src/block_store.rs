@@ -460,6 +460,26 @@ impl BlockStore {
         ranges
     }
 
+    /// The key ranges of heights in `[from, to)` that pruning has deleted for good: families
+    /// dropped at the base below `min(to, base)`, meta and commits below
+    /// `min(to, evidence_base)`. Nothing is ever written there again, so an engine may drop
+    /// their space without compacting ([`crate::kv::Compactable::drop_deleted_range`]).
+    pub fn deleted_ranges(&self, from: u64, to: u64) -> Vec<KeyRange> {
+        let state = self.state();
+        let below_base = to.min(state.base);
+        let below_evidence = to.min(state.evidence_base);
+        PRUNED_AT_BASE
+            .iter()
+            .map(|family| height_range(family, from, below_base))
+            .chain(
+                EVIDENCE_FAMILIES
+                    .iter()
+                    .map(|family| height_range(family, from, below_evidence)),
+            )
+            .filter(|range| !range.is_empty())
+            .collect()
+    }
+
     /// Every key range the block store owns (the spec's `CompactBlockStore` covers these).
     pub fn all_ranges() -> Vec<KeyRange> {
         [

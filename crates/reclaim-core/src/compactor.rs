@@ -155,6 +155,7 @@ pub struct CompactionTarget {
     name: Cow<'static, str>,
     store: Arc<dyn Compactable>,
     ranges: Option<Vec<KeyRange>>,
+    deleted: Vec<KeyRange>,
 }
 
 impl fmt::Debug for CompactionTarget {
@@ -202,6 +203,7 @@ impl CompactionTask {
             name: name.into(),
             store,
             ranges: None,
+            deleted: Vec::new(),
         });
         self
     }
@@ -217,7 +219,27 @@ impl CompactionTask {
             name: name.into(),
             store,
             ranges: Some(ranges),
+            deleted: Vec::new(),
         });
+        self
+    }
+
+    /// Declares `ranges` of the target added last as wholly deleted for good (pruned heights),
+    /// so that the engine may drop their space cheaply before compacting
+    /// ([`Compactable::drop_deleted_range`]). Without a target it does nothing.
+    pub fn with_deleted_ranges(self, ranges: Vec<KeyRange>) -> Self {
+        let last = self.targets.len().saturating_sub(1);
+        self.with_deleted_ranges_of(last, ranges)
+    }
+
+    /// [`CompactionTask::with_deleted_ranges`] for the target at `index` (in the order added);
+    /// an index past the last target does nothing.
+    pub fn with_deleted_ranges_of(mut self, index: usize, ranges: Vec<KeyRange>) -> Self {
+        if let Some(target) = self.targets.get_mut(index) {
+            target
+                .deleted
+                .extend(ranges.into_iter().filter(|r| !r.is_empty()));
+        }
         self
     }
 
@@ -279,6 +301,8 @@ pub struct TaskReport {
     pub ranges_skipped: usize,
     /// Slices run (each a `compact_range` call); equals the ranges run when unpaced.
     pub slices: usize,
+    /// Deleted ranges whose space the engine was offered to drop before compacting.
+    pub ranges_dropped: usize,
     /// The longest single slice: the longest the engine worked without a break.
     pub longest_slice: Duration,
     /// Time spent waiting for turns (pauses excluded): load signal and time windows.
@@ -347,6 +371,7 @@ pub fn run_task(task: &CompactionTask, pacing: &Pacing, stop: &StopSignal) -> Ta
         ranges_compacted: 0,
         ranges_skipped: 0,
         slices: 0,
+        ranges_dropped: 0,
         longest_slice: Duration::ZERO,
         waited: Duration::ZERO,
         forced_slices: 0,
@@ -371,6 +396,27 @@ pub fn run_task(task: &CompactionTask, pacing: &Pacing, stop: &StopSignal) -> Ta
         let before = size_or_log(target.store.as_ref(), label, name);
         info!(label, target = name, engine, ranges = ?ranges, bytes_before = before, "compaction_start");
         let mut target_failed = false;
+        for range in &target.deleted {
+            if stop.is_stopped() {
+                break;
+            }
+            let started = Instant::now();
+            match catch_unwind(AssertUnwindSafe(|| target.store.drop_deleted_range(range))) {
+                Ok(Ok(())) => {
+                    report.ranges_dropped += 1;
+                    debug!(label, target = name, engine, range = %range,
+                        duration_ms = started.elapsed().as_millis() as u64, "compaction_drop");
+                }
+                // Dropping is an optimisation: compaction below reclaims the space anyway.
+                Ok(Err(e)) => {
+                    warn!(label, target = name, engine, range = %range, error = %e, "dropping a deleted range failed");
+                }
+                Err(payload) => {
+                    warn!(label, target = name, engine, range = %range,
+                        error = %panic_message(payload.as_ref()), "dropping a deleted range panicked");
+                }
+            }
+        }
         for range in ranges {
             let slices = plan_slices(target.store.as_ref(), range, pacing, label, name);
             let slice_count = slices.len();

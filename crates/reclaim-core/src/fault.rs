@@ -221,6 +221,10 @@ impl Compactable for FaultyStore {
         self.inner.compact_range(range)
     }
 
+    fn drop_deleted_range(&self, range: &KeyRange) -> Result<(), StorageError> {
+        self.inner.drop_deleted_range(range)
+    }
+
     fn compaction_slices(
         &self,
         range: &KeyRange,

@@ -214,6 +214,16 @@ pub trait Compactable: Send + Sync {
         Ok(vec![range.clone()])
     }
 
+    /// Releases space held by `range` cheaply, without rewriting live data, where the engine
+    /// can (RocksDB drops the files that lie wholly inside it). The caller guarantees that every
+    /// key in `range` is deleted and that none will be written again (pruned heights); under
+    /// that guarantee reads never change. The default does nothing: a following
+    /// [`Compactable::compact_range`] reclaims the space the ordinary way.
+    fn drop_deleted_range(&self, range: &KeyRange) -> Result<(), StorageError> {
+        let _ = range;
+        Ok(())
+    }
+
     /// Bytes the store occupies on disk: the apparent size of every file in its directory (the
     /// same measure the conformance suite and the benchmarks use). In-memory stores report the
     /// bytes of live keys and values.

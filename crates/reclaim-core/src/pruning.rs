@@ -461,13 +461,23 @@ impl PruningExecutor {
     }
 
     /// A task compacting the key ranges of heights `[from, to)` in both stores (one target if
-    /// they share an engine).
+    /// they share an engine), declaring the ranges pruning deleted for good so that engines
+    /// that can drop them cheaply do so first.
     pub fn task_for_heights(&self, label: &'static str, from: u64, to: u64) -> CompactionTask {
-        self.task_with_ranges(
+        let task = self.task_with_ranges(
             label,
             self.states.ranges_for_heights(from, to),
             self.blocks.ranges_for_heights(from, to),
-        )
+        );
+        let state_deleted = self.states.deleted_ranges(from, to);
+        let block_deleted = self.blocks.deleted_ranges(from, to);
+        if same_engine(self.states.db(), self.blocks.db()) {
+            task.with_deleted_ranges(state_deleted.into_iter().chain(block_deleted).collect())
+        } else {
+            // Targets are state first, then blocks: declare each on its own target.
+            task.with_deleted_ranges_of(0, state_deleted)
+                .with_deleted_ranges_of(1, block_deleted)
+        }
     }
 
     fn task_with_ranges(

@@ -664,6 +664,19 @@ impl StateStore {
             .collect()
     }
 
+    /// The key ranges of heights in `[from, to)` that pruning has deleted for good: the
+    /// finalize-block responses below `min(to, base)`. (Validator sets and params keep a full
+    /// record below their bases for the pointers above, so their ranges are not wholly deleted.)
+    pub fn deleted_ranges(&self, from: u64, to: u64) -> Vec<KeyRange> {
+        let below_base = to.min(self.bounds().base);
+        let range = height_range(RESPONSES, from, below_base);
+        if range.is_empty() {
+            Vec::new()
+        } else {
+            vec![range]
+        }
+    }
+
     /// Every key range the state store owns.
     pub fn all_ranges() -> Vec<KeyRange> {
         [VALIDATORS.prefix, PARAMS.prefix, RESPONSES]

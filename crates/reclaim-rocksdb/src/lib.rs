@@ -285,6 +285,23 @@ impl Compactable for RocksStore {
         Ok(())
     }
 
+    /// Drops the SST files lying wholly inside `range` (`DeleteFilesInRange`: no rewrite),
+    /// then writes a fresh range tombstone over `range`. The tombstone matters: a dropped file
+    /// may have held the tombstone that hid older versions in files only partly inside the
+    /// range, and those must stay deleted. An open-ended range is left to compaction.
+    fn drop_deleted_range(&self, range: &KeyRange) -> Result<(), StorageError> {
+        let (Some(end), false) = (range.end(), range.is_empty()) else {
+            return Ok(());
+        };
+        let start = range.start().unwrap_or_default();
+        self.db
+            .delete_file_in_range(start, end)
+            .map_err(|e| engine_error("delete_file_in_range", &e))?;
+        let mut batch = WriteBatch::new();
+        batch.delete_range(range.clone());
+        self.write(batch, WriteOptions::DURABLE)
+    }
+
     /// Slices follow SST file boundaries: files overlapping `range` are taken in key order and
     /// a slice is closed once its files reach `target_bytes`, so each slice rewrites about that
     /// much. Data still in memtables is not counted (it is small and flushed by compaction).
