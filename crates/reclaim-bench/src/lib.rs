@@ -456,15 +456,14 @@ pub fn idle_commits(
     interval: Duration,
     n: usize,
 ) -> anyhow::Result<Latencies> {
-    let mut next = chain.blocks.height() + 1;
+    let first = chain.blocks.height() + 1;
     let mut samples = Vec::with_capacity(n);
     let mut slot = Instant::now();
-    for _ in 0..n {
+    for next in first..first + n as u64 {
         wait_for_slot(&mut slot, interval);
         let started = Instant::now();
         commit(chain, workload, next, next, 1)?;
         samples.push(started.elapsed().as_secs_f64() * 1e3);
-        next += 1;
     }
     Ok(Latencies::of(samples))
 }
