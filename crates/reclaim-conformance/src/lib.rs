@@ -167,8 +167,8 @@ pub const CASES: &[Case] = &[
         executor::executor_pruned_chain_compacts_to_retained_size,
     ),
     (
-        "compaction_slices_tile_the_range",
-        pacing::compaction_slices_tile_the_range,
+        "compaction_slices_and_plans_cover_the_ranges",
+        pacing::compaction_slices_and_plans_cover_the_ranges,
     ),
     (
         "paced_compaction_after_pruning",
@@ -231,7 +231,7 @@ macro_rules! conformance_suite {
             executor_resumes_after_crash, executor_repeated_prune_is_idempotent,
             executor_pruned_chain_compacts_to_retained_size, executor_load_with_watchdog
         ], [
-            compaction_slices_tile_the_range, paced_compaction_after_pruning,
+            compaction_slices_and_plans_cover_the_ranges, paced_compaction_after_pruning,
             bounded_pruning_runs_resume, retain_heights_are_held_back_and_persisted,
             reads_racing_pruning_are_exact_or_refused,
             background_pruner_follows_the_retain_height, dropping_deleted_ranges_keeps_live_data
@@ -249,7 +249,7 @@ macro_rules! conformance_suite {
             executor_resumes_after_crash, executor_repeated_prune_is_idempotent,
             executor_pruned_chain_compacts_to_retained_size, executor_load_with_watchdog
         ], [
-            compaction_slices_tile_the_range, paced_compaction_after_pruning,
+            compaction_slices_and_plans_cover_the_ranges, paced_compaction_after_pruning,
             bounded_pruning_runs_resume, retain_heights_are_held_back_and_persisted,
             reads_racing_pruning_are_exact_or_refused,
             background_pruner_follows_the_retain_height, dropping_deleted_ranges_keeps_live_data

@@ -35,8 +35,9 @@ fn options(evidence: u64, batch: u64, limits: PruneLimits) -> PruningOptions {
 }
 
 /// The slices an adapter proposes tile the range exactly (in order, abutting, nothing outside),
-/// whatever the range and target; compacting slice by slice changes no data.
-pub fn compaction_slices_tile_the_range(h: &Harness) {
+/// whatever the range and target; its plans over several ranges cover every stored key of
+/// them; compacting slice by slice changes no data.
+pub fn compaction_slices_and_plans_cover_the_ranges(h: &Harness) {
     let store = h.open();
     let mut batch = WriteBatch::new();
     for i in 0..2000u32 {
@@ -70,6 +71,45 @@ pub fn compaction_slices_tile_the_range(h: &Harness) {
             if target == 64 << 10 {
                 for slice in &slices {
                     store.compact_range(slice).expect("compact slice");
+                }
+            }
+        }
+    }
+    // Plans over several ranges at once: ascending, non-empty, and covering every stored key
+    // of every range, whatever the target size.
+    let range_sets: [Vec<KeyRange>; 3] = [
+        vec![KeyRange::full()],
+        vec![
+            KeyRange::between(b"s001500".to_vec(), b"s001600".to_vec()).expect("range"),
+            KeyRange::between(b"s000010".to_vec(), b"s000400".to_vec()).expect("range"),
+            KeyRange::between(b"s000300".to_vec(), b"s000900".to_vec()).expect("range"),
+        ],
+        vec![
+            KeyRange::from(b"s001990".to_vec()),
+            KeyRange::until(b"s000005".to_vec()),
+        ],
+    ];
+    for ranges in &range_sets {
+        for target in [1u64, 64 << 10, u64::MAX] {
+            let plan = store
+                .compaction_plan(ranges, target)
+                .unwrap_or_else(|e| panic!("planning {ranges:?} failed: {e}"));
+            assert!(
+                plan.iter().all(|r| !r.is_empty()),
+                "empty slice in {plan:?}"
+            );
+            for (key, _) in &before {
+                if ranges.iter().any(|r| r.contains(key)) {
+                    assert!(
+                        plan.iter().any(|slice| slice.contains(key)),
+                        "key {} of {ranges:?} is in no slice of the plan {plan:?} (target {target})",
+                        reclaim_core::range::hex(key)
+                    );
+                }
+            }
+            if target == 64 << 10 {
+                for slice in &plan {
+                    store.compact_range(slice).expect("compact planned slice");
                 }
             }
         }

@@ -417,9 +417,10 @@ pub fn run_task(task: &CompactionTask, pacing: &Pacing, stop: &StopSignal) -> Ta
                 }
             }
         }
-        for range in ranges {
-            let slices = plan_slices(target.store.as_ref(), range, pacing, label, name);
-            let slice_count = slices.len();
+        // Planned after the drops, which may have released whole files already.
+        let slices = plan_slices(target.store.as_ref(), ranges, pacing, label, name);
+        let slice_count = slices.len();
+        {
             for (index, slice) in slices.iter().enumerate() {
                 if stop.is_stopped() {
                     report.ranges_skipped += 1;
@@ -519,31 +520,31 @@ pub fn run_task(task: &CompactionTask, pacing: &Pacing, stop: &StopSignal) -> Ta
     report
 }
 
-/// The slices of `range` for `pacing`: the range whole when slicing is off or the engine cannot
-/// size it.
+/// The engine's compaction calls for `ranges` (slices of about `max_slice_bytes` when paced,
+/// as few calls as it can otherwise); the ranges as given when the engine cannot plan.
 fn plan_slices(
     store: &dyn Compactable,
-    range: &KeyRange,
+    ranges: &[KeyRange],
     pacing: &Pacing,
     label: &str,
     target: &str,
 ) -> Vec<KeyRange> {
-    if pacing.max_slice_bytes == 0 || range.is_empty() {
-        return vec![range.clone()];
-    }
+    let target_bytes = match pacing.max_slice_bytes {
+        0 => u64::MAX,
+        bytes => bytes,
+    };
     match catch_unwind(AssertUnwindSafe(|| {
-        store.compaction_slices(range, pacing.max_slice_bytes)
+        store.compaction_plan(ranges, target_bytes)
     })) {
-        Ok(Ok(slices)) if !slices.is_empty() => slices,
-        Ok(Ok(_)) => vec![range.clone()],
+        Ok(Ok(slices)) => slices,
         Ok(Err(e)) => {
-            warn!(label, target, range = %range, error = %e, "cannot size slices; compacting the range whole");
-            vec![range.clone()]
+            warn!(label, target, error = %e, "cannot plan compaction slices; compacting each range whole");
+            ranges.to_vec()
         }
         Err(payload) => {
-            warn!(label, target, range = %range, error = %panic_message(payload.as_ref()),
-                "slice planning panicked; compacting the range whole");
-            vec![range.clone()]
+            warn!(label, target, error = %panic_message(payload.as_ref()),
+                "slice planning panicked; compacting each range whole");
+            ranges.to_vec()
         }
     }
 }

@@ -225,6 +225,14 @@ impl Compactable for FaultyStore {
         self.inner.drop_deleted_range(range)
     }
 
+    fn compaction_plan(
+        &self,
+        ranges: &[KeyRange],
+        target_bytes: u64,
+    ) -> Result<Vec<KeyRange>, StorageError> {
+        self.inner.compaction_plan(ranges, target_bytes)
+    }
+
     fn compaction_slices(
         &self,
         range: &KeyRange,

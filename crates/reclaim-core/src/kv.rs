@@ -214,6 +214,25 @@ pub trait Compactable: Send + Sync {
         Ok(vec![range.clone()])
     }
 
+    /// The compaction calls to make for `ranges` (one target's ranges, in any order), each
+    /// rewriting about `target_bytes` (`u64::MAX`: as few calls as possible). Guarantee: every
+    /// key of every range that occupies space on disk lies in at least one returned range;
+    /// returned ranges are in ascending order of start and may cover keys outside `ranges`
+    /// only where the engine rewrites them anyway (the same file). The default slices each
+    /// range with [`Compactable::compaction_slices`]; engines whose files span several ranges
+    /// plan them together so a file shared by several ranges is rewritten once.
+    fn compaction_plan(
+        &self,
+        ranges: &[KeyRange],
+        target_bytes: u64,
+    ) -> Result<Vec<KeyRange>, StorageError> {
+        let mut plan = Vec::new();
+        for range in ranges {
+            plan.extend(self.compaction_slices(range, target_bytes)?);
+        }
+        Ok(plan)
+    }
+
     /// Releases space held by `range` cheaply, without rewriting live data, where the engine
     /// can (RocksDB drops the files that lie wholly inside it). The caller guarantees that every
     /// key in `range` is deleted and that none will be written again (pruned heights); under

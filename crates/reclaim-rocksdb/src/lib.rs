@@ -302,6 +302,96 @@ impl Compactable for RocksStore {
         self.write(batch, WriteOptions::DURABLE)
     }
 
+    /// Plans all of a target's ranges together from the SST files: the files overlapping any
+    /// range, in key order, are grouped into slices of about `target_bytes`; a group also ends
+    /// where the key gap to the next file is not inside one of the ranges, so live data between
+    /// ranges is never rewritten for nothing. A file shared by several ranges (post-pruning
+    /// ranges of different key families often share one) is compacted once, not once per range.
+    /// Slices are clipped to the span of the ranges. The memtables are flushed first (as
+    /// `CompactRange` would), so every key, and every tombstone, is in a file the plan sees.
+    fn compaction_plan(
+        &self,
+        ranges: &[KeyRange],
+        target_bytes: u64,
+    ) -> Result<Vec<KeyRange>, StorageError> {
+        let ranges: Vec<&KeyRange> = ranges.iter().filter(|r| !r.is_empty()).collect();
+        if ranges.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.db.flush().map_err(|e| engine_error("flush", &e))?;
+        let overlaps = |first: &[u8], last: &[u8], r: &KeyRange| {
+            r.end().is_none_or(|end| first < end) && r.start().is_none_or(|start| last >= start)
+        };
+        // The key gap after `last` up to `next` lies inside one range.
+        let gap_covered = |last: &[u8], next: &[u8]| {
+            ranges
+                .iter()
+                .any(|r| r.contains(last) && r.end().is_none_or(|end| next < end))
+        };
+        let mut files: Vec<(Vec<u8>, Vec<u8>, u64)> = self
+            .db
+            .live_files()
+            .map_err(|e| engine_error("live_files", &e))?
+            .into_iter()
+            .filter_map(|f| Some((f.start_key?, f.end_key?, f.size as u64)))
+            .filter(|(first, last, _)| ranges.iter().any(|r| overlaps(first, last, r)))
+            .collect();
+        files.sort();
+        let mut groups: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let mut current: Option<(Vec<u8>, Vec<u8>, u64)> = None;
+        for (first, last, size) in files {
+            match &mut current {
+                Some((_, group_last, group_size))
+                    if *group_size < target_bytes
+                        && (first <= *group_last || gap_covered(group_last, &first)) =>
+                {
+                    if last > *group_last {
+                        *group_last = last;
+                    }
+                    *group_size = group_size.saturating_add(size);
+                }
+                _ => {
+                    if let Some((group_first, group_last, _)) = current.take() {
+                        groups.push((group_first, group_last));
+                    }
+                    current = Some((first, last, size));
+                }
+            }
+        }
+        if let Some((group_first, group_last, _)) = current {
+            groups.push((group_first, group_last));
+        }
+        let hull_start = ranges
+            .iter()
+            .map(|r| r.start())
+            .min()
+            .flatten()
+            .map(<[u8]>::to_vec);
+        let hull_end = if ranges.iter().any(|r| r.end().is_none()) {
+            None
+        } else {
+            ranges
+                .iter()
+                .filter_map(|r| r.end())
+                .max()
+                .map(<[u8]>::to_vec)
+        };
+        Ok(groups
+            .into_iter()
+            .filter_map(|(first, last)| {
+                let start = match &hull_start {
+                    Some(h) if *h > first => h.clone(),
+                    _ => first,
+                };
+                let end = match &hull_end {
+                    Some(h) if *h < key_successor(&last) => h.clone(),
+                    _ => key_successor(&last),
+                };
+                KeyRange::between(start, end).ok().filter(|r| !r.is_empty())
+            })
+            .collect())
+    }
+
     /// Slices follow SST file boundaries: files overlapping `range` are taken in key order and
     /// a slice is closed once its files reach `target_bytes`, so each slice rewrites about that
     /// much. Data still in memtables is not counted (it is small and flushed by compaction).
