@@ -126,11 +126,10 @@ fn redb_full_disk() {
 }
 
 /// sled 0.34 blocks forever in `iobuf::make_stable_inner` once a flush has failed with ENOSPC
-/// (seen with gdb: the writing thread waits for a stability that never comes), so this test hangs
-/// instead of failing. Run it by hand with `--ignored` to reproduce; see docs/reliability.md.
+/// (seen with gdb), so the adapter refuses writes and compactions with `NoSpace` before sled
+/// can reach a full disk (`reclaim_sled::FREE_SPACE_RESERVE`). This test holds it to that.
 #[cfg(feature = "sled")]
 #[test]
-#[ignore = "sled 0.34 hangs after ENOSPC (engine bug); see docs/reliability.md"]
 fn sled_full_disk() {
     full_disk("sled", |dir| {
         Ok(Arc::new(reclaim::sled::SledStore::open(dir)?))

@@ -356,11 +356,14 @@ pub fn disk_write_bandwidth(dir: &Path, bytes: usize) -> anyhow::Result<f64> {
     Ok(bytes as f64 / elapsed.as_secs_f64())
 }
 
-/// Block commits measured while a compaction task runs on `compactor`.
+/// Block commits measured while a compaction task runs on `compactor`, and between runs.
 #[derive(Debug, Clone, Copy)]
 pub struct CompactionUnderLoad {
     /// Commit latencies while the task was in flight.
     pub during: Latencies,
+    /// Commit latencies in the quiet gaps between runs, at the same rate and store size: the
+    /// idle baseline of the same run.
+    pub between: Latencies,
     /// Wall time of the task runs (waits and pauses included), summed.
     pub compaction: Duration,
     /// Tasks run.
@@ -382,10 +385,11 @@ fn wait_for_slot(slot: &mut Instant, interval: Duration) {
 }
 
 /// Commits a block every `interval` (on this thread) while another thread runs `task` on
-/// `compactor` over and over, with a short gap between runs, until `min_samples` commits
-/// overlapped a run (or `budget` passed). A commit counts as "during compaction" when a task
-/// was in flight when it started or when it ended. Each commit's latency also feeds `gate` (the
-/// node's load signal), when given.
+/// `compactor` over and over, each run followed by a quiet gap as long as the run, until
+/// `min_samples` commits overlapped a run and as many fell in the gaps (or `budget` passed). A
+/// commit counts as "during compaction" when a task was in flight when it started or when it
+/// ended, as "between" otherwise. Each commit's latency also feeds `gate` (the node's load
+/// signal), when given.
 #[allow(clippy::too_many_arguments)]
 pub fn commits_during_compaction(
     chain: &Chain,
@@ -399,6 +403,7 @@ pub fn commits_during_compaction(
 ) -> anyhow::Result<CompactionUnderLoad> {
     let stop = AtomicBool::new(false);
     let mut during = Vec::new();
+    let mut between = Vec::new();
     let started = Instant::now();
     let (tasks, compacting) = std::thread::scope(|s| -> anyhow::Result<(u64, Duration)> {
         let driver = s.spawn(|| {
@@ -410,14 +415,20 @@ pub fn commits_during_compaction(
                     compacting += task_started.elapsed();
                     tasks += 1;
                 }
-                std::thread::sleep(Duration::from_millis(10));
+                let gap = task_started.elapsed().max(Duration::from_millis(10));
+                let gap_end = Instant::now() + gap;
+                while Instant::now() < gap_end && !stop.load(Ordering::Acquire) {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
             }
             (tasks, compacting)
         });
         let mut next = chain.blocks.height() + 1;
         let mut slot = Instant::now();
         let result = (|| -> anyhow::Result<()> {
-            while during.len() < min_samples && started.elapsed() < budget {
+            while (during.len() < min_samples || between.len() < min_samples)
+                && started.elapsed() < budget
+            {
                 wait_for_slot(&mut slot, interval);
                 let before = compactor.stats().in_flight;
                 let commit_started = Instant::now();
@@ -429,6 +440,8 @@ pub fn commits_during_compaction(
                 }
                 if before || compactor.stats().in_flight {
                     during.push(took.as_secs_f64() * 1e3);
+                } else {
+                    between.push(took.as_secs_f64() * 1e3);
                 }
             }
             Ok(())
@@ -442,6 +455,7 @@ pub fn commits_during_compaction(
     let stats = compactor.stats();
     Ok(CompactionUnderLoad {
         during: Latencies::of(during),
+        between: Latencies::of(between),
         compaction: compacting,
         tasks,
         slices: stats.slices,

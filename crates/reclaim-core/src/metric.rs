@@ -6,7 +6,7 @@
 
 /// Counter: heights whose blocks fell below the base.
 pub const PRUNED_HEIGHTS_TOTAL: &str = "reclaim_pruned_heights_total";
-/// Counter, label `result` = `complete` | `more_to_do` | `error`: pruning runs.
+/// Counter, label `result` = `complete` | `more_to_do` | `refused` | `error`: pruning runs.
 pub const PRUNE_RUNS_TOTAL: &str = "reclaim_prune_runs_total";
 /// Histogram, seconds: wall time of one pruning run (blocks and state, compaction excluded).
 pub const PRUNE_SECONDS: &str = "reclaim_prune_duration_seconds";
@@ -41,7 +41,7 @@ pub fn describe() {
     describe_counter!(
         PRUNE_RUNS_TOTAL,
         Unit::Count,
-        "Pruning runs by result (complete, more_to_do, error)"
+        "Pruning runs by result (complete, more_to_do, refused, error)"
     );
     describe_histogram!(
         PRUNE_SECONDS,

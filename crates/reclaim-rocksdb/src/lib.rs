@@ -62,6 +62,11 @@ pub struct RocksOptions {
     pub max_subcompactions: u32,
     /// Cap on compaction and flush write bandwidth, bytes per second (`None`: unlimited).
     pub compaction_rate_limit_bytes_per_sec: Option<i64>,
+    /// Run compactions (RocksDB's low-priority thread pool, where manual compactions run too)
+    /// at lowered CPU and I/O priority, so block commits win the cores while a compaction
+    /// runs. Flushes keep their priority. The setting applies to RocksDB's default
+    /// environment, that is to every RocksDB database in the process.
+    pub lower_compaction_priority: bool,
     /// Size of the SST files compaction writes. Paced compaction cuts slices at file
     /// boundaries, so smaller files allow finer slices (RocksDB's default: 64 MiB).
     pub target_file_size_bytes: u64,
@@ -78,6 +83,7 @@ impl Default for RocksOptions {
             max_subcompactions: 2,
             compaction_rate_limit_bytes_per_sec: None,
             target_file_size_bytes: 64 << 20,
+            lower_compaction_priority: true,
         }
     }
 }
@@ -93,6 +99,16 @@ impl RocksOptions {
         opts.set_max_background_jobs(self.max_background_jobs);
         opts.set_max_subcompactions(self.max_subcompactions);
         opts.set_target_file_size_base(self.target_file_size_bytes);
+        if self.lower_compaction_priority {
+            match rocksdb::Env::new() {
+                Ok(mut env) => {
+                    env.lower_thread_pool_cpu_priority();
+                    env.lower_thread_pool_io_priority();
+                    opts.set_env(&env);
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot lower RocksDB's compaction priority"),
+            }
+        }
         if let Some(rate) = self.compaction_rate_limit_bytes_per_sec {
             opts.set_ratelimiter(rate, 100_000, 10);
         }

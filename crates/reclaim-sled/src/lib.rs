@@ -58,6 +58,9 @@ pub const CURRENT_FILE: &str = "CURRENT";
 
 /// Entries copied per `apply_batch` during a rewrite.
 const COPY_BATCH_ENTRIES: usize = 4096;
+/// Bytes copied per batch at most during a compaction's rewrite (bounds memory and the free
+/// space each step needs).
+const COPY_BATCH_BYTES: u64 = 16 << 20;
 
 struct Generation {
     number: u64,
@@ -139,6 +142,12 @@ fn open_generation(root: &Path, number: u64) -> Result<sled::Db, StorageError> {
     Ok(db)
 }
 
+/// Free space a sled store always leaves on its file system: writes and compactions that would
+/// eat into it are refused with [`StorageError::NoSpace`] before sled sees them, because sled
+/// 0.34 hangs after a failed write to a full disk. It covers sled's own buffers and flushes
+/// (8 MiB I/O buffers) with room to spare.
+pub const FREE_SPACE_RESERVE: u64 = 24 << 20;
+
 /// How long opening waits for a sled file lock still held by this process's closed handle.
 const OWN_LOCK_RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -215,6 +224,26 @@ impl SledStore {
         Ok(())
     }
 
+    /// Refuses with [`StorageError::NoSpace`] unless the file system holding the store has
+    /// `needed` bytes free on top of [`FREE_SPACE_RESERVE`]. sled 0.34 never recovers from an
+    /// ENOSPC inside its log (its flusher blocks forever), so reclaim must not let it get there.
+    fn ensure_free_space(&self, operation: &'static str, needed: u64) -> Result<(), StorageError> {
+        let stats = rustix::fs::statvfs(&self.root)
+            .map_err(|e| StorageError::io("statvfs", std::io::Error::from(e)))?;
+        let available = stats.f_bavail.saturating_mul(stats.f_frsize);
+        if available < needed.saturating_add(FREE_SPACE_RESERVE) {
+            tracing::warn!(
+                operation,
+                available,
+                needed,
+                reserve = FREE_SPACE_RESERVE,
+                "sled store refuses to write: too little free space"
+            );
+            return Err(StorageError::NoSpace { operation });
+        }
+        Ok(())
+    }
+
     /// The live generation number (it grows by one per compaction).
     pub fn generation(&self) -> u64 {
         self.live.read().number
@@ -230,18 +259,22 @@ impl SledStore {
             }
             let target = open_generation(&self.root, number)?;
             let mut batch = sled::Batch::default();
-            let mut in_batch = 0;
+            let (mut in_batch, mut batch_bytes) = (0, 0u64);
             for entry in source.iter() {
                 let (key, value) = entry.map_err(|e| engine_error("rewrite read", e))?;
+                batch_bytes += (key.len() + value.len()) as u64;
                 batch.insert(key, value);
                 in_batch += 1;
-                if in_batch == COPY_BATCH_ENTRIES {
+                if in_batch == COPY_BATCH_ENTRIES || batch_bytes >= COPY_BATCH_BYTES {
+                    // The copy grows while the old generation stays: check before each batch.
+                    self.ensure_free_space("compaction", batch_bytes.saturating_mul(2))?;
                     target
                         .apply_batch(std::mem::take(&mut batch))
                         .map_err(|e| engine_error("rewrite write", e))?;
-                    in_batch = 0;
+                    (in_batch, batch_bytes) = (0, 0);
                 }
             }
+            self.ensure_free_space("compaction", batch_bytes.saturating_mul(2))?;
             target
                 .apply_batch(batch)
                 .map_err(|e| engine_error("rewrite write", e))?;
@@ -318,6 +351,17 @@ impl KvRead for SledStore {
 impl KvWrite for SledStore {
     fn write(&self, batch: WriteBatch, options: WriteOptions) -> Result<(), StorageError> {
         let _writer = self.writer.lock();
+        let incoming: u64 = batch
+            .ops()
+            .iter()
+            .map(|op| match op {
+                BatchOp::Put { key, value } => (key.len() + value.len()) as u64,
+                BatchOp::Delete { key } => key.len() as u64,
+                BatchOp::DeleteRange(_) => 0,
+            })
+            .sum();
+        // sled's log may write a batch twice (buffer and segment) before it is durable.
+        self.ensure_free_space("write", incoming.saturating_mul(2))?;
         let batch = expand_range_deletes(self, batch)?;
         let live = self.live.read();
         let mut sled_batch = sled::Batch::default();
@@ -351,6 +395,7 @@ impl Compactable for SledStore {
         }
         let started = Instant::now();
         let _writer = self.writer.lock();
+        self.ensure_free_space("compaction", 0)?;
         let (number, fresh) = {
             let live = self.live.read();
             let number = live.number + 1;
