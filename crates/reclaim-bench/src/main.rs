@@ -331,14 +331,21 @@ fn main() -> anyhow::Result<()> {
     writeln!(md, "|---|---|---|---|---|---|---|---|---|")?;
     for &engine in &engines {
         let dir = scratch.join(format!("pace-{}", engine.name()));
-        let chain = build_chain(engine, &dir, workload, 1)?;
-        let options = PruningOptions {
-            evidence_max_age_heights: 0,
-            ..PruningOptions::default()
+        // Each mode gets its own, identical chain: the second mode must not inherit the
+        // commits (and the flushes and compactions they cause) of the first.
+        let pruned_chain = |mode: &str| -> anyhow::Result<_> {
+            let chain = build_chain(engine, &dir.join(mode), workload, 1)?;
+            let options = PruningOptions {
+                evidence_max_age_heights: 0,
+                ..PruningOptions::default()
+            };
+            let executor =
+                PruningExecutor::new(chain.blocks.clone(), chain.states.clone(), options);
+            executor.prune_blocks(retain)?;
+            let task = executor.task_for_heights(POST_PRUNING_LABEL, 1, retain);
+            Ok((chain, task))
         };
-        let executor = PruningExecutor::new(chain.blocks.clone(), chain.states.clone(), options);
-        executor.prune_blocks(retain)?;
-        let task = executor.task_for_heights(POST_PRUNING_LABEL, 1, retain);
+        let (chain, task) = pruned_chain("unpaced")?;
         let idle = idle_commits(&chain, workload, PACED_COMMIT_INTERVAL, 300)?;
         let unpaced = commits_during_compaction(
             &chain,
@@ -350,8 +357,11 @@ fn main() -> anyhow::Result<()> {
             PACED_SAMPLES,
             Duration::from_secs(90),
         )?;
+        drop((chain, task));
+        let (chain, task) = pruned_chain("paced")?;
+        let paced_idle = idle_commits(&chain, workload, PACED_COMMIT_INTERVAL, 300)?;
         let gate = Arc::new(CommitLatencyGate::new(Duration::from_secs_f64(
-            idle.p99 / 1e3,
+            paced_idle.p99 / 1e3,
         )));
         let pacing = Pacing::unpaced()
             .with_slice_bytes(PACED_SLICE_BYTES)
