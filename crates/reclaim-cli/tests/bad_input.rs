@@ -387,6 +387,17 @@ fn reclaim_cmd(args: &[&str], dir: &Path) -> std::process::Output {
         .unwrap()
 }
 
+/// A refused command's answer: its exit code and what it printed on stderr. Panics if it
+/// succeeded.
+fn refusal(out: &std::process::Output) -> String {
+    assert!(!out.status.success(), "the command succeeded");
+    format!(
+        "exit {}: {}",
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).trim()
+    )
+}
+
 fn cli_rows(t: &mut Table, dir: &Path) {
     let store = dir.join("store");
     let sim = Command::new(env!("CARGO_BIN_EXE_reclaim"))
@@ -469,16 +480,7 @@ fn cli_rows(t: &mut Table, dir: &Path) {
                 .copied()
                 .unwrap_or("")
         );
-        t.row(
-            "command line",
-            &entry,
-            input,
-            format!(
-                "exit {}: {}",
-                out.status.code().unwrap_or(-1),
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-        );
+        t.row("command line", &entry, input, refusal(&out));
     }
     let missing = dir.join("missing");
     let out = reclaim_cmd(&["inspect"], &missing);
@@ -487,11 +489,7 @@ fn cli_rows(t: &mut Table, dir: &Path) {
         "command line",
         "reclaim inspect",
         "a missing directory",
-        format!(
-            "exit {}: {}",
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ),
+        refusal(&out),
     );
     {
         let _node = reclaim::redb::RedbStore::open(&store).unwrap();
@@ -501,11 +499,7 @@ fn cli_rows(t: &mut Table, dir: &Path) {
             "command line",
             "reclaim prune",
             "a store a running node holds",
-            format!(
-                "exit {}: {}",
-                out.status.code().unwrap_or(-1),
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
+            refusal(&out),
         );
     }
     for (args, input) in [
@@ -520,16 +514,7 @@ fn cli_rows(t: &mut Table, dir: &Path) {
             .output()
             .unwrap();
         assert!(!out.status.success());
-        t.row(
-            "command line",
-            "reclaim simulate",
-            input,
-            format!(
-                "exit {}: {}",
-                out.status.code().unwrap_or(-1),
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-        );
+        t.row("command line", "reclaim simulate", input, refusal(&out));
     }
     assert_eq!(inspect(t), before, "a refused command changed the store");
 }

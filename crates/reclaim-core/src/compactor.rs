@@ -813,6 +813,11 @@ impl Drop for Compactor {
     }
 }
 
+/// Nanoseconds of `d`, saturating (for the atomic counters).
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
 fn worker_loop(
     tasks: &Receiver<Queued>,
     stop_requested: &Receiver<()>,
@@ -847,21 +852,18 @@ fn worker_loop(
         counters
             .bytes_reclaimed
             .fetch_add(report.bytes_reclaimed(), Ordering::Relaxed);
-        counters.last_duration_nanos.store(
-            u64::try_from(report.duration.as_nanos()).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
+        counters
+            .last_duration_nanos
+            .store(nanos(report.duration), Ordering::Relaxed);
         counters
             .slices
             .fetch_add(report.slices as u64, Ordering::Relaxed);
-        counters.longest_slice_nanos.fetch_max(
-            u64::try_from(report.longest_slice.as_nanos()).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
-        counters.waited_nanos.fetch_add(
-            u64::try_from(report.waited.as_nanos()).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
+        counters
+            .longest_slice_nanos
+            .fetch_max(nanos(report.longest_slice), Ordering::Relaxed);
+        counters
+            .waited_nanos
+            .fetch_add(nanos(report.waited), Ordering::Relaxed);
         counters
             .forced_slices
             .fetch_add(report.forced_slices as u64, Ordering::Relaxed);
