@@ -1,13 +1,14 @@
 //! The operator commands: `inspect`, `prune` and `compact` on an existing store directory.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use reclaim::{
-    BlockStore, KeyRange, KvReadExt, KvStore, PruningExecutor, PruningOptions, ScanOrder,
-    StateStore, StateStoreOptions, StorageConfig,
+    BlockStore, KeyRange, KvReadExt, KvStore, PruningExecutor, PruningOptions, RetainHeights,
+    ScanOrder, StateStore, StateStoreOptions, StorageConfig,
 };
 use serde::Serialize;
 
@@ -76,9 +77,21 @@ struct Inspection {
     evidence_base: u64,
     state_base: u64,
     state_height: u64,
+    /// The application's persisted retain height (0: never set).
+    retain_application: u64,
+    /// The data companion's, when `[storage.pruning.data_companion]` is enabled.
+    retain_companion: Option<u64>,
+    /// The height pruning may go up to now.
+    retain_effective: u64,
+    /// Keys below the bases that pruning should have removed (counted up to 1,000): 0 on a
+    /// healthy store.
+    leftovers_below_base: usize,
     families: Vec<Family>,
     bytes_on_disk: u64,
 }
+
+/// Leftover keys counted by `inspect`, at most.
+const LEFTOVER_LIMIT: usize = 1000;
 
 const FAMILIES: [(&str, &[u8]); 12] = [
     ("block meta", b"H:"),
@@ -112,6 +125,7 @@ fn open_stores(
 pub fn inspect(args: &InspectArgs, storage: &StorageConfig, json: bool) -> anyhow::Result<()> {
     let (backend, db) = open_existing(&args.dir, args.backend)?;
     let (blocks, states) = open_stores(&db, storage)?;
+    let blocks = Arc::new(blocks);
     let mut families = Vec::new();
     for (family, prefix) in FAMILIES {
         let (mut keys, mut bytes) = (0, 0);
@@ -131,6 +145,15 @@ pub fn inspect(args: &InspectArgs, storage: &StorageConfig, json: bool) -> anyho
     }
     let b = blocks.state();
     let s = states.bounds();
+    let companion = &storage.pruning.data_companion;
+    let retain = RetainHeights::open(
+        Arc::clone(&blocks),
+        companion.enabled,
+        companion.initial_block_retain_height,
+    )?
+    .state();
+    let leftovers = blocks.leftovers_below_base(LEFTOVER_LIMIT)?.len()
+        + states.leftovers_below_base(LEFTOVER_LIMIT)?.len();
     let report = Inspection {
         dir: args.dir.clone(),
         backend,
@@ -139,6 +162,10 @@ pub fn inspect(args: &InspectArgs, storage: &StorageConfig, json: bool) -> anyho
         evidence_base: b.evidence_base,
         state_base: s.base,
         state_height: s.height,
+        retain_application: retain.application,
+        retain_companion: retain.companion,
+        retain_effective: retain.effective(),
+        leftovers_below_base: leftovers,
         families,
         bytes_on_disk: db.size_on_disk()?,
     };
@@ -155,6 +182,23 @@ pub fn inspect(args: &InspectArgs, storage: &StorageConfig, json: bool) -> anyho
         b.evidence_base
     );
     out!("state          base {} height {}", s.base, s.height);
+    out!(
+        "retain heights application {}{}, effective {}",
+        retain.application,
+        retain
+            .companion
+            .map_or_else(String::new, |c| format!(", companion {c}")),
+        retain.effective()
+    );
+    out!(
+        "leftovers      {} key(s) below the bases{}",
+        leftovers,
+        if leftovers == 0 {
+            " (healthy)"
+        } else {
+            ": pruning left data behind; run `reclaim prune` again"
+        }
+    );
     out!(
         "bytes on disk  {} ({} bytes)",
         human_bytes(report.bytes_on_disk),

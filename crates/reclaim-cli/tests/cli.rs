@@ -180,6 +180,11 @@ fn inspect_prune_and_compact_an_existing_store() {
         .find(|f| f["family"] == "block parts")
         .unwrap();
     assert_eq!(parts["keys"], 250);
+    // simulate set the application's retain height as it pruned; nothing was left behind.
+    assert_eq!(info["retain_application"], 51);
+    assert_eq!(info["retain_effective"], 51);
+    assert_eq!(info["retain_companion"], Value::Null);
+    assert_eq!(info["leftovers_below_base"], 0);
 
     let dry = json(
         reclaim()
