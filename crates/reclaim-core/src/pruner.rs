@@ -215,7 +215,10 @@ impl Loop<'_> {
                     self.counters
                         .heights_pruned
                         .fetch_add(outcome.heights_pruned(), Ordering::Relaxed);
-                    if !outcome.more_to_do() || self.stopped() {
+                    let progressed = outcome.blocks.batches + outcome.states.batches > 0;
+                    // Without progress (a height budget of 0) the next run would do the same:
+                    // wait for the next tick instead of spinning.
+                    if !outcome.more_to_do() || !progressed || self.stopped() {
                         return;
                     }
                     self.counters.bounded_runs.fetch_add(1, Ordering::Relaxed);

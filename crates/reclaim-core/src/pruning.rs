@@ -36,7 +36,8 @@ pub struct PruneLimits {
     /// validator heights). One height is its block meta, parts, commits, hash entries and state
     /// records: about `parts + 8` entries. `None`: no bound.
     pub max_heights: Option<u64>,
-    /// Wall time after which a run stops at the next batch boundary. `None`: no bound.
+    /// Wall time after which a run stops at the next batch boundary (each store still prunes
+    /// at least one batch per run). `None`: no bound.
     pub max_duration: Option<Duration>,
 }
 
@@ -53,11 +54,14 @@ impl PruneLimits {
     }
 }
 
-/// Spends a [`PruneLimits`] budget batch by batch during one store's pruning.
+/// Spends a [`PruneLimits`] budget batch by batch during one store's pruning. The first batch
+/// is always allowed (unless the height budget is 0), whatever the time bound, so that every
+/// run makes progress.
 #[derive(Debug, Clone)]
 pub struct PruneLimiter {
     heights_left: u64,
     deadline: Option<Instant>,
+    spent_any: bool,
 }
 
 impl PruneLimiter {
@@ -66,6 +70,7 @@ impl PruneLimiter {
         Self {
             heights_left: u64::MAX,
             deadline: None,
+            spent_any: false,
         }
     }
 
@@ -81,13 +86,15 @@ impl PruneLimiter {
         Self {
             heights_left: max_heights.unwrap_or(u64::MAX),
             deadline,
+            spent_any: false,
         }
     }
 
     /// The end (exclusive) of the next batch from `from` towards `target`, at most
     /// `batch_heights` long and within the budget; `None` when the budget is spent.
     pub fn batch_end(&self, from: u64, target: u64, batch_heights: u64) -> Option<u64> {
-        if self.heights_left == 0 || self.deadline.is_some_and(|d| Instant::now() >= d) {
+        let out_of_time = self.spent_any && self.deadline.is_some_and(|d| Instant::now() >= d);
+        if self.heights_left == 0 || out_of_time {
             return None;
         }
         let step = batch_heights.max(1).min(self.heights_left);
@@ -97,6 +104,7 @@ impl PruneLimiter {
     /// Records `heights` pruned.
     pub fn spend(&mut self, heights: u64) {
         self.heights_left = self.heights_left.saturating_sub(heights);
+        self.spent_any = true;
     }
 }
 

@@ -146,3 +146,28 @@ fn the_background_pruner_counts_read_failures_and_recovers() {
     pruner.shutdown(Duration::from_secs(10)).unwrap();
     check_invariants(&chain, 1);
 }
+
+#[test]
+fn a_run_that_cannot_progress_does_not_spin_the_background_pruner() {
+    let (_faulty, chain) = faulty_chain(100);
+    let exec = Arc::new(executor(
+        &chain,
+        10,
+        PruneLimits {
+            max_heights: Some(0),
+            max_duration: None,
+        },
+    ));
+    let retain = Arc::new(RetainHeights::open(Arc::clone(&chain.blocks), false, 0).unwrap());
+    retain.set_application(50).unwrap();
+    let pruner = BackgroundPruner::start(exec, retain, Duration::from_secs(3600)).unwrap();
+    assert!(pruner.wake());
+    std::thread::sleep(Duration::from_millis(300));
+    let stats = pruner.stats();
+    assert_eq!(
+        stats.runs, 1,
+        "a run without progress must wait for the next tick: {stats:?}"
+    );
+    assert_eq!(chain.blocks.base(), 1);
+    pruner.shutdown(Duration::from_secs(10)).unwrap();
+}
