@@ -92,8 +92,8 @@ pub struct PruningConfig {
     /// Heights each store prunes per run at most; unset: unbounded (must be at least 1).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_heights_per_run: Option<u64>,
-    /// Wall time a run may take before it stops at a batch boundary, e.g. `"500ms"`; unset:
-    /// unbounded (must be positive).
+    /// Wall time a run may take before it stops at a batch boundary, e.g. `"500ms"` (each
+    /// store still prunes one batch per run); unset: unbounded (must be positive).
     #[serde(with = "humantime_serde", skip_serializing_if = "Option::is_none")]
     pub max_run_time: Option<Duration>,
     /// `[storage.pruning.data_companion]`.
