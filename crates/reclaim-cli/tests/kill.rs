@@ -16,7 +16,7 @@ use reclaim::{
     KvStore, PruningExecutor, PruningOptions, StateStoreOptions, StorageError, WriteBatch,
     WriteOptions,
 };
-use reclaim_conformance::cases::dump;
+use reclaim_conformance::cases::{dump, dump_chain_data};
 use reclaim_conformance::chain::{check_invariants, commit, open};
 
 const HEIGHTS: u64 = 12_000;
@@ -113,7 +113,7 @@ fn kill_during_prune(open_store: Opener) {
     let reference = scratch.path().join("reference");
     copy_dir(&base, &reference);
     let duration = run_to_end(&prune_args(&reference));
-    let expected = dump(open_store(&reference).unwrap().as_ref());
+    let expected = dump_chain_data(open_store(&reference).unwrap().as_ref());
     let points = kill_points();
     let mut interrupted = 0;
     for i in 0..points {
@@ -131,7 +131,7 @@ fn kill_during_prune(open_store: Opener) {
             check_invariants(&chain, 1);
         }
         assert!(
-            dump(store.as_ref()) == expected,
+            dump_chain_data(store.as_ref()) == expected,
             "kill point {i} ({delay:?}): resumed prune differs"
         );
         drop(store);

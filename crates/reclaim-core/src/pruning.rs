@@ -14,7 +14,7 @@ use crate::compactor::{
 };
 use crate::config::{DEFAULT_COMPACTION_INTERVAL, StorageConfig};
 use crate::error::StoreError;
-use crate::kv::{Compactable, KvStore};
+use crate::kv::{Compactable, KvStore, WriteBatch, WriteOptions};
 use crate::metric;
 use crate::range::KeyRange;
 use crate::state_store::{StatePruneReport, StateStore};
@@ -225,11 +225,57 @@ pub enum PruneError {
     States(#[source] StoreError),
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 struct PendingCompaction {
     pruned_heights: u64,
     from: Option<u64>,
     to: u64,
+}
+
+/// Where the pending compaction is kept (in the block store's engine), so that a restart does
+/// not forget the heights pruned since the last compaction. It is a scheduling hint, not chain
+/// data: written buffered after each prune, ignored when unreadable.
+pub const PENDING_COMPACTION_KEY: &[u8] = b"pendingCompaction";
+const PENDING_KEY: &[u8] = PENDING_COMPACTION_KEY;
+
+impl PendingCompaction {
+    fn encode(&self) -> Vec<u8> {
+        crate::codec::encode_u64s(&[self.pruned_heights, self.from.unwrap_or(0), self.to])
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Self> {
+        let [pruned_heights, from, to] = crate::codec::decode_u64s::<3>(bytes)?;
+        Some(Self {
+            pruned_heights,
+            from: (from != 0).then_some(from),
+            to,
+        })
+    }
+
+    /// The pending compaction persisted in `db`; none when missing or unreadable (a lost hint
+    /// only delays the next compaction).
+    fn load(db: &dyn KvStore) -> Self {
+        match db.get(PENDING_KEY) {
+            Ok(Some(bytes)) => Self::decode(&bytes).unwrap_or_else(|| {
+                warn!("ignoring a malformed pending-compaction record");
+                Self::default()
+            }),
+            Ok(None) => Self::default(),
+            Err(e) => {
+                warn!(error = %e, "cannot read the pending-compaction record; starting from none");
+                Self::default()
+            }
+        }
+    }
+
+    /// Persists this state (buffered: it is a scheduling hint, not data).
+    fn store(&self, db: &dyn KvStore) {
+        let mut batch = WriteBatch::new();
+        batch.put(PENDING_KEY, self.encode());
+        if let Err(e) = db.write(batch, WriteOptions::BUFFERED) {
+            warn!(error = %e, "cannot persist the pending compaction");
+        }
+    }
 }
 
 /// Prunes the block store and the state store together and triggers compaction.
@@ -251,14 +297,17 @@ impl std::fmt::Debug for PruningExecutor {
 }
 
 impl PruningExecutor {
-    /// An executor without a compactor: compaction, when due, runs synchronously.
+    /// An executor without a compactor: compaction, when due, runs synchronously. The heights
+    /// pruned since the last compaction are read back from the block store, so a restart does
+    /// not postpone the next compaction by a whole `compaction_interval`.
     pub fn new(blocks: Arc<BlockStore>, states: Arc<StateStore>, options: PruningOptions) -> Self {
+        let pending = PendingCompaction::load(blocks.db().as_ref());
         Self {
             blocks,
             states,
             compactor: None,
             options,
-            pending: Mutex::new(PendingCompaction::default()),
+            pending: Mutex::new(pending),
         }
     }
 
@@ -406,6 +455,7 @@ impl PruningExecutor {
         );
         pending.to = pending.to.max(retain_height);
         outcome.compaction = self.compact_if_due(&mut pending);
+        pending.store(self.blocks.db().as_ref());
         Ok(outcome)
     }
 

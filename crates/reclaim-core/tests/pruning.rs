@@ -33,6 +33,16 @@ fn executor_on(
     (chain, exec)
 }
 
+/// The store's entries but the pending-compaction hint, which differs between a resumed prune
+/// and an uninterrupted one by design.
+fn chain_data(store: &MemoryStore) -> Vec<(Vec<u8>, Vec<u8>)> {
+    store
+        .snapshot()
+        .into_iter()
+        .filter(|(k, _)| k.as_slice() != reclaim_core::pruning::PENDING_COMPACTION_KEY)
+        .collect()
+}
+
 fn memory_executor(height: u64, opts: PruningOptions) -> (MemoryStore, Chain, PruningExecutor) {
     let store = MemoryStore::new();
     let (chain, exec) = executor_on(Arc::new(store.clone()), 1, height, opts);
@@ -199,7 +209,7 @@ fn a_crash_before_any_write_loses_nothing_and_the_next_prune_finishes() {
     let opts = options(25, 6);
     let (reference_store, _, reference) = memory_executor(90, opts);
     reference.prune_blocks(70).unwrap();
-    let expected = reference_store.snapshot();
+    let expected = chain_data(&reference_store);
 
     let mut crash_points = 0;
     for n in 0.. {
@@ -210,7 +220,7 @@ fn a_crash_before_any_write_loses_nothing_and_the_next_prune_finishes() {
         let result = exec.prune_blocks(70);
         faulty.heal();
         if result.is_ok() {
-            assert_eq!(inner.snapshot(), expected, "uninterrupted run differs");
+            assert_eq!(chain_data(&inner), expected, "uninterrupted run differs");
             break;
         }
         crash_points += 1;
@@ -226,7 +236,7 @@ fn a_crash_before_any_write_loses_nothing_and_the_next_prune_finishes() {
         exec.prune_blocks(70).unwrap();
         check_invariants(&chain, 1);
         assert_eq!(
-            inner.snapshot(),
+            chain_data(&inner),
             expected,
             "resumed after crash before write {n}"
         );
@@ -433,4 +443,36 @@ fn concurrent_prunes_and_commits_keep_the_invariants() {
     check_invariants(&chain, 1);
     let busy = Busy::InFlight;
     assert_ne!(busy, Busy::QueueFull);
+}
+
+#[test]
+fn the_pending_compaction_survives_a_restart() {
+    let opts = PruningOptions {
+        compact: true,
+        compaction_interval: 30,
+        ..options(0, 1000)
+    };
+    let (_store, chain, exec) = memory_executor(100, opts);
+    assert_eq!(
+        exec.prune_blocks(21).unwrap().compaction,
+        CompactionDecision::NotDue {
+            pruned_since_last: 20
+        }
+    );
+    drop(exec);
+    // A new executor (a restarted node) remembers the 20 heights pruned since the last compaction.
+    let exec = PruningExecutor::new(Arc::clone(&chain.blocks), Arc::clone(&chain.states), opts);
+    assert_eq!(
+        exec.prune_blocks(36).unwrap().compaction,
+        CompactionDecision::RanSynchronously { succeeded: true }
+    );
+    let exec = PruningExecutor::new(Arc::clone(&chain.blocks), Arc::clone(&chain.states), opts);
+    assert_eq!(
+        exec.prune_blocks(41).unwrap().compaction,
+        CompactionDecision::NotDue {
+            pruned_since_last: 5
+        },
+        "the compaction cleared what was pending"
+    );
+    check_invariants(&chain, 1);
 }
