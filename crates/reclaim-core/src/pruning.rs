@@ -268,7 +268,9 @@ impl PendingCompaction {
         }
     }
 
-    /// Persists this state (buffered: it is a scheduling hint, not data).
+    /// Persists this state (buffered: it is a scheduling hint, not data). The executor writes
+    /// it before starting a compaction, never right after one it started: a write just after a
+    /// compaction makes redb grow its freshly compacted file again.
     fn store(&self, db: &dyn KvStore) {
         let mut batch = WriteBatch::new();
         batch.put(PENDING_KEY, self.encode());
@@ -455,7 +457,6 @@ impl PruningExecutor {
         );
         pending.to = pending.to.max(retain_height);
         outcome.compaction = self.compact_if_due(&mut pending);
-        pending.store(self.blocks.db().as_ref());
         Ok(outcome)
     }
 
@@ -463,13 +464,18 @@ impl PruningExecutor {
         if !self.options.compact {
             return CompactionDecision::Disabled;
         }
+        let db = self.blocks.db().as_ref();
         if pending.pruned_heights < self.options.compaction_interval {
+            pending.store(db);
             return CompactionDecision::NotDue {
                 pruned_since_last: pending.pruned_heights,
             };
         }
         let from = pending.from.unwrap_or(pending.to);
         let task = self.task_for_heights(POST_PRUNING_LABEL, from, pending.to);
+        // Persisted before the compaction starts: a write right after it would make some
+        // engines (redb) grow their freshly compacted file again.
+        PendingCompaction::default().store(db);
         let decision = match &self.compactor {
             Some(compactor) => match compactor.try_enqueue(task) {
                 EnqueueOutcome::Enqueued => {
@@ -512,7 +518,9 @@ impl PruningExecutor {
             }
         };
         // A skipped compaction keeps its range pending so that the next prune retries it.
-        if !matches!(decision, CompactionDecision::Skipped(_)) {
+        if matches!(decision, CompactionDecision::Skipped(_)) {
+            pending.store(db);
+        } else {
             *pending = PendingCompaction::default();
         }
         decision
