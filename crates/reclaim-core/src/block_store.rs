@@ -447,11 +447,10 @@ impl BlockStore {
     ///
     /// The hash index (`BH:`) is left out on purpose. It is keyed by hash, so its pruned
     /// entries are scattered over the whole family, whose range is the hottest of the store
-    /// (every new block writes a random key in it): compacting it rewrites the freshest files on
-    /// every run and costs the node commit latency (benchmark section 6: the RocksDB p99 during
-    /// a paced task was 9.4× the p99 between runs with it, 1.1–1.7× without). Its deleted
-    /// entries are about 40 bytes per height; the engine's own compaction, or a manual
-    /// [`BlockStore::compact`] (which covers it), reclaims them.
+    /// (every new block writes a random key in it): compacting it pulls the freshest files into
+    /// every post-pruning task, however little of it was pruned. Its deleted entries are about
+    /// 40 bytes per height; the engine's own compaction, or a manual [`BlockStore::compact`]
+    /// (which covers it), reclaims them.
     pub fn ranges_for_heights(&self, from: u64, to: u64) -> Vec<KeyRange> {
         [
             META,
