@@ -329,7 +329,7 @@ impl Compactable for RocksStore {
     /// their own: a slice whose range overlaps the memtable (a pruning tombstone over old
     /// files, say) makes `CompactRange` flush it first. With no file overlapping at all, the
     /// ranges themselves are returned, so that their memtable data is flushed and compacted.
-    /// (The plan does not flush by itself: a flush per task showed up in commit latency.)
+    /// (The plan does not flush by itself: `CompactRange` flushes when it needs to.)
     fn compaction_plan(
         &self,
         ranges: &[KeyRange],
