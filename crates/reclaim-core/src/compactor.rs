@@ -11,10 +11,9 @@ use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounded, select};
+use crossbeam_channel::{Receiver, Sender, TrySendError, bounded, select};
 use parking_lot::{Condvar, Mutex};
 use tracing::{debug, error, info, warn};
 
@@ -23,6 +22,7 @@ use crate::kv::{Compactable, CompactionScope};
 use crate::metric;
 use crate::pacing::{Pacing, StopSignal, Turn};
 use crate::range::KeyRange;
+use crate::worker::{Stopped, Worker};
 
 /// How long [`Compactor`]'s `Drop` waits for the worker, as the spec's compactor does.
 pub const DEFAULT_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
@@ -645,10 +645,7 @@ pub struct Compactor {
     pacing: Pacing,
     sender: Sender<Queued>,
     counters: Arc<Counters>,
-    stopping: Arc<AtomicBool>,
-    stop_signal: Mutex<Option<Sender<()>>>,
-    worker_done: Receiver<()>,
-    worker: Mutex<Option<JoinHandle<()>>>,
+    worker: Worker,
 }
 
 impl fmt::Debug for Compactor {
@@ -675,31 +672,21 @@ impl Compactor {
     /// gate stays held from a task's first slice to its last.
     pub fn with_pacing(flight: SingleFlight, pacing: Pacing) -> Result<Self, CompactorError> {
         let (sender, tasks) = bounded::<Queued>(1);
-        let (stop_signal, stop_requested) = bounded::<()>(0);
-        let (done, worker_done) = bounded::<()>(1);
         let counters = Arc::new(Counters::default());
-        let stopping = Arc::new(AtomicBool::new(false));
         let worker = {
             let counters = Arc::clone(&counters);
-            let stop = StopSignal::new(Arc::clone(&stopping), stop_requested.clone());
             let pacing = pacing.clone();
-            std::thread::Builder::new()
-                .name("reclaim-compactor".into())
-                .spawn(move || {
-                    worker_loop(&tasks, &stop_requested, &counters, &stop, &pacing);
-                    let _ = done.send(());
-                })
-                .map_err(CompactorError::Spawn)?
+            Worker::spawn("reclaim-compactor", move |stop| {
+                worker_loop(&tasks, &counters, stop, &pacing);
+            })
+            .map_err(CompactorError::Spawn)?
         };
         Ok(Self {
             flight,
             pacing,
             sender,
             counters,
-            stopping,
-            stop_signal: Mutex::new(Some(stop_signal)),
-            worker_done,
-            worker: Mutex::new(Some(worker)),
+            worker,
         })
     }
 
@@ -715,7 +702,7 @@ impl Compactor {
     }
 
     fn offer(&self, task: CompactionTask) -> EnqueueOutcome {
-        if self.stopping.load(Ordering::Acquire) {
+        if self.worker.stop_signal().is_stopped() {
             self.counters
                 .refused_shut_down
                 .fetch_add(1, Ordering::Relaxed);
@@ -788,19 +775,13 @@ impl Compactor {
     /// (skipping the rest; a wait or pause between slices ends at once), and waits for the worker up to `deadline`. Calling it again is a
     /// no-op that succeeds.
     pub fn shutdown(&self, deadline: Duration) -> Result<(), CompactorError> {
-        self.stopping.store(true, Ordering::Release);
-        drop(self.stop_signal.lock().take());
-        match self.worker_done.recv_timeout(deadline) {
-            Ok(()) | Err(RecvTimeoutError::Disconnected) => {
-                if let Some(worker) = self.worker.lock().take() {
-                    // The worker has signalled its end; joining cannot block for long. A worker
-                    // panic is impossible (engine panics are caught), so the result is ignored.
-                    let _ = worker.join();
-                    info!("compactor stopped");
-                }
+        match self.worker.stop_and_wait(deadline) {
+            Stopped::Joined => {
+                info!("compactor stopped");
                 Ok(())
             }
-            Err(RecvTimeoutError::Timeout) => Err(CompactorError::ShutdownTimedOut { deadline }),
+            Stopped::AlreadyJoined => Ok(()),
+            Stopped::TimedOut => Err(CompactorError::ShutdownTimedOut { deadline }),
         }
     }
 }
@@ -818,20 +799,14 @@ fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
-fn worker_loop(
-    tasks: &Receiver<Queued>,
-    stop_requested: &Receiver<()>,
-    counters: &Counters,
-    stop: &StopSignal,
-    pacing: &Pacing,
-) {
+fn worker_loop(tasks: &Receiver<Queued>, counters: &Counters, stop: &StopSignal, pacing: &Pacing) {
     loop {
         let queued = select! {
             recv(tasks) -> msg => match msg {
                 Ok(queued) => queued,
                 Err(_) => return,
             },
-            recv(stop_requested) -> _ => return,
+            recv(stop.requests()) -> _ => return,
         };
         if stop.is_stopped() {
             return;

@@ -35,6 +35,7 @@ pub mod pruning;
 pub mod range;
 pub mod retain;
 pub mod state_store;
+mod worker;
 
 pub use block_store::{Block, BlockStore, BlockStoreState};
 pub use compactor::{

@@ -328,6 +328,16 @@ impl StopSignal {
         Self { flag, wake }
     }
 
+    /// Requests the stop (sleepers wake once the sender side of `wake` is dropped too).
+    pub(crate) fn request(&self) {
+        self.flag.store(true, Ordering::Release);
+    }
+
+    /// The channel that disconnects when a stop is requested, for `select!`.
+    pub(crate) fn requests(&self) -> &Receiver<()> {
+        &self.wake
+    }
+
     /// True once a stop was requested.
     pub fn is_stopped(&self) -> bool {
         self.flag.load(Ordering::Acquire)

@@ -8,17 +8,18 @@
 //! logged and counted, never fatal: the next tick tries again.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::thread::JoinHandle;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounded};
+use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use parking_lot::Mutex;
 use tracing::{debug, info, warn};
 
 use crate::metric;
+use crate::pacing::StopSignal;
 use crate::pruning::PruningExecutor;
 use crate::retain::RetainHeights;
+use crate::worker::{Stopped, Worker};
 
 /// Counters of a [`BackgroundPruner`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -65,10 +66,7 @@ pub enum PrunerError {
 /// The background pruning loop.
 pub struct BackgroundPruner {
     wake: Sender<()>,
-    stop: Mutex<Option<Sender<()>>>,
-    stopping: Arc<AtomicBool>,
-    done: Receiver<()>,
-    worker: Mutex<Option<JoinHandle<()>>>,
+    worker: Worker,
     counters: Arc<Counters>,
 }
 
@@ -89,33 +87,23 @@ impl BackgroundPruner {
         interval: Duration,
     ) -> Result<Self, PrunerError> {
         let (wake, woken) = bounded::<()>(1);
-        let (stop, stop_requested) = bounded::<()>(0);
-        let (done_tx, done) = bounded::<()>(1);
-        let stopping = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(Counters::default());
         let worker = {
-            let stopping = Arc::clone(&stopping);
             let counters = Arc::clone(&counters);
-            std::thread::Builder::new()
-                .name("reclaim-pruner".into())
-                .spawn(move || {
-                    let run = Loop {
-                        executor: &executor,
-                        retain: &retain,
-                        stopping: &stopping,
-                        counters: &counters,
-                    };
-                    run.serve(&woken, &stop_requested, interval);
-                    let _ = done_tx.send(());
-                })
-                .map_err(PrunerError::Spawn)?
+            Worker::spawn("reclaim-pruner", move |stop| {
+                let run = Loop {
+                    executor: &executor,
+                    retain: &retain,
+                    stop,
+                    counters: &counters,
+                };
+                run.serve(&woken, interval);
+            })
+            .map_err(PrunerError::Spawn)?
         };
         Ok(Self {
             wake,
-            stop: Mutex::new(Some(stop)),
-            stopping,
-            done,
-            worker: Mutex::new(Some(worker)),
+            worker,
             counters,
         })
     }
@@ -150,17 +138,13 @@ impl BackgroundPruner {
     /// Stops the loop after its current run and waits up to `deadline`. Calling it again is
     /// a no-op that succeeds.
     pub fn shutdown(&self, deadline: Duration) -> Result<(), PrunerError> {
-        self.stopping.store(true, Ordering::Release);
-        drop(self.stop.lock().take());
-        match self.done.recv_timeout(deadline) {
-            Ok(()) | Err(RecvTimeoutError::Disconnected) => {
-                if let Some(worker) = self.worker.lock().take() {
-                    let _ = worker.join();
-                    info!("pruner stopped");
-                }
+        match self.worker.stop_and_wait(deadline) {
+            Stopped::Joined => {
+                info!("pruner stopped");
                 Ok(())
             }
-            Err(RecvTimeoutError::Timeout) => Err(PrunerError::ShutdownTimedOut { deadline }),
+            Stopped::AlreadyJoined => Ok(()),
+            Stopped::TimedOut => Err(PrunerError::ShutdownTimedOut { deadline }),
         }
     }
 }
@@ -176,18 +160,18 @@ impl Drop for BackgroundPruner {
 struct Loop<'a> {
     executor: &'a PruningExecutor,
     retain: &'a RetainHeights,
-    stopping: &'a AtomicBool,
+    stop: &'a StopSignal,
     counters: &'a Counters,
 }
 
 impl Loop<'_> {
-    fn serve(&self, woken: &Receiver<()>, stop_requested: &Receiver<()>, interval: Duration) {
+    fn serve(&self, woken: &Receiver<()>, interval: Duration) {
         let ticks = crossbeam_channel::tick(interval);
         loop {
             crossbeam_channel::select! {
                 recv(woken) -> _ => {},
                 recv(ticks) -> _ => {},
-                recv(stop_requested) -> _ => return,
+                recv(self.stop.requests()) -> _ => return,
             }
             if self.stopped() {
                 return;
@@ -197,7 +181,7 @@ impl Loop<'_> {
     }
 
     fn stopped(&self) -> bool {
-        self.stopping.load(Ordering::Acquire)
+        self.stop.is_stopped()
     }
 
     /// Runs until the effective retain height is reached, a run fails, or a stop is asked.
