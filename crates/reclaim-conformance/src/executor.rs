@@ -15,7 +15,8 @@ use crate::cases::dump;
 use crate::chain::{Chain, check_invariants, commit, height_state, open};
 use crate::data::random_bytes;
 
-fn options(evidence: u64, batch: u64) -> PruningOptions {
+/// Pruning options with the evidence window and batch size a case needs.
+pub(crate) fn options(evidence: u64, batch: u64) -> PruningOptions {
     PruningOptions {
         evidence_max_age_heights: evidence,
         batch_heights: batch,
@@ -23,12 +24,25 @@ fn options(evidence: u64, batch: u64) -> PruningOptions {
     }
 }
 
-fn executor(chain: &Chain, options: PruningOptions) -> PruningExecutor {
+/// An executor over the case's chain.
+pub(crate) fn executor(chain: &Chain, options: PruningOptions) -> PruningExecutor {
     PruningExecutor::new(
         Arc::clone(&chain.blocks),
         Arc::clone(&chain.states),
         options,
     )
+}
+
+/// The adapter's store wrapped in a [`FaultyStore`] (which counts concurrent compactions),
+/// with a chain of heights `1..=heights` committed on top.
+pub(crate) fn faulty_chain(store: &Arc<dyn KvStore>, heights: u64) -> (Arc<FaultyStore>, Chain) {
+    let faulty = Arc::new(FaultyStore::new(Arc::clone(store)));
+    let chain = open(
+        Arc::clone(&faulty) as Arc<dyn KvStore>,
+        StateStoreOptions::default(),
+    );
+    commit(&chain, 1, 1, heights);
+    (faulty, chain)
 }
 
 /// Pruning with synchronous compaction keeps the evidence window and every lookup at or above
@@ -73,13 +87,8 @@ pub fn executor_prunes_without_compactor(h: &Harness) {
 /// enqueues.
 pub fn executor_single_flight_holds(h: &Harness) {
     let store = h.open();
-    let faulty = Arc::new(FaultyStore::new(Arc::clone(&store)));
+    let (faulty, chain) = faulty_chain(&store, 200);
     faulty.set_compaction_fault(CompactionFault::Delay(Duration::from_millis(5)));
-    let chain = open(
-        Arc::clone(&faulty) as Arc<dyn KvStore>,
-        StateStoreOptions::default(),
-    );
-    commit(&chain, 1, 1, 200);
     let compactor = Arc::new(Compactor::new().expect("compactor"));
     let opts = PruningOptions {
         compact: true,
@@ -270,12 +279,7 @@ pub fn executor_load_with_watchdog(h: &Harness) {
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
     let store = h.open();
-    let faulty = Arc::new(FaultyStore::new(Arc::clone(&store)));
-    let chain = open(
-        Arc::clone(&faulty) as Arc<dyn KvStore>,
-        StateStoreOptions::default(),
-    );
-    commit(&chain, 1, 1, 200);
+    let (faulty, chain) = faulty_chain(&store, 200);
     let compactor = Arc::new(Compactor::new().expect("compactor"));
     let opts = PruningOptions {
         compact: true,

@@ -6,31 +6,21 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use reclaim_core::fault::FaultyStore;
 use reclaim_core::{
-    BackgroundPruner, Compactor, KeyRange, KvStore, Pacing, PruneLimits, PruningExecutor,
-    PruningOptions, RetainHeightError, RetainHeights, SingleFlight, StateStoreOptions, StoreError,
-    WriteBatch, WriteOptions,
+    BackgroundPruner, Compactor, KeyRange, Pacing, PruneLimits, PruningOptions, RetainHeightError,
+    RetainHeights, SingleFlight, StateStoreOptions, StoreError, WriteBatch, WriteOptions,
 };
 
 use crate::Harness;
 use crate::cases::dump;
-use crate::chain::{Chain, block, check_invariants, commit, open};
+use crate::chain::{block, check_invariants, commit, open};
+use crate::executor::{executor, faulty_chain};
 
-fn executor(chain: &Chain, options: PruningOptions) -> PruningExecutor {
-    PruningExecutor::new(
-        Arc::clone(&chain.blocks),
-        Arc::clone(&chain.states),
-        options,
-    )
-}
-
+/// [`options`](crate::executor::options) with run limits.
 fn options(evidence: u64, batch: u64, limits: PruneLimits) -> PruningOptions {
     PruningOptions {
-        evidence_max_age_heights: evidence,
-        batch_heights: batch,
         limits,
-        ..PruningOptions::default()
+        ..crate::executor::options(evidence, batch)
     }
 }
 
@@ -125,12 +115,7 @@ pub fn compaction_slices_and_plans_cover_the_ranges(h: &Harness) {
 /// the task succeeds, and every invariant holds.
 pub fn paced_compaction_after_pruning(h: &Harness) {
     let store = h.open();
-    let faulty = Arc::new(FaultyStore::new(Arc::clone(&store)));
-    let chain = open(
-        Arc::clone(&faulty) as Arc<dyn KvStore>,
-        StateStoreOptions::default(),
-    );
-    commit(&chain, 1, 1, 400);
+    let (faulty, chain) = faulty_chain(&store, 400);
     let pacing = Pacing::unpaced()
         .with_slice_bytes(16 << 10)
         .with_pause(Duration::from_millis(2));
