@@ -106,6 +106,33 @@ fn executor(store: &Arc<dyn KvStore>) -> (reclaim_conformance::chain::Chain, Pru
     (chain, exec)
 }
 
+/// For each kill point: copies `base`, runs `reclaim <args>` on the copy, kills it after a
+/// delay spread over 1.2× `duration`, reopens the copy (which must open) and hands it to
+/// `check`. Returns how many kills landed while the command was still running.
+fn at_each_kill_point(
+    scratch: &Path,
+    base: &Path,
+    open_store: Opener,
+    args: impl Fn(&Path) -> Vec<String>,
+    duration: Duration,
+    check: impl Fn(u32, Duration, &Arc<dyn KvStore>),
+) -> u32 {
+    let points = kill_points();
+    let mut interrupted = 0;
+    for i in 0..points {
+        let dir = scratch.join(format!("kill-{i}"));
+        copy_dir(base, &dir);
+        let delay = duration.mul_f64(1.2 * f64::from(i) / f64::from(points));
+        interrupted += u32::from(run_and_kill(&args(&dir), delay));
+        let store =
+            open_store(&dir).unwrap_or_else(|e| panic!("store does not open after kill {i}: {e}"));
+        check(i, delay, &store);
+        drop(store);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+    interrupted
+}
+
 fn kill_during_prune(open_store: Opener) {
     let scratch = tempfile::tempdir().unwrap();
     let base = scratch.path().join("template");
@@ -115,28 +142,26 @@ fn kill_during_prune(open_store: Opener) {
     let duration = run_to_end(&prune_args(&reference));
     let expected = dump_chain_data(open_store(&reference).unwrap().as_ref());
     let points = kill_points();
-    let mut interrupted = 0;
-    for i in 0..points {
-        let dir = scratch.path().join(format!("kill-{i}"));
-        copy_dir(&base, &dir);
-        let delay = duration.mul_f64(1.2 * f64::from(i) / f64::from(points));
-        interrupted += u32::from(run_and_kill(&prune_args(&dir), delay));
-        let store =
-            open_store(&dir).unwrap_or_else(|e| panic!("store does not open after kill {i}: {e}"));
-        {
-            let (chain, exec) = executor(&store);
-            check_invariants(&chain, 1);
-            assert!(chain.blocks.base() <= RETAIN && chain.blocks.height() == HEIGHTS);
-            exec.prune_blocks(RETAIN).unwrap();
-            check_invariants(&chain, 1);
-        }
-        assert!(
-            dump_chain_data(store.as_ref()) == expected,
-            "kill point {i} ({delay:?}): resumed prune differs"
-        );
-        drop(store);
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
+    let interrupted = at_each_kill_point(
+        scratch.path(),
+        &base,
+        open_store,
+        prune_args,
+        duration,
+        |i, delay, store| {
+            {
+                let (chain, exec) = executor(store);
+                check_invariants(&chain, 1);
+                assert!(chain.blocks.base() <= RETAIN && chain.blocks.height() == HEIGHTS);
+                exec.prune_blocks(RETAIN).unwrap();
+                check_invariants(&chain, 1);
+            }
+            assert!(
+                dump_chain_data(store.as_ref()) == expected,
+                "kill point {i} ({delay:?}): resumed prune differs"
+            );
+        },
+    );
     assert!(
         interrupted * 2 >= points,
         "only {interrupted} of {points} kills landed during the prune ({duration:?})"
@@ -159,30 +184,28 @@ fn kill_during_compaction(open_store: Opener) {
     copy_dir(&base, &reference);
     let duration = run_to_end(&compact(&reference));
     let points = kill_points();
-    let mut interrupted = 0;
-    for i in 0..points {
-        let dir = scratch.path().join(format!("kill-{i}"));
-        copy_dir(&base, &dir);
-        let delay = duration.mul_f64(1.2 * f64::from(i) / f64::from(points));
-        interrupted += u32::from(run_and_kill(&compact(&dir), delay));
-        let store =
-            open_store(&dir).unwrap_or_else(|e| panic!("store does not open after kill {i}: {e}"));
-        assert!(
-            dump(store.as_ref()) == expected,
-            "kill point {i} ({delay:?}): data changed"
-        );
-        {
-            let (chain, _) = executor(&store);
-            check_invariants(&chain, 1);
-        }
-        store.compact_range(&reclaim::KeyRange::full()).unwrap();
-        assert!(
-            dump(store.as_ref()) == expected,
-            "kill point {i}: compaction after the kill changed data"
-        );
-        drop(store);
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
+    let interrupted = at_each_kill_point(
+        scratch.path(),
+        &base,
+        open_store,
+        compact,
+        duration,
+        |i, delay, store| {
+            assert!(
+                dump(store.as_ref()) == expected,
+                "kill point {i} ({delay:?}): data changed"
+            );
+            {
+                let (chain, _) = executor(store);
+                check_invariants(&chain, 1);
+            }
+            store.compact_range(&reclaim::KeyRange::full()).unwrap();
+            assert!(
+                dump(store.as_ref()) == expected,
+                "kill point {i}: compaction after the kill changed data"
+            );
+        },
+    );
     eprintln!(
         "kill-during-compaction: {points} kill points, {interrupted} mid-run, run {duration:?}"
     );
