@@ -120,6 +120,9 @@ impl RocksOptions {
     }
 }
 
+/// One SST file: its first key, its last key (inclusive) and its size in bytes.
+type SstSpan = (Vec<u8>, Vec<u8>, u64);
+
 /// A reclaim store on RocksDB.
 pub struct RocksStore {
     db: DB,
@@ -181,6 +184,23 @@ impl RocksStore {
     /// The store directory.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The SST files overlapping any of `ranges`, in key order.
+    fn files_overlapping(&self, ranges: &[&KeyRange]) -> Result<Vec<SstSpan>, StorageError> {
+        let overlaps = |first: &[u8], last: &[u8], r: &KeyRange| {
+            r.end().is_none_or(|end| first < end) && r.start().is_none_or(|start| last >= start)
+        };
+        let mut files: Vec<SstSpan> = self
+            .db
+            .live_files()
+            .map_err(|e| engine_error("live_files", &e))?
+            .into_iter()
+            .filter_map(|f| Some((f.start_key?, f.end_key?, f.size as u64)))
+            .filter(|(first, last, _)| ranges.iter().any(|r| overlaps(first, last, r)))
+            .collect();
+        files.sort();
+        Ok(files)
     }
 
     /// Bytes in SST files by RocksDB's own accounting (`rocksdb.total-sst-files-size`); the
@@ -339,24 +359,13 @@ impl Compactable for RocksStore {
         if ranges.is_empty() {
             return Ok(Vec::new());
         }
-        let overlaps = |first: &[u8], last: &[u8], r: &KeyRange| {
-            r.end().is_none_or(|end| first < end) && r.start().is_none_or(|start| last >= start)
-        };
         // The key gap after `last` up to `next` lies inside one range.
         let gap_covered = |last: &[u8], next: &[u8]| {
             ranges
                 .iter()
                 .any(|r| r.contains(last) && r.end().is_none_or(|end| next < end))
         };
-        let mut files: Vec<(Vec<u8>, Vec<u8>, u64)> = self
-            .db
-            .live_files()
-            .map_err(|e| engine_error("live_files", &e))?
-            .into_iter()
-            .filter_map(|f| Some((f.start_key?, f.end_key?, f.size as u64)))
-            .filter(|(first, last, _)| ranges.iter().any(|r| overlaps(first, last, r)))
-            .collect();
-        files.sort();
+        let files = self.files_overlapping(&ranges)?;
         if files.is_empty() {
             return Ok(ranges.into_iter().cloned().collect());
         }
@@ -424,28 +433,9 @@ impl Compactable for RocksStore {
         target_bytes: u64,
     ) -> Result<Vec<KeyRange>, StorageError> {
         let target = target_bytes.max(1);
-        let mut files: Vec<(Vec<u8>, u64)> = self
-            .db
-            .live_files()
-            .map_err(|e| engine_error("live_files", &e))?
-            .into_iter()
-            .filter(|file| {
-                let starts_before_end = match (range.end(), file.start_key.as_deref()) {
-                    (Some(end), Some(first)) => first < end,
-                    _ => true,
-                };
-                let ends_after_start = match (range.start(), file.end_key.as_deref()) {
-                    (Some(start), Some(last)) => last >= start,
-                    _ => true,
-                };
-                starts_before_end && ends_after_start
-            })
-            .map(|file| (file.start_key.unwrap_or_default(), file.size as u64))
-            .collect();
-        files.sort();
         let mut cuts = Vec::new();
         let mut filled = 0u64;
-        for (first_key, size) in files {
+        for (first_key, _, size) in self.files_overlapping(&[range])? {
             if filled >= target {
                 cuts.push(first_key);
                 filled = 0;
