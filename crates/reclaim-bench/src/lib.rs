@@ -41,6 +41,17 @@ impl Engine {
 
     /// Opens a store of this engine in `dir`.
     pub fn open(self, dir: &Path) -> anyhow::Result<Arc<dyn KvStore>> {
+        self.open_with_io_limit(dir, None)
+    }
+
+    /// Opens a store of this engine in `dir`, its background compaction I/O capped at
+    /// `io_limit` bytes per second where the engine can enforce a cap (RocksDB's rate
+    /// limiter; the other engines ignore it).
+    pub fn open_with_io_limit(
+        self,
+        dir: &Path,
+        io_limit: Option<u64>,
+    ) -> anyhow::Result<Arc<dyn KvStore>> {
         Ok(match self {
             Self::Memory => Arc::new(reclaim::MemoryStore::new()),
             #[cfg(feature = "redb")]
@@ -48,7 +59,13 @@ impl Engine {
             #[cfg(feature = "sled")]
             Self::Sled => Arc::new(reclaim::sled::SledStore::open(dir)?),
             #[cfg(feature = "rocksdb")]
-            Self::Rocksdb => Arc::new(reclaim::rocksdb::RocksStore::open(dir)?),
+            Self::Rocksdb => Arc::new(reclaim::rocksdb::RocksStore::open_with(
+                dir,
+                reclaim::rocksdb::RocksOptions {
+                    compaction_rate_limit_bytes_per_sec: io_limit,
+                    ..reclaim::rocksdb::RocksOptions::default()
+                },
+            )?),
             #[allow(unreachable_patterns)]
             other => bail!("built without the {} engine", other.name()),
         })
@@ -96,15 +113,32 @@ pub fn build_chain(
     workload: Workload,
     from: u64,
 ) -> anyhow::Result<Chain> {
-    let db = engine.open(dir)?;
+    let chain = open_chain(engine.open(dir)?)?;
+    commit(&chain, workload, from, workload.heights, from)?;
+    Ok(chain)
+}
+
+/// [`build_chain`] from height 1, the engine opened with its compaction I/O capped at
+/// `io_limit` bytes per second ([`Engine::open_with_io_limit`]).
+pub fn build_chain_with_io_limit(
+    engine: Engine,
+    dir: &Path,
+    workload: Workload,
+    io_limit: Option<u64>,
+) -> anyhow::Result<Chain> {
+    let chain = open_chain(engine.open_with_io_limit(dir, io_limit)?)?;
+    commit(&chain, workload, 1, workload.heights, 1)?;
+    Ok(chain)
+}
+
+/// A block store and a state store on `db`.
+fn open_chain(db: Arc<dyn KvStore>) -> anyhow::Result<Chain> {
     let blocks = Arc::new(BlockStore::open(Arc::clone(&db))?);
     let states = Arc::new(StateStore::open(
         Arc::clone(&db),
         StateStoreOptions::default(),
     )?);
-    let chain = Chain { db, blocks, states };
-    commit(&chain, workload, from, workload.heights, from)?;
-    Ok(chain)
+    Ok(Chain { db, blocks, states })
 }
 
 /// Commits heights `from..=to` (the chain starts at `first`).
@@ -356,14 +390,15 @@ pub fn disk_write_bandwidth(dir: &Path, bytes: usize) -> anyhow::Result<f64> {
     Ok(bytes as f64 / elapsed.as_secs_f64())
 }
 
-/// Block commits measured while a compaction task runs on `compactor`, and between runs.
-#[derive(Debug, Clone, Copy)]
+/// Block commits measured while a compaction task runs on `compactor`, and between runs. Runs
+/// of the same mode taken at different times merge with [`CompactionUnderLoad::absorb`].
+#[derive(Debug, Clone, Default)]
 pub struct CompactionUnderLoad {
-    /// Commit latencies while the task was in flight.
-    pub during: Latencies,
-    /// Commit latencies in the quiet gaps between runs, at the same rate and store size: the
-    /// idle baseline of the same run.
-    pub between: Latencies,
+    /// Commit latencies (ms) while the task was in flight.
+    pub during_ms: Vec<f64>,
+    /// Commit latencies (ms) in the quiet gaps between runs, at the same rate and store size:
+    /// the idle baseline of the same run.
+    pub between_ms: Vec<f64>,
     /// Wall time of the task runs (waits and pauses included), summed.
     pub compaction: Duration,
     /// Tasks run.
@@ -372,6 +407,33 @@ pub struct CompactionUnderLoad {
     pub slices: u64,
     /// The longest single slice.
     pub longest_slice: Duration,
+}
+
+impl CompactionUnderLoad {
+    /// Percentiles of the commits during task runs.
+    pub fn during(&self) -> Latencies {
+        Latencies::of(self.during_ms.clone())
+    }
+
+    /// Percentiles of the commits between task runs.
+    pub fn between(&self) -> Latencies {
+        Latencies::of(self.between_ms.clone())
+    }
+
+    /// p99 during runs over p99 between runs: what the compaction adds to the slow tail.
+    pub fn p99_ratio(&self) -> f64 {
+        self.during().p99 / self.between().p99.max(1e-9)
+    }
+
+    /// Adds the samples and counts of `other`, a later measurement of the same mode.
+    pub fn absorb(&mut self, other: Self) {
+        self.during_ms.extend(other.during_ms);
+        self.between_ms.extend(other.between_ms);
+        self.compaction += other.compaction;
+        self.tasks += other.tasks;
+        self.slices += other.slices;
+        self.longest_slice = self.longest_slice.max(other.longest_slice);
+    }
 }
 
 /// Sleeps until `slot` (a commit starts every `interval`, like a node's block time) and moves
@@ -401,6 +463,7 @@ pub fn commits_during_compaction(
     min_samples: usize,
     budget: Duration,
 ) -> anyhow::Result<CompactionUnderLoad> {
+    let slices_before = compactor.stats().slices;
     let stop = AtomicBool::new(false);
     let mut during = Vec::new();
     let mut between = Vec::new();
@@ -454,11 +517,11 @@ pub fn commits_during_compaction(
     })?;
     let stats = compactor.stats();
     Ok(CompactionUnderLoad {
-        during: Latencies::of(during),
-        between: Latencies::of(between),
+        during_ms: during,
+        between_ms: between,
         compaction: compacting,
         tasks,
-        slices: stats.slices,
+        slices: stats.slices - slices_before,
         longest_slice: stats.longest_slice,
     })
 }

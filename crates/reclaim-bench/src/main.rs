@@ -15,21 +15,29 @@ use reclaim::{
     SingleFlight,
 };
 use reclaim_bench::{
-    Engine, Workload, build_chain, commits_during_compaction, disk_write_bandwidth,
-    foreground_cost, idle_commits, prune_cometbft_style, prune_ours, try_enqueue_ns,
+    Engine, Workload, build_chain, build_chain_with_io_limit, commits_during_compaction,
+    disk_write_bandwidth, foreground_cost, idle_commits, prune_cometbft_style, prune_ours,
+    try_enqueue_ns,
 };
 
 /// A block committed every this long during the pacing measurements (100 blocks/s of 64 KiB:
 /// far above a real chain, well below what the disk absorbs).
 const PACED_COMMIT_INTERVAL: Duration = Duration::from_millis(10);
 /// Commits measured during runs, and between runs, per mode (p99 is the 10th slowest).
-const PACED_SAMPLES: usize = 1000;
+const PACED_SAMPLES: usize = 2000;
 /// Slice size of the paced runs.
 const PACED_SLICE_BYTES: u64 = 4 << 20;
 /// Pause between slices of the paced runs.
 const PACED_PAUSE: Duration = Duration::from_millis(20);
 /// How long load may hold a paced slice back.
 const PACED_MAX_DEFERRAL: Duration = Duration::from_secs(1);
+/// The paced store's cap on background compaction I/O, bytes per second (RocksDB's rate
+/// limiter; the other engines have no such cap).
+const PACED_IO_LIMIT: u64 = 32 << 20;
+/// Rounds of section 6: each round measures both modes, in alternating order.
+const PACED_ROUNDS: usize = 4;
+/// Time allowed per mode over all rounds (a round stops early when it runs out).
+const PACED_BUDGET: Duration = Duration::from_secs(120);
 
 /// Measure reclaim against the limit and against a CometBFT-style baseline.
 #[derive(Debug, Parser)]
@@ -317,12 +325,15 @@ fn main() -> anyhow::Result<()> {
     )?;
     writeln!(
         md,
-        "The chain of section 2, 90 % pruned; then the post-pruning compaction task (the pruned key ranges) runs in the background over and over (10 ms apart) while a block is committed every {} ms as a node would (not back to back), each run followed by a quiet gap as long as itself, until {} commits overlapped a run and as many fell in the gaps (or 90 s passed); first *unpaced* (each range in one engine call, the spec's compactor) and then *paced* (slices of {} MiB sized by the engine, {} ms pause between slices, slices held back while the moving average of commit latency is above the idle p99, at most {} s). The ratios compare the p99 of commits *during* runs with the p99 of commits *between* runs of the same mode: same rate, same store, same memtable flushes, so only the compaction differs (*idle p99 before* is 300 commits before any compaction, for reference). The longest pause is the slowest single commit while the task ran; for engines that compact the whole store in one call (redb, sled) a slice is the whole store, so pacing can only choose *when* it runs, not make it shorter.\n",
+        "The chain of section 2, 90 % pruned, twice: one store per mode. Then the post-pruning compaction task (the pruned key ranges) runs in the background over and over while a block is committed every {} ms as a node would (not back to back), each run followed by a quiet gap as long as itself. *Unpaced*: each range in one engine call, the spec's compactor, engine defaults. *Paced*: slices of {} MiB sized by the engine, {} ms pause between slices, slices held back while the moving average of commit latency is above the idle p99 (at most {} s), and the engine's background compaction I/O capped at {} MiB/s (`[storage.compaction_pacing] io_bytes_per_sec`: RocksDB's rate limiter; redb and sled have no such cap). The two modes alternate over {} rounds (unpaced first, then paced first, ...) until each mode has {} commits during runs and as many between runs (or {} s passed), so that a slow spell of this shared machine falls on both. A ratio is the p99 of the commits *during* runs over the p99 of the commits *between* runs of the same mode, pooled over the rounds (in brackets: the lowest and highest ratio of single rounds); *idle p99 before* is 300 commits on the unpaced store before any compaction, for reference. The longest pause is the slowest single commit while a task ran. redb and sled compact the whole store in one call, so there a slice is the whole store and pacing can only choose *when* it runs, not make it shorter.\n",
         PACED_COMMIT_INTERVAL.as_millis(),
-        PACED_SAMPLES,
         PACED_SLICE_BYTES >> 20,
         PACED_PAUSE.as_millis(),
-        PACED_MAX_DEFERRAL.as_secs()
+        PACED_MAX_DEFERRAL.as_secs(),
+        PACED_IO_LIMIT >> 20,
+        PACED_ROUNDS,
+        PACED_SAMPLES,
+        PACED_BUDGET.as_secs()
     )?;
     writeln!(
         md,
@@ -332,9 +343,10 @@ fn main() -> anyhow::Result<()> {
     for &engine in &engines {
         let dir = scratch.join(format!("pace-{}", engine.name()));
         // Each mode gets its own, identical chain: the second mode must not inherit the
-        // commits (and the flushes and compactions they cause) of the first.
-        let pruned_chain = |mode: &str| -> anyhow::Result<_> {
-            let chain = build_chain(engine, &dir.join(mode), workload, 1)?;
+        // commits (and the flushes and compactions they cause) of the first. The paced chain's
+        // engine is opened with the pacing's I/O cap (RocksDB's rate limiter).
+        let pruned_chain = |mode: &str, io_limit: Option<u64>| -> anyhow::Result<_> {
+            let chain = build_chain_with_io_limit(engine, &dir.join(mode), workload, io_limit)?;
             let options = PruningOptions {
                 evidence_max_age_heights: 0,
                 ..PruningOptions::default()
@@ -345,21 +357,10 @@ fn main() -> anyhow::Result<()> {
             let task = executor.task_for_heights(POST_PRUNING_LABEL, 1, retain);
             Ok((chain, task))
         };
-        let (chain, task) = pruned_chain("unpaced")?;
-        let idle = idle_commits(&chain, workload, PACED_COMMIT_INTERVAL, 300)?;
-        let unpaced = commits_during_compaction(
-            &chain,
-            workload,
-            &Compactor::new()?,
-            &task,
-            None,
-            PACED_COMMIT_INTERVAL,
-            PACED_SAMPLES,
-            Duration::from_secs(90),
-        )?;
-        drop((chain, task));
-        let (chain, task) = pruned_chain("paced")?;
-        let paced_idle = idle_commits(&chain, workload, PACED_COMMIT_INTERVAL, 300)?;
+        let (unpaced_chain, task) = pruned_chain("unpaced", None)?;
+        let (paced_chain, paced_task) = pruned_chain("paced", Some(PACED_IO_LIMIT))?;
+        let idle = idle_commits(&unpaced_chain, workload, PACED_COMMIT_INTERVAL, 300)?;
+        let paced_idle = idle_commits(&paced_chain, workload, PACED_COMMIT_INTERVAL, 300)?;
         let gate = Arc::new(CommitLatencyGate::new(Duration::from_secs_f64(
             paced_idle.p99 / 1e3,
         )));
@@ -368,49 +369,93 @@ fn main() -> anyhow::Result<()> {
             .with_pause(PACED_PAUSE)
             .with_load_signal(Arc::clone(&gate) as Arc<dyn LoadSignal>)
             .with_max_deferral(PACED_MAX_DEFERRAL);
-        let paced = commits_during_compaction(
-            &chain,
-            workload,
-            &Compactor::with_pacing(SingleFlight::new(), pacing)?,
-            &task,
-            Some(&gate),
-            PACED_COMMIT_INTERVAL,
-            PACED_SAMPLES,
-            Duration::from_secs(90),
-        )?;
-        // Each mode against the commits between its own runs: same rate, same store size.
-        let ratio =
-            |run: &reclaim_bench::CompactionUnderLoad| run.during.p99 / run.between.p99.max(1e-9);
+        let unpaced_compactor = Compactor::new()?;
+        let paced_compactor = Compactor::with_pacing(SingleFlight::new(), pacing)?;
+        let (mut unpaced, mut paced) = (
+            reclaim_bench::CompactionUnderLoad::default(),
+            reclaim_bench::CompactionUnderLoad::default(),
+        );
+        let (mut unpaced_rounds, mut paced_rounds) = (Vec::new(), Vec::new());
+        // The modes alternate (unpaced first in even rounds, paced first in odd ones), so a
+        // slow spell of the shared disk or CPU falls on both.
+        for round in 0..PACED_ROUNDS {
+            for paced_turn in [round % 2 == 1, round % 2 == 0] {
+                let run = if paced_turn {
+                    commits_during_compaction(
+                        &paced_chain,
+                        workload,
+                        &paced_compactor,
+                        &paced_task,
+                        Some(&gate),
+                        PACED_COMMIT_INTERVAL,
+                        PACED_SAMPLES / PACED_ROUNDS,
+                        PACED_BUDGET / PACED_ROUNDS as u32,
+                    )?
+                } else {
+                    commits_during_compaction(
+                        &unpaced_chain,
+                        workload,
+                        &unpaced_compactor,
+                        &task,
+                        None,
+                        PACED_COMMIT_INTERVAL,
+                        PACED_SAMPLES / PACED_ROUNDS,
+                        PACED_BUDGET / PACED_ROUNDS as u32,
+                    )?
+                };
+                let (pooled, rounds) = if paced_turn {
+                    (&mut paced, &mut paced_rounds)
+                } else {
+                    (&mut unpaced, &mut unpaced_rounds)
+                };
+                rounds.push(run.p99_ratio());
+                pooled.absorb(run);
+            }
+        }
+        let spread = |rounds: &[f64]| {
+            let min = rounds.iter().copied().fold(f64::INFINITY, f64::min);
+            let max = rounds.iter().copied().fold(0.0, f64::max);
+            format!("{min:.2}–{max:.2}")
+        };
+        let (unpaced_during, unpaced_between) = (unpaced.during(), unpaced.between());
+        let (paced_during, paced_between) = (paced.during(), paced.between());
         writeln!(
             md,
-            "| {} | {:.2} | {:.2} / {:.2} (n={}) | {:.2} / {:.2} (n={}) | {:.2}× | **{:.2}×** | {:.1} / {:.1} | {:.2} / {:.2} | {} |",
+            "| {} | {:.2} | {:.2} / {:.2} (n={}) | {:.2} / {:.2} (n={}) | {:.2}× ({}) | **{:.2}×** ({}) | {:.1} / {:.1} | {:.2} / {:.2} | {} |",
             engine.name(),
             idle.p99,
-            unpaced.between.p99,
-            unpaced.during.p99,
-            unpaced.during.samples,
-            paced.between.p99,
-            paced.during.p99,
-            paced.during.samples,
-            ratio(&unpaced),
-            ratio(&paced),
-            unpaced.during.max,
-            paced.during.max,
+            unpaced_between.p99,
+            unpaced_during.p99,
+            unpaced_during.samples,
+            paced_between.p99,
+            paced_during.p99,
+            paced_during.samples,
+            unpaced.p99_ratio(),
+            spread(&unpaced_rounds),
+            paced.p99_ratio(),
+            spread(&paced_rounds),
+            unpaced_during.max,
+            paced_during.max,
             unpaced.compaction.as_secs_f64() / unpaced.tasks.max(1) as f64,
             paced.compaction.as_secs_f64() / paced.tasks.max(1) as f64,
             paced.slices / paced.tasks.max(1),
         )?;
-        targets
-            .paced
-            .push((engine, ratio(&paced), ratio(&unpaced), paced.during.max));
+        targets.paced.push((
+            engine,
+            paced.p99_ratio(),
+            unpaced.p99_ratio(),
+            paced_during.max,
+        ));
         eprintln!(
-            "pacing {}: p99 idle {:.2} unpaced {:.2} paced {:.2}",
+            "pacing {}: p99 idle {:.2} unpaced {:.2} paced {:.2}; ratios unpaced {} paced {}",
             engine.name(),
             idle.p99,
-            unpaced.during.p99,
-            paced.during.p99
+            unpaced_during.p99,
+            paced_during.p99,
+            spread(&unpaced_rounds),
+            spread(&paced_rounds),
         );
-        drop(chain);
+        drop((unpaced_chain, paced_chain));
         std::fs::remove_dir_all(&dir).ok();
     }
     writeln!(

@@ -36,13 +36,32 @@ impl Backend {
 
     /// Opens (creating if needed) the store in `dir` with this engine.
     pub fn open(self, dir: &Path) -> anyhow::Result<Arc<dyn KvStore>> {
+        self.open_with_io_limit(dir, None)
+    }
+
+    /// [`Backend::open`], the engine's background compaction I/O capped at `io_limit` bytes
+    /// per second where it can enforce a cap (`[storage.compaction_pacing] io_bytes_per_sec`:
+    /// RocksDB's rate limiter; redb and sled have none).
+    pub fn open_with_io_limit(
+        self,
+        dir: &Path,
+        io_limit: Option<u64>,
+    ) -> anyhow::Result<Arc<dyn KvStore>> {
+        #[cfg(not(feature = "rocksdb"))]
+        let _ = io_limit;
         let store: Arc<dyn KvStore> = match self {
             #[cfg(feature = "redb")]
             Self::Redb => Arc::new(reclaim::redb::RedbStore::open(dir)?),
             #[cfg(feature = "sled")]
             Self::Sled => Arc::new(reclaim::sled::SledStore::open(dir)?),
             #[cfg(feature = "rocksdb")]
-            Self::Rocksdb => Arc::new(reclaim::rocksdb::RocksStore::open(dir)?),
+            Self::Rocksdb => Arc::new(reclaim::rocksdb::RocksStore::open_with(
+                dir,
+                reclaim::rocksdb::RocksOptions {
+                    compaction_rate_limit_bytes_per_sec: io_limit,
+                    ..reclaim::rocksdb::RocksOptions::default()
+                },
+            )?),
             #[allow(unreachable_patterns)]
             other => bail!(
                 "this reclaim was built without the {0} backend; rebuild with `--features {0}`",

@@ -72,6 +72,10 @@ pub struct SimulateArgs {
     /// `[storage.compaction_pacing] pause`).
     #[arg(long)]
     pub slice_pause_ms: Option<u64>,
+    /// Cap the engine's background compaction I/O at this many MiB per second (overrides
+    /// `[storage.compaction_pacing] io_bytes_per_sec`; RocksDB only).
+    #[arg(long)]
+    pub io_limit_mib: Option<u64>,
     /// Heights each store prunes per run at most (overrides
     /// `[storage.pruning] max_heights_per_run`).
     #[arg(long)]
@@ -136,6 +140,9 @@ pub struct SimulationReport {
     pub backend: Backend,
     /// Whether compaction ran.
     pub compaction: bool,
+    /// The cap on the engine's background compaction I/O, bytes per second, when one was set
+    /// (`--io-limit-mib`, `[storage.compaction_pacing] io_bytes_per_sec`; RocksDB only).
+    pub io_bytes_per_sec: Option<u64>,
     /// Heights committed.
     pub heights_written: u64,
     /// Heights pruned.
@@ -315,7 +322,12 @@ fn simulate(
         );
     }
     let started = Instant::now();
-    let db: Arc<dyn KvStore> = args.backend.open(dir)?;
+    let io_limit = args
+        .io_limit_mib
+        .map(|mib| mib.saturating_mul(1 << 20))
+        .or(storage.compaction_pacing.io_bytes_per_sec)
+        .filter(|&bytes| bytes > 0);
+    let db: Arc<dyn KvStore> = args.backend.open_with_io_limit(dir, io_limit)?;
     let bytes_start = db.size_on_disk()?;
     let blocks = Arc::new(BlockStore::open(Arc::clone(&db))?);
     let state_options = StateStoreOptions {
@@ -451,6 +463,7 @@ fn simulate(
     Ok(SimulationReport {
         backend: args.backend,
         compaction: compact,
+        io_bytes_per_sec: io_limit,
         heights_written: args.heights,
         heights_pruned,
         base: blocks.base(),

@@ -283,6 +283,10 @@ fn core_rows(t: &mut Table) {
             "`windows = [\"1am-5am\"]`",
             "[storage.compaction_pacing]\nwindows = [\"1am-5am\"]\n",
         ),
+        (
+            "`io_bytes_per_sec = 0`",
+            "[storage.compaction_pacing]\nio_bytes_per_sec = 0\n",
+        ),
     ] {
         t.err(
             core,

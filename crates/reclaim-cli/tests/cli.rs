@@ -391,3 +391,24 @@ fn rocksdb_stores_work_end_to_end() {
         .assert()
         .success();
 }
+
+#[cfg(feature = "rocksdb")]
+#[test]
+fn simulate_caps_rocksdb_compaction_io_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let (capped, plain) = (dir.path().join("capped"), dir.path().join("plain"));
+    let report = simulate(&capped, "rocksdb", &["--io-limit-mib", "64"]);
+    assert_eq!(report["io_bytes_per_sec"], 64 << 20);
+    assert_eq!(report["base"], 251);
+    assert_eq!(report["compactions_failed"], 0);
+    assert!(report["compactions_run"].as_u64().unwrap() >= 1, "{report}");
+    assert!(simulate(&plain, "rocksdb", &[])["io_bytes_per_sec"].is_null());
+    // RocksDB records its options in its LOG: a rate limiter in the capped store only.
+    let limiter = |store: &Path| {
+        let log = std::fs::read_to_string(store.join("LOG")).unwrap();
+        let line = log.lines().find(|l| l.contains("Options.rate_limiter:"));
+        line.is_some_and(|l| !l.contains("(nil)"))
+    };
+    assert!(limiter(&capped));
+    assert!(!limiter(&plain));
+}

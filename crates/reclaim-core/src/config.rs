@@ -140,6 +140,11 @@ pub struct PacingConfig {
     pub max_deferral: Option<Duration>,
     /// UTC windows in which slices may start, e.g. `["01:00-05:00"]`; empty: any time.
     pub windows: Vec<String>,
+    /// Cap on the engine's background compaction I/O, bytes per second, for engines that can
+    /// enforce one (RocksDB's rate limiter, fixed when the store is opened: whoever opens the
+    /// store passes it on); redb and sled have no such cap and ignore it. Unset: no cap.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub io_bytes_per_sec: Option<u64>,
 }
 
 impl PacingConfig {
@@ -207,6 +212,12 @@ impl Config {
                 reason: "must be positive",
             });
         }
+        if self.storage.compaction_pacing.io_bytes_per_sec == Some(0) {
+            return Err(ConfigError::Invalid {
+                key: "storage.compaction_pacing.io_bytes_per_sec",
+                reason: "must be at least 1 (leave it out for no cap)",
+            });
+        }
         if self.storage.pruning.max_heights_per_run == Some(0) {
             return Err(ConfigError::Invalid {
                 key: "storage.pruning.max_heights_per_run",
@@ -245,7 +256,8 @@ mod tests {
             "[storage.pruning]\nmax_heights_per_run = 500\nmax_run_time = \"250ms\"\n\
              [storage.pruning.data_companion]\nenabled = true\ninitial_block_retain_height = 7\n\
              [storage.compaction_pacing]\nslice_bytes = 1048576\npause = \"50ms\"\n\
-             busy_commit_latency = \"200ms\"\nmax_deferral = \"10m\"\nwindows = [\"01:00-05:00\"]\n",
+             busy_commit_latency = \"200ms\"\nmax_deferral = \"10m\"\nwindows = [\"01:00-05:00\"]\n\
+             io_bytes_per_sec = 33554432\n",
         )
         .unwrap();
         assert_eq!(c.storage.pruning.max_heights_per_run, Some(500));
@@ -258,12 +270,14 @@ mod tests {
         assert_eq!(pacing.max_slice_bytes, 1 << 20);
         assert_eq!(pacing.windows.len(), 1);
         assert!(gate.is_some() && pacing.load.is_some());
+        assert_eq!(c.storage.compaction_pacing.io_bytes_per_sec, Some(32 << 20));
         assert_eq!(Config::from_toml_str(&c.to_toml_string()).unwrap(), c);
         for bad in [
             "[storage.pruning]\nmax_heights_per_run = 0\n",
             "[storage.pruning]\nmax_run_time = \"0s\"\n",
             "[storage.compaction_pacing]\nwindows = [\"1am-5am\"]\n",
             "[storage.compaction_pacing]\nslices = 3\n",
+            "[storage.compaction_pacing]\nio_bytes_per_sec = 0\n",
         ] {
             assert!(Config::from_toml_str(bad).is_err(), "{bad} accepted");
         }

@@ -60,8 +60,14 @@ pub struct RocksOptions {
     pub max_background_jobs: i32,
     /// Threads one compaction may be split across.
     pub max_subcompactions: u32,
-    /// Cap on compaction and flush write bandwidth, bytes per second (`None`: unlimited).
-    pub compaction_rate_limit_bytes_per_sec: Option<i64>,
+    /// Cap on the write bandwidth of background work (compactions, manual ones included, and
+    /// flushes, which RocksDB serves first), bytes per second; `None`: unlimited. RocksDB's
+    /// rate limiter: a compaction's writes are spread over time instead of arriving as one
+    /// burst, which is what keeps block commits flat while a pruned range is compacted
+    /// (`docs/benchmarks.md`, section 6), at the price of slower compactions. Foreground
+    /// writes (the WAL and memtable of a commit) are never limited. Fixed at open: RocksDB's C
+    /// API cannot change the rate afterwards.
+    pub compaction_rate_limit_bytes_per_sec: Option<u64>,
     /// Run compactions (RocksDB's low-priority thread pool, where manual compactions run too)
     /// at lowered CPU and I/O priority, so block commits win the cores while a compaction
     /// runs. Flushes keep their priority. Off by default: a foreground that keeps every core
@@ -112,7 +118,9 @@ impl RocksOptions {
             }
         }
         if let Some(rate) = self.compaction_rate_limit_bytes_per_sec {
-            opts.set_ratelimiter(rate, 100_000, 10);
+            // Refilled every 100 ms; fairness 10: low-priority compaction writes are served
+            // before flushes one time in ten, so neither starves.
+            opts.set_ratelimiter(i64::try_from(rate).unwrap_or(i64::MAX).max(1), 100_000, 10);
         }
         opts.set_compression_type(DBCompressionType::Lz4);
         opts.set_bottommost_compression_type(DBCompressionType::Zstd);
