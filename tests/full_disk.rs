@@ -1,7 +1,10 @@
 //! Full disk: a store on a size-limited tmpfs is filled until writes fail with ENOSPC. The
 //! error must be clear, no acknowledged write may be lost, the store must open again, and once
-//! space is freed, writing and compacting must work again. Where tmpfs cannot be mounted (not
-//! root, or no mount permission) each test says it was skipped and why.
+//! space is freed, writing and compacting must work again. Read-only file system: a store whose
+//! file system was remounted read-only must refuse to open with a clear error and be intact
+//! once it is writable again (a read-only *directory* cannot be tested as root, who ignores
+//! permissions; a read-only mount binds root too). Where tmpfs cannot be mounted (not root, or
+//! no mount permission) each test says it was skipped and why.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -33,6 +36,27 @@ impl Tmpfs {
             return Err(String::from_utf8_lossy(&output.stderr).trim().to_owned());
         }
         Ok(Self { _dir: dir, mount })
+    }
+}
+
+impl Tmpfs {
+    /// Remounts the file system read-only (`true`) or writable again.
+    fn remount(&self, read_only: bool) -> Result<(), String> {
+        let mode = if read_only {
+            "remount,ro"
+        } else {
+            "remount,rw"
+        };
+        let output = Command::new("mount")
+            .args(["-o", mode])
+            .arg(&self.mount)
+            .output()
+            .map_err(|e| format!("cannot run mount: {e}"))?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&output.stderr).trim().to_owned())
+        }
     }
 }
 
@@ -115,6 +139,87 @@ fn full_disk(engine: &str, open: fn(&Path) -> Result<Arc<dyn KvStore>, StorageEr
             "{engine}: {i} lost after compaction"
         );
     }
+}
+
+/// Writes 20 keys durably, closes the store, remounts its file system read-only and opens it:
+/// that must fail with a clear error (not a panic, not "corrupt"). Writable again, the store
+/// opens with every key.
+fn read_only_file_system<S: KvStore>(
+    engine: &str,
+    open: fn(&Path) -> Result<S, StorageError>,
+    close: fn(S),
+) {
+    let fs = match Tmpfs::mount() {
+        Ok(fs) => fs,
+        Err(why) => {
+            eprintln!("read-only test for {engine} skipped: cannot mount a tmpfs ({why})");
+            return;
+        }
+    };
+    let dir = fs.mount.join("store");
+    let store = open(&dir).unwrap();
+    for i in 0..20 {
+        let mut batch = WriteBatch::new();
+        batch.put(key(i), random_bytes(u64::from(i), 1024));
+        store.write(batch, WriteOptions::DURABLE).unwrap();
+    }
+    close(store);
+    if let Err(why) = fs.remount(true) {
+        eprintln!("read-only test for {engine} skipped: cannot remount read-only ({why})");
+        return;
+    }
+    let err = match open(&dir) {
+        Ok(_) => panic!("{engine}: a store on a read-only file system opened for writing"),
+        Err(err) => err,
+    };
+    let message = err.to_string();
+    eprintln!("{engine} on a read-only file system: {message}");
+    assert!(
+        !matches!(err, StorageError::Corrupt { .. }),
+        "{engine}: a read-only file system reported as corruption: {message}"
+    );
+    assert!(
+        message.to_lowercase().contains("read-only"),
+        "{engine}: the error does not say the file system is read-only: {message}"
+    );
+    fs.remount(false).unwrap();
+    let store = open(&dir).unwrap_or_else(|e| panic!("{engine}: does not open writable: {e}"));
+    for i in 0..20 {
+        assert_eq!(
+            store.get(&key(i)).unwrap(),
+            Some(random_bytes(u64::from(i), 1024)),
+            "{engine}: {i} lost"
+        );
+    }
+    close(store);
+}
+
+#[cfg(feature = "redb")]
+#[test]
+fn redb_read_only_file_system() {
+    read_only_file_system("redb", |dir| reclaim::redb::RedbStore::open(dir), drop);
+}
+
+#[cfg(feature = "sled")]
+#[test]
+fn sled_read_only_file_system() {
+    read_only_file_system(
+        "sled",
+        |dir| reclaim::sled::SledStore::open(dir),
+        |store| {
+            store.close().unwrap();
+        },
+    );
+}
+
+#[cfg(feature = "rocksdb")]
+#[test]
+fn rocksdb_read_only_file_system() {
+    read_only_file_system(
+        "rocksdb",
+        |dir| reclaim::rocksdb::RocksStore::open(dir),
+        drop,
+    );
 }
 
 #[cfg(feature = "redb")]

@@ -116,6 +116,7 @@ fn open_generation(root: &Path, number: u64) -> Result<sled::Db, StorageError> {
     if let Some(db) = handles.get(&path) {
         return Ok(db.clone());
     }
+    remove_unfinished_snapshots(&path)?;
     // The caller holds the store directory's lock, so no other process can hold sled's file
     // lock: a lock conflict here is this process's own closed handle, whose sled background
     // thread releases the lock a moment after the last handle drops. Wait for it, boundedly.
@@ -140,6 +141,45 @@ fn open_generation(root: &Path, number: u64) -> Result<sled::Db, StorageError> {
         };
     handles.insert(path, db.clone());
     Ok(db)
+}
+
+/// Removes the snapshot files sled was still writing when its process died
+/// (`snap.<lsn>.generating`), so that sled opens from its last complete snapshot.
+///
+/// sled 0.34.7 writes a snapshot to `snap.<lsn>.generating`, fsyncs it and renames it to
+/// `snap.<lsn>`: the rename is the commit point, and older snapshots are removed only after it.
+/// But its reader takes every `snap.*` file as a candidate and reads the last in sort order,
+/// which is the unfinished one whenever one was left behind; a kill between the create and the
+/// rename therefore made the store refuse to open with "Read corrupted data" (the same symptom
+/// as spacejam/sled#1527 and #1533). An unfinished snapshot holds nothing the log and the last
+/// complete snapshot do not, so removing it is what sled's own commit protocol implies. Only
+/// called before this process opens the generation, under reclaim's directory lock, so no sled
+/// instance can be writing the file.
+fn remove_unfinished_snapshots(generation: &Path) -> Result<(), StorageError> {
+    let entries = match std::fs::read_dir(generation) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(StorageError::io("list sled generation", e)),
+    };
+    let mut removed = false;
+    for entry in entries {
+        let entry = entry.map_err(|e| StorageError::io("list sled generation", e))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            warn!(
+                file = %entry.path().display(),
+                "removing an unfinished sled snapshot left by a crash"
+            );
+            std::fs::remove_file(entry.path())
+                .map_err(|e| StorageError::io("remove unfinished sled snapshot", e))?;
+            removed = true;
+        }
+    }
+    if removed {
+        sync_dir(generation)?;
+    }
+    Ok(())
 }
 
 /// Free space a sled store always leaves on its file system: writes and compactions that would

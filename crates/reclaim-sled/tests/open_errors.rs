@@ -82,3 +82,45 @@ fn a_held_store_is_locked() {
         Err(StorageError::Locked { .. })
     ));
 }
+
+/// A kill while sled writes a snapshot leaves `snap.<lsn>.generating` behind. sled 0.34.7 then
+/// reads that unfinished file as its newest snapshot and refuses to open; the adapter removes
+/// it first and opens from the last complete snapshot, with every entry there.
+#[test]
+fn an_unfinished_snapshot_left_by_a_kill_is_removed_on_open() {
+    let dir = filled_store();
+    // sled writes its snapshot while opening (after replaying its log): open once more.
+    SledStore::open(dir.path()).unwrap().close().unwrap();
+    let generation = dir.path().join("gen-000001");
+    let snapshot = files_under(&generation)
+        .into_iter()
+        .find(|f| {
+            f.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("snap."))
+        })
+        .expect("a reopened sled store has a snapshot");
+    let complete = std::fs::read(&snapshot).unwrap();
+    // What a kill mid-write leaves: a newer snapshot, half written, never renamed.
+    let unfinished = generation.join("snap.7FFFFFFFFFFFFFFF.generating");
+    std::fs::write(&unfinished, &complete[..complete.len() / 2]).unwrap();
+
+    // sled alone cannot open it (on a copy, so that its lock stays out of the way).
+    let copy = tempfile::tempdir().unwrap();
+    for file in files_under(&generation) {
+        let relative = file.strip_prefix(&generation).unwrap();
+        let target = copy.path().join(relative);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(&file, target).unwrap();
+    }
+    let raw = sled::Config::new().path(copy.path()).open();
+    assert!(
+        matches!(raw, Err(sled::Error::Corruption { .. })),
+        "sled opened a store with an unfinished snapshot: has sled fixed spacejam/sled#1527?"
+    );
+
+    let store = SledStore::open(dir.path()).unwrap();
+    assert!(!unfinished.exists());
+    assert_all_there(&store);
+    store.compact_range(&KeyRange::full()).unwrap();
+    assert_all_there(&store);
+}
