@@ -36,8 +36,14 @@
 //! * [`WriteOptions::sync`] flushes sled before `write` returns.
 //! * sled 0.34 does not always release its file lock when its last handle drops, so this
 //!   process keeps one live handle per generation and reuses it on reopen (reclaim's directory
-//!   lock makes that safe); [`SledStore::close`] releases it. A reopen after `close` may find
-//!   sled's lock still held and then fails with a clear error instead of waiting.
+//!   lock makes that safe); [`SledStore::close`] releases it. A reopen right after `close` may
+//!   find sled's lock still held by the closing handle's background thread, and waits for it
+//!   (at most 5 s) before failing with a clear error.
+//! * A snapshot that sled left unfinished when its process was killed (`snap.*.generating`) is
+//!   removed before a generation is opened: sled 0.34.7 would read it and refuse the store
+//!   (spacejam/sled#1527). The log and the last complete snapshot hold everything it held.
+//! * Writes and rewrite steps are refused with [`StorageError::NoSpace`] before the file system's
+//!   free space falls below [`FREE_SPACE_RESERVE`]: sled 0.34 hangs after a failed write.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
