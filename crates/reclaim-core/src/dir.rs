@@ -17,6 +17,14 @@ use crate::error::StorageError;
 
 /// The file naming the engine of a store directory.
 pub const MARKER_FILE: &str = "RECLAIM_BACKEND";
+
+/// How long opening keeps retrying a lock it finds held before it reports
+/// [`StorageError::Locked`]. The lock is tied to an open file, and a child process that another
+/// thread of this process is starting holds a copy of every open file until it has started
+/// its program (descriptors are closed on exec, not on fork): for that moment, a store this
+/// process has just closed still looks held. A store really held elsewhere costs its second
+/// opener this long before the refusal.
+pub const LOCK_RETRY: std::time::Duration = std::time::Duration::from_millis(500);
 /// The file locked while a store is open.
 pub const LOCK_FILE: &str = "reclaim.lock";
 
@@ -65,14 +73,20 @@ pub fn open_store_dir(path: &Path, engine: &'static str) -> Result<StoreDirLock,
             }
             _ => StorageError::io("open store lock file", e),
         })?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
-            return Err(StorageError::Locked {
-                path: path.to_owned(),
-            });
+    let deadline = std::time::Instant::now() + LOCK_RETRY;
+    loop {
+        match file.try_lock() {
+            Ok(()) => break,
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(StorageError::Locked {
+                    path: path.to_owned(),
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(StorageError::io("lock store", e)),
         }
-        Err(std::fs::TryLockError::Error(e)) => return Err(StorageError::io("lock store", e)),
     }
     match detect_engine(path)? {
         Some(found) if found == engine => {}
@@ -188,6 +202,20 @@ mod tests {
         drop(first);
         assert!(!is_locked(dir.path()).unwrap());
         open_store_dir(dir.path(), "memory").unwrap();
+    }
+
+    /// What a child process being started elsewhere in this process does to a store closed
+    /// here: the lock stays held for a moment after the close. The opener waits it out.
+    #[test]
+    fn a_lock_let_go_within_the_retry_window_is_taken() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = open_store_dir(dir.path(), "memory").unwrap();
+        let holder = std::thread::spawn(move || {
+            std::thread::sleep(LOCK_RETRY / 10);
+            drop(first);
+        });
+        open_store_dir(dir.path(), "memory").unwrap();
+        holder.join().unwrap();
     }
 
     #[test]
