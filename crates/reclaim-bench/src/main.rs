@@ -380,29 +380,21 @@ fn main() -> anyhow::Result<()> {
         // slow spell of the shared disk or CPU falls on both.
         for round in 0..PACED_ROUNDS {
             for paced_turn in [round % 2 == 1, round % 2 == 0] {
-                let run = if paced_turn {
-                    commits_during_compaction(
-                        &paced_chain,
-                        workload,
-                        &paced_compactor,
-                        &paced_task,
-                        Some(&gate),
-                        PACED_COMMIT_INTERVAL,
-                        PACED_SAMPLES / PACED_ROUNDS,
-                        PACED_BUDGET / PACED_ROUNDS as u32,
-                    )?
+                let (chain, compactor, mode_task, load) = if paced_turn {
+                    (&paced_chain, &paced_compactor, &paced_task, Some(&*gate))
                 } else {
-                    commits_during_compaction(
-                        &unpaced_chain,
-                        workload,
-                        &unpaced_compactor,
-                        &task,
-                        None,
-                        PACED_COMMIT_INTERVAL,
-                        PACED_SAMPLES / PACED_ROUNDS,
-                        PACED_BUDGET / PACED_ROUNDS as u32,
-                    )?
+                    (&unpaced_chain, &unpaced_compactor, &task, None)
                 };
+                let run = commits_during_compaction(
+                    chain,
+                    workload,
+                    compactor,
+                    mode_task,
+                    load,
+                    PACED_COMMIT_INTERVAL,
+                    PACED_SAMPLES / PACED_ROUNDS,
+                    PACED_BUDGET / PACED_ROUNDS as u32,
+                )?;
                 let (pooled, rounds) = if paced_turn {
                     (&mut paced, &mut paced_rounds)
                 } else {

@@ -18,6 +18,9 @@ use crate::error::StorageError;
 /// The file naming the engine of a store directory.
 pub const MARKER_FILE: &str = "RECLAIM_BACKEND";
 
+/// The file locked while a store is open.
+pub const LOCK_FILE: &str = "reclaim.lock";
+
 /// How long opening keeps retrying a lock it finds held before it reports
 /// [`StorageError::Locked`]. The lock is tied to an open file, and a child process that another
 /// thread of this process is starting holds a copy of every open file until it has started
@@ -25,8 +28,6 @@ pub const MARKER_FILE: &str = "RECLAIM_BACKEND";
 /// process has just closed still looks held. A store really held elsewhere costs its second
 /// opener this long before the refusal.
 pub const LOCK_RETRY: std::time::Duration = std::time::Duration::from_millis(500);
-/// The file locked while a store is open.
-pub const LOCK_FILE: &str = "reclaim.lock";
 
 /// An exclusive lock on a store directory; released when dropped (or when the process dies).
 #[derive(Debug)]
