@@ -13,6 +13,9 @@
 //! ```toml
 //! reclaim = { version = "0.1", default-features = false, features = ["rocksdb"] }
 //! ```
+//!
+//! [`Engine`] opens any engine this build has, by name or by variant, with the [`OpenOptions`]
+//! a node's configuration asks for (the cap on compaction I/O).
 
 pub use reclaim_core as core;
 pub use reclaim_core::*;
@@ -28,3 +31,98 @@ pub use reclaim_sled as sled;
 /// The RocksDB engine (feature `rocksdb`).
 #[cfg(feature = "rocksdb")]
 pub use reclaim_rocksdb as rocksdb;
+
+use std::path::Path;
+use std::sync::Arc;
+
+/// An on-disk engine, chosen by name or by a node's configuration. Every variant exists in
+/// every build; [`Engine::is_built`] says whether this build has its feature, and
+/// [`Engine::open`] refuses one it has not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Engine {
+    /// redb (feature `redb`, the default).
+    Redb,
+    /// sled 0.34 (feature `sled`).
+    Sled,
+    /// RocksDB (feature `rocksdb`).
+    Rocksdb,
+}
+
+/// What a node may set when it opens a store, whatever the engine.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OpenOptions {
+    /// Cap on the engine's background compaction I/O, bytes per second
+    /// (`[storage.compaction_pacing] io_bytes_per_sec`). RocksDB enforces it with its rate
+    /// limiter; redb and sled have no such cap and ignore it. `None`: no cap.
+    pub io_bytes_per_sec: Option<u64>,
+}
+
+impl OpenOptions {
+    /// The options a node's `[storage]` configuration asks for.
+    pub fn from_config(storage: &StorageConfig) -> Self {
+        Self {
+            io_bytes_per_sec: storage.compaction_pacing.io_bytes_per_sec,
+        }
+    }
+}
+
+impl Engine {
+    /// Every engine, built or not.
+    pub const ALL: [Self; 3] = [Self::Redb, Self::Sled, Self::Rocksdb];
+
+    /// The name written in store markers and accepted on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Redb => "redb",
+            Self::Sled => "sled",
+            Self::Rocksdb => "rocksdb",
+        }
+    }
+
+    /// The engine called `name`, if there is one.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|engine| engine.name() == name)
+    }
+
+    /// True if this build has the engine's feature.
+    pub fn is_built(self) -> bool {
+        match self {
+            Self::Redb => cfg!(feature = "redb"),
+            Self::Sled => cfg!(feature = "sled"),
+            Self::Rocksdb => cfg!(feature = "rocksdb"),
+        }
+    }
+
+    /// Opens (creating if needed) a store of this engine in `dir`. Errors: those of the
+    /// engine's own `open`, and [`StorageError::Engine`] for an engine this build does not have.
+    pub fn open(self, dir: &Path, options: &OpenOptions) -> Result<Arc<dyn KvStore>, StorageError> {
+        #[cfg(not(feature = "rocksdb"))]
+        let _ = options;
+        match self {
+            #[cfg(feature = "redb")]
+            Self::Redb => Ok(Arc::new(redb::RedbStore::open(dir)?)),
+            #[cfg(feature = "sled")]
+            Self::Sled => Ok(Arc::new(sled::SledStore::open(dir)?)),
+            #[cfg(feature = "rocksdb")]
+            Self::Rocksdb => Ok(Arc::new(rocksdb::RocksStore::open_with(
+                dir,
+                rocksdb::RocksOptions {
+                    compaction_rate_limit_bytes_per_sec: options.io_bytes_per_sec,
+                    ..rocksdb::RocksOptions::default()
+                },
+            )?)),
+            #[allow(unreachable_patterns)]
+            missing => {
+                let _ = dir;
+                Err(StorageError::Engine {
+                    engine: missing.name(),
+                    operation: "open",
+                    message: format!(
+                        "this build has no {0} engine (enable the `{0}` feature)",
+                        missing.name()
+                    ),
+                })
+            }
+        }
+    }
+}

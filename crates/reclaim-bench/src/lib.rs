@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
 use rand::rngs::SmallRng;
 use rand::{RngCore, SeedableRng};
 use reclaim::compactor::run_task_now;
@@ -52,23 +51,16 @@ impl Engine {
         dir: &Path,
         io_limit: Option<u64>,
     ) -> anyhow::Result<Arc<dyn KvStore>> {
-        Ok(match self {
-            Self::Memory => Arc::new(reclaim::MemoryStore::new()),
-            #[cfg(feature = "redb")]
-            Self::Redb => Arc::new(reclaim::redb::RedbStore::open(dir)?),
-            #[cfg(feature = "sled")]
-            Self::Sled => Arc::new(reclaim::sled::SledStore::open(dir)?),
-            #[cfg(feature = "rocksdb")]
-            Self::Rocksdb => Arc::new(reclaim::rocksdb::RocksStore::open_with(
-                dir,
-                reclaim::rocksdb::RocksOptions {
-                    compaction_rate_limit_bytes_per_sec: io_limit,
-                    ..reclaim::rocksdb::RocksOptions::default()
-                },
-            )?),
-            #[allow(unreachable_patterns)]
-            other => bail!("built without the {} engine", other.name()),
-        })
+        let engine = match self {
+            Self::Memory => return Ok(Arc::new(reclaim::MemoryStore::new())),
+            Self::Redb => reclaim::Engine::Redb,
+            Self::Sled => reclaim::Engine::Sled,
+            Self::Rocksdb => reclaim::Engine::Rocksdb,
+        };
+        let options = reclaim::OpenOptions {
+            io_bytes_per_sec: io_limit,
+        };
+        Ok(engine.open(dir, &options)?)
     }
 }
 

@@ -21,11 +21,7 @@ pub enum Backend {
 impl Backend {
     /// The engine name written in store markers.
     pub fn name(self) -> &'static str {
-        match self {
-            Self::Redb => "redb",
-            Self::Sled => "sled",
-            Self::Rocksdb => "rocksdb",
-        }
+        self.engine().name()
     }
 
     fn from_name(name: &str) -> Option<Self> {
@@ -34,41 +30,35 @@ impl Backend {
             .find(|b| b.name() == name)
     }
 
-    /// Opens (creating if needed) the store in `dir` with this engine.
-    pub fn open(self, dir: &Path) -> anyhow::Result<Arc<dyn KvStore>> {
-        self.open_with_io_limit(dir, None)
+    /// The facade's engine of the same name.
+    fn engine(self) -> reclaim::Engine {
+        match self {
+            Self::Redb => reclaim::Engine::Redb,
+            Self::Sled => reclaim::Engine::Sled,
+            Self::Rocksdb => reclaim::Engine::Rocksdb,
+        }
     }
 
-    /// [`Backend::open`], the engine's background compaction I/O capped at `io_limit` bytes
-    /// per second where it can enforce a cap (`[storage.compaction_pacing] io_bytes_per_sec`:
-    /// RocksDB's rate limiter; redb and sled have none).
-    pub fn open_with_io_limit(
+    /// Opens (creating if needed) the store in `dir` with this engine.
+    pub fn open(self, dir: &Path) -> anyhow::Result<Arc<dyn KvStore>> {
+        self.open_with(dir, &reclaim::OpenOptions::default())
+    }
+
+    /// [`Backend::open`] with `options` (the cap on compaction I/O:
+    /// `[storage.compaction_pacing] io_bytes_per_sec`, RocksDB only).
+    pub fn open_with(
         self,
         dir: &Path,
-        io_limit: Option<u64>,
+        options: &reclaim::OpenOptions,
     ) -> anyhow::Result<Arc<dyn KvStore>> {
-        #[cfg(not(feature = "rocksdb"))]
-        let _ = io_limit;
-        let store: Arc<dyn KvStore> = match self {
-            #[cfg(feature = "redb")]
-            Self::Redb => Arc::new(reclaim::redb::RedbStore::open(dir)?),
-            #[cfg(feature = "sled")]
-            Self::Sled => Arc::new(reclaim::sled::SledStore::open(dir)?),
-            #[cfg(feature = "rocksdb")]
-            Self::Rocksdb => Arc::new(reclaim::rocksdb::RocksStore::open_with(
-                dir,
-                reclaim::rocksdb::RocksOptions {
-                    compaction_rate_limit_bytes_per_sec: io_limit,
-                    ..reclaim::rocksdb::RocksOptions::default()
-                },
-            )?),
-            #[allow(unreachable_patterns)]
-            other => bail!(
+        let engine = self.engine();
+        if !engine.is_built() {
+            bail!(
                 "this reclaim was built without the {0} backend; rebuild with `--features {0}`",
-                other.name()
-            ),
-        };
-        Ok(store)
+                self.name()
+            );
+        }
+        Ok(engine.open(dir, options)?)
     }
 }
 

@@ -327,7 +327,10 @@ fn simulate(
         .map(|mib| mib.saturating_mul(1 << 20))
         .or(storage.compaction_pacing.io_bytes_per_sec)
         .filter(|&bytes| bytes > 0);
-    let db: Arc<dyn KvStore> = args.backend.open_with_io_limit(dir, io_limit)?;
+    let open_options = reclaim::OpenOptions {
+        io_bytes_per_sec: io_limit,
+    };
+    let db: Arc<dyn KvStore> = args.backend.open_with(dir, &open_options)?;
     let bytes_start = db.size_on_disk()?;
     let blocks = Arc::new(BlockStore::open(Arc::clone(&db))?);
     let state_options = StateStoreOptions {
