@@ -105,32 +105,24 @@ pub fn build_chain(
     workload: Workload,
     from: u64,
 ) -> anyhow::Result<Chain> {
-    let chain = open_chain(engine.open(dir)?)?;
-    commit(&chain, workload, from, workload.heights, from)?;
-    Ok(chain)
+    build_chain_on(engine.open(dir)?, workload, from)
 }
 
-/// [`build_chain`] from height 1, the engine opened with its compaction I/O capped at
-/// `io_limit` bytes per second ([`Engine::open_with_io_limit`]).
-pub fn build_chain_with_io_limit(
-    engine: Engine,
-    dir: &Path,
+/// Opens a block store and a state store on `db` and commits heights `from..=to` of
+/// `workload`.
+pub fn build_chain_on(
+    db: Arc<dyn KvStore>,
     workload: Workload,
-    io_limit: Option<u64>,
+    from: u64,
 ) -> anyhow::Result<Chain> {
-    let chain = open_chain(engine.open_with_io_limit(dir, io_limit)?)?;
-    commit(&chain, workload, 1, workload.heights, 1)?;
-    Ok(chain)
-}
-
-/// A block store and a state store on `db`.
-fn open_chain(db: Arc<dyn KvStore>) -> anyhow::Result<Chain> {
     let blocks = Arc::new(BlockStore::open(Arc::clone(&db))?);
     let states = Arc::new(StateStore::open(
         Arc::clone(&db),
         StateStoreOptions::default(),
     )?);
-    Ok(Chain { db, blocks, states })
+    let chain = Chain { db, blocks, states };
+    commit(&chain, workload, from, workload.heights, from)?;
+    Ok(chain)
 }
 
 /// Commits heights `from..=to` (the chain starts at `first`).

@@ -15,9 +15,8 @@ use reclaim::{
     SingleFlight,
 };
 use reclaim_bench::{
-    Engine, Workload, build_chain, build_chain_with_io_limit, commits_during_compaction,
-    disk_write_bandwidth, foreground_cost, idle_commits, prune_cometbft_style, prune_ours,
-    try_enqueue_ns,
+    Engine, Workload, build_chain, build_chain_on, commits_during_compaction, disk_write_bandwidth,
+    foreground_cost, idle_commits, prune_cometbft_style, prune_ours, try_enqueue_ns,
 };
 
 /// A block committed every this long during the pacing measurements (100 blocks/s of 64 KiB:
@@ -346,7 +345,11 @@ fn main() -> anyhow::Result<()> {
         // commits (and the flushes and compactions they cause) of the first. The paced chain's
         // engine is opened with the pacing's I/O cap (RocksDB's rate limiter).
         let pruned_chain = |mode: &str, io_limit: Option<u64>| -> anyhow::Result<_> {
-            let chain = build_chain_with_io_limit(engine, &dir.join(mode), workload, io_limit)?;
+            let chain = build_chain_on(
+                engine.open_with_io_limit(&dir.join(mode), io_limit)?,
+                workload,
+                1,
+            )?;
             let options = PruningOptions {
                 evidence_max_age_heights: 0,
                 ..PruningOptions::default()
