@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use reclaim::{
-    Block, BlockStore, HeightState, KvStore, MemoryStore, PruningExecutor, PruningOptions,
-    StateStore, WriteOptions,
+    Block, BlockStore, HeightState, KvStore, MemoryStore, PruningExecutor, PruningSettings,
+    StateStore, WriteOptions, pruning_executor,
 };
 
 fn chain(heights: u64) -> PruningExecutor {
@@ -34,18 +34,18 @@ fn chain(heights: u64) -> PruningExecutor {
         };
         states.save(&state, WriteOptions::BUFFERED).expect("save");
     }
-    let options = PruningOptions {
+    let options = PruningSettings {
         evidence_max_age_heights: 0,
-        ..PruningOptions::default()
+        ..PruningSettings::default()
     };
-    PruningExecutor::new(blocks, states, options)
+    pruning_executor(&blocks, &states, options)
 }
 
 fn prune_batch(c: &mut Criterion) {
     c.bench_function("prune_blocks/1000_heights_memory", |b| {
         b.iter_batched(
             || chain(1100),
-            |exec| exec.prune_blocks(1001).expect("prune"),
+            |exec| exec.prune(1001).expect("prune"),
             BatchSize::LargeInput,
         )
     });

@@ -2,7 +2,9 @@
 //!
 //! Bounded disk for blockchain nodes: prune blocks and state below a retain height, then
 //! compact the embedded store so the space comes back, in the background, one compaction at a
-//! time. This facade re-exports the engine-agnostic core and, behind features, the engines:
+//! time. This facade re-exports the engine- and chain-agnostic core ([`core`], everything at
+//! the root), CometBFT's stores and configuration ([`cometbft`], its main types at the root
+//! too) and, behind features, the engines:
 //!
 //! | feature | engine | store type |
 //! |---|---|---|
@@ -19,6 +21,15 @@
 
 pub use reclaim_core as core;
 pub use reclaim_core::*;
+
+/// CometBFT's storage domain: key schema, block and state stores, retain heights, `[storage]`.
+pub use reclaim_cometbft as cometbft;
+pub use reclaim_cometbft::{
+    BLOCK_SEGMENT, Block, BlockSegment, BlockStore, BlockStoreBounds, Config, ConfigError,
+    DEFAULT_EVIDENCE_MAX_AGE_HEIGHTS, HeightState, PruningSettings, RetainHeightError,
+    RetainHeights, RetainSource, RetainState, STATE_SEGMENT, StateSegment, StateStore,
+    StateStoreBounds, StateStoreOptions, StorageConfig, StoreError, keys, pruning_executor,
+};
 
 /// The redb engine (feature `redb`, on by default).
 #[cfg(feature = "redb")]

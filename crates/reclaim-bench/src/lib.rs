@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 
 use rand::rngs::SmallRng;
 use rand::{RngCore, SeedableRng};
-use reclaim::compactor::run_task_now;
+use reclaim::compaction::run_task_now;
 use reclaim::{
     Block, BlockStore, Compactable, CompactionTask, Compactor, HeightState, KeyRange, KvStore,
-    PruningExecutor, PruningOptions, StateStore, StateStoreOptions, WriteBatch, WriteOptions,
+    PruningSettings, StateStore, StateStoreOptions, WriteBatch, WriteOptions, keys,
+    pruning_executor,
 };
 
 /// The engines compiled into this build.
@@ -176,18 +177,14 @@ impl PruneTiming {
 
 /// reclaim's way: range deletes in crash-safe batches, then compaction of the pruned ranges.
 pub fn prune_ours(chain: &Chain, retain: u64) -> anyhow::Result<PruneTiming> {
-    let options = PruningOptions {
+    let options = PruningSettings {
         evidence_max_age_heights: 0,
-        ..PruningOptions::default()
+        ..PruningSettings::default()
     };
-    let executor = PruningExecutor::new(
-        Arc::clone(&chain.blocks),
-        Arc::clone(&chain.states),
-        options,
-    );
+    let executor = pruning_executor(&chain.blocks, &chain.states, options);
     let base = chain.blocks.base();
     let started = Instant::now();
-    executor.prune_blocks(retain)?;
+    executor.prune(retain)?;
     let prune = started.elapsed();
     let started = Instant::now();
     run_task_now(&executor.task_for_heights("bench", base, retain))?;
@@ -195,10 +192,6 @@ pub fn prune_ours(chain: &Chain, retain: u64) -> anyhow::Result<PruneTiming> {
         prune,
         compaction: started.elapsed(),
     })
-}
-
-fn key(prefix: &[u8], height: u64) -> Vec<u8> {
-    [prefix, &height.to_be_bytes()].concat()
 }
 
 /// CometBFT's way, on the same data: for each height read the block's hash and part count, then
@@ -214,24 +207,28 @@ pub fn prune_cometbft_style(
     let started = Instant::now();
     let mut batch = WriteBatch::new();
     for h in base..retain {
-        let hash = db.get(&key(b"N:", h))?;
-        if db.get(&key(b"H:", h))?.is_none() {
+        let hash = db.get(&keys::HASH_BY_HEIGHT.key(h))?;
+        if db.get(&keys::BLOCK_META.key(h))?.is_none() {
             continue;
         }
-        batch.delete(key(b"H:", h));
+        batch.delete(keys::BLOCK_META.key(h));
         if let Some(hash) = hash {
-            batch.delete([&b"BH:"[..], &hash].concat());
+            batch.delete(keys::hash_key(&hash));
         }
-        batch.delete(key(b"N:", h));
-        batch.delete(key(b"C:", h));
-        batch.delete(key(b"SC:", h));
-        batch.delete(key(b"EC:", h));
+        for family in [
+            keys::HASH_BY_HEIGHT,
+            keys::COMMITS,
+            keys::SEEN_COMMITS,
+            keys::EXTENDED_COMMITS,
+        ] {
+            batch.delete(family.key(h));
+        }
         for i in 0..workload.parts as u32 {
-            batch.delete([key(b"P:", h), i.to_be_bytes().to_vec()].concat());
+            batch.delete(keys::part_key(h, i));
         }
-        batch.delete(key(b"validatorsKey:", h));
-        batch.delete(key(b"consensusParamsKey:", h));
-        batch.delete(key(b"abciResponsesKey:", h));
+        for family in keys::STATE_FAMILIES {
+            batch.delete(family.key(h));
+        }
         if (h - base + 1).is_multiple_of(1000) || h + 1 == retain {
             batch.put(b"baselineBase".to_vec(), (h + 1).to_be_bytes().to_vec());
             db.write(std::mem::take(&mut batch), WriteOptions::DURABLE)?;

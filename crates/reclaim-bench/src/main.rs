@@ -11,8 +11,8 @@ use anyhow::Context;
 use clap::Parser;
 use reclaim::pruning::POST_PRUNING_LABEL;
 use reclaim::{
-    CommitLatencyGate, Compactor, KeyRange, LoadSignal, Pacing, PruningExecutor, PruningOptions,
-    SingleFlight,
+    CommitLatencyGate, Compactor, KeyRange, LoadSignal, Pacing, PruningSettings, SingleFlight,
+    pruning_executor,
 };
 use reclaim_bench::{
     Engine, Workload, build_chain, build_chain_on, commits_during_compaction, disk_write_bandwidth,
@@ -207,15 +207,15 @@ fn main() -> anyhow::Result<()> {
         drop(fresh);
         let chain = build_chain(engine, &dir.join("pruned"), workload, 1)?;
         let full = chain.db.size_on_disk()?;
-        let options = PruningOptions {
+        let options = PruningSettings {
             evidence_max_age_heights: 0,
-            ..PruningOptions::default()
+            ..PruningSettings::default()
         };
-        let executor = PruningExecutor::new(chain.blocks.clone(), chain.states.clone(), options);
-        executor.prune_blocks(retain)?;
+        let executor = pruning_executor(&chain.blocks, &chain.states, options);
+        executor.prune(retain)?;
         let pruned_only = chain.db.size_on_disk()?;
         let started = Instant::now();
-        reclaim::compactor::run_task_now(&executor.task_for_heights("bench", 1, retain))?;
+        reclaim::compaction::run_task_now(&executor.task_for_heights("bench", 1, retain))?;
         let compaction = started.elapsed();
         let compacted = chain.db.size_on_disk()?;
         writeln!(
@@ -350,13 +350,12 @@ fn main() -> anyhow::Result<()> {
                 workload,
                 1,
             )?;
-            let options = PruningOptions {
+            let options = PruningSettings {
                 evidence_max_age_heights: 0,
-                ..PruningOptions::default()
+                ..PruningSettings::default()
             };
-            let executor =
-                PruningExecutor::new(chain.blocks.clone(), chain.states.clone(), options);
-            executor.prune_blocks(retain)?;
+            let executor = pruning_executor(&chain.blocks, &chain.states, options);
+            executor.prune(retain)?;
             let task = executor.task_for_heights(POST_PRUNING_LABEL, 1, retain);
             Ok((chain, task))
         };

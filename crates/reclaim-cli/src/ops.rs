@@ -7,8 +7,8 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use reclaim::{
-    BlockStore, KeyRange, KvReadExt, KvStore, PruningExecutor, PruningOptions, RetainHeights,
-    ScanOrder, StateStore, StateStoreOptions, StorageConfig,
+    BlockStore, KeyRange, KvReadExt, KvStore, PruningSettings, RetainHeights, STATE_SEGMENT,
+    ScanOrder, StateStore, StateStoreOptions, StorageConfig, pruning_executor,
 };
 use serde::Serialize;
 
@@ -35,7 +35,7 @@ pub struct PruneArgs {
     pub retain_height: u64,
     /// Heights kept with their meta, commit and validator set below the tip (the evidence
     /// window).
-    #[arg(long, default_value_t = reclaim::pruning::DEFAULT_EVIDENCE_MAX_AGE_HEIGHTS)]
+    #[arg(long, default_value_t = reclaim::DEFAULT_EVIDENCE_MAX_AGE_HEIGHTS)]
     pub evidence_max_age: u64,
     /// Say what would be removed, and change nothing.
     #[arg(long)]
@@ -143,7 +143,7 @@ pub fn inspect(args: &InspectArgs, storage: &StorageConfig, json: bool) -> anyho
             bytes,
         });
     }
-    let b = blocks.state();
+    let b = blocks.bounds();
     let s = states.bounds();
     let companion = &storage.pruning.data_companion;
     let retain = RetainHeights::open(
@@ -235,7 +235,7 @@ struct PruneReport {
 pub fn prune(args: &PruneArgs, storage: &StorageConfig, json: bool) -> anyhow::Result<()> {
     let (backend, db) = open_existing(&args.dir, args.backend)?;
     let (blocks, states) = open_stores(&db, storage)?;
-    let chain = blocks.state();
+    let chain = blocks.bounds();
     if args.retain_height == 0 {
         bail!("--retain-height 0 is not a height: heights start at 1");
     }
@@ -265,16 +265,13 @@ pub fn prune(args: &PruneArgs, storage: &StorageConfig, json: bool) -> anyhow::R
         seconds: 0.0,
     };
     if !args.dry_run {
-        let options = PruningOptions {
+        let options = PruningSettings {
             evidence_max_age_heights: args.evidence_max_age,
             compact: false,
-            ..PruningOptions::from(storage)
+            ..PruningSettings::from(storage)
         };
-        let executor = PruningExecutor::new(
-            std::sync::Arc::new(blocks),
-            std::sync::Arc::new(states),
-            options,
-        );
+        let blocks = std::sync::Arc::new(blocks);
+        let executor = pruning_executor(&blocks, &std::sync::Arc::new(states), options);
         let progress = ProgressBar::new(report.heights_pruned.max(1));
         progress.set_style(
             ProgressStyle::with_template("pruning [{bar:30}] {pos}/{len} heights")
@@ -291,10 +288,10 @@ pub fn prune(args: &PruneArgs, storage: &StorageConfig, json: bool) -> anyhow::R
             .max(1);
         loop {
             let outcome = executor
-                .prune_blocks(next)
+                .prune(next)
                 .with_context(|| format!("pruning to {next}"))?;
             pruned += outcome.heights_pruned();
-            state_pruned += outcome.states.heights_pruned;
+            state_pruned += outcome.report(STATE_SEGMENT).heights_pruned;
             progress.set_position(pruned);
             if next >= args.retain_height {
                 break;
@@ -304,7 +301,7 @@ pub fn prune(args: &PruneArgs, storage: &StorageConfig, json: bool) -> anyhow::R
         progress.finish_and_clear();
         report.heights_pruned = pruned;
         report.state_heights_pruned = state_pruned;
-        report.base_after = executor.blocks().base();
+        report.base_after = blocks.base();
         report.bytes_after = db.size_on_disk()?;
     }
     report.seconds = started.elapsed().as_secs_f64();

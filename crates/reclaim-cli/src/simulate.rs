@@ -11,8 +11,8 @@ use rand::rngs::SmallRng;
 use rand::{Rng, RngCore, SeedableRng};
 use reclaim::{
     BackgroundPruner, Block, BlockStore, Compactor, HeightState, KeyRange, KvReadExt, KvStore,
-    PruningExecutor, PruningOptions, RetainHeights, ScanOrder, SingleFlight, StateStore,
-    StateStoreOptions, StorageConfig, WriteOptions,
+    PruningSettings, RetainHeights, ScanOrder, SingleFlight, StateStore, StateStoreOptions,
+    StorageConfig, WriteOptions, pruning_executor,
 };
 use serde::Serialize;
 
@@ -346,7 +346,7 @@ fn simulate(
         pacing.pause_between_slices = Duration::from_millis(ms);
     }
     let compactor = Arc::new(Compactor::with_pacing(SingleFlight::new(), pacing)?);
-    let mut options = PruningOptions::from(storage);
+    let mut options = PruningSettings::from(storage);
     options.compact = compact;
     options.compaction_interval = args
         .compaction_interval
@@ -356,8 +356,7 @@ fn simulate(
         options.limits.max_heights = Some(max);
     }
     let executor = Arc::new(
-        PruningExecutor::new(Arc::clone(&blocks), Arc::clone(&states), options)
-            .with_compactor(Arc::clone(&compactor)),
+        pruning_executor(&blocks, &states, options).with_compactor(Arc::clone(&compactor)),
     );
     // The node sets the application's retain height; the background pruner follows it,
     // woken through its one-slot channel (wake-ups merge) and on its interval.
@@ -435,7 +434,7 @@ fn simulate(
         let retain = args.heights - args.retain + 1;
         retain_heights.set_application(retain)?;
         loop {
-            let outcome = executor.prune_blocks(retain)?;
+            let outcome = executor.prune(retain)?;
             heights_pruned += outcome.heights_pruned();
             prunes += 1;
             if !outcome.more_to_do() {

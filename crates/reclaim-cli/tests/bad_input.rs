@@ -11,8 +11,8 @@ use std::sync::Arc;
 use reclaim::fault::FaultyStore;
 use reclaim::{
     Block, BlockStore, Compactor, Config, HeightState, KeyRange, KvStore, MemoryStore,
-    PruningExecutor, PruningOptions, RetainHeights, StateStore, StateStoreOptions, TimeWindow,
-    WriteOptions,
+    PruningSettings, RetainHeights, StateStore, StateStoreOptions, TimeWindow, WriteOptions,
+    pruning_executor,
 };
 use reclaim_conformance::chain::{Chain, commit, open};
 
@@ -110,15 +110,15 @@ fn core_rows(t: &mut Table) {
         StateStoreOptions::default(),
     );
     commit(&chain, 1, 1, 100);
-    let exec = PruningExecutor::new(
-        Arc::clone(&chain.blocks),
-        Arc::clone(&chain.states),
-        PruningOptions {
+    let exec = pruning_executor(
+        &chain.blocks,
+        &chain.states,
+        PruningSettings {
             evidence_max_age_heights: 10,
-            ..PruningOptions::default()
+            ..PruningSettings::default()
         },
     );
-    exec.prune_blocks(40).unwrap();
+    exec.prune(40).unwrap();
     let retain = RetainHeights::open(Arc::clone(&chain.blocks), false, 0).unwrap();
     retain.set_application(60).unwrap();
     let before = memory.snapshot();
@@ -133,13 +133,13 @@ fn core_rows(t: &mut Table) {
         core,
         "PruningExecutor::prune_blocks",
         "retain height 0",
-        exec.prune_blocks(0),
+        exec.prune(0),
     );
     t.err(
         core,
         "PruningExecutor::prune_blocks",
         "retain height 101 (chain height 100)",
-        exec.prune_blocks(101),
+        exec.prune(101),
     );
     t.err(
         core,
@@ -320,7 +320,7 @@ fn core_rows(t: &mut Table) {
 }
 
 fn check_store(chain: &Chain) {
-    let b = chain.blocks.state();
+    let b = chain.blocks.bounds();
     assert_eq!((b.base, b.height), (40, 100));
     for h in b.base..=b.height {
         assert!(chain.blocks.load_block_meta(h).unwrap().is_some());

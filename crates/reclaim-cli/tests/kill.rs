@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reclaim::{
-    KvStore, PruningExecutor, PruningOptions, StateStoreOptions, StorageError, WriteBatch,
-    WriteOptions,
+    KvStore, PruningExecutor, PruningSettings, StateStoreOptions, StorageError, WriteBatch,
+    WriteOptions, pruning_executor,
 };
 use reclaim_conformance::cases::{dump, dump_chain_data};
 use reclaim_conformance::chain::{check_invariants, commit, open};
@@ -94,15 +94,11 @@ fn run_and_kill(args: &[String], delay: Duration) -> bool {
 
 fn executor(store: &Arc<dyn KvStore>) -> (reclaim_conformance::chain::Chain, PruningExecutor) {
     let chain = open(Arc::clone(store), StateStoreOptions::default());
-    let options = PruningOptions {
+    let options = PruningSettings {
         evidence_max_age_heights: EVIDENCE_AGE,
-        ..PruningOptions::default()
+        ..PruningSettings::default()
     };
-    let exec = PruningExecutor::new(
-        Arc::clone(&chain.blocks),
-        Arc::clone(&chain.states),
-        options,
-    );
+    let exec = pruning_executor(&chain.blocks, &chain.states, options);
     (chain, exec)
 }
 
@@ -153,7 +149,7 @@ fn kill_during_prune(open_store: Opener) {
                 let (chain, exec) = executor(store);
                 check_invariants(&chain, 1);
                 assert!(chain.blocks.base() <= RETAIN && chain.blocks.height() == HEIGHTS);
-                exec.prune_blocks(RETAIN).unwrap();
+                exec.prune(RETAIN).unwrap();
                 check_invariants(&chain, 1);
             }
             assert!(
@@ -176,7 +172,7 @@ fn kill_during_compaction(open_store: Opener) {
     {
         // Prune without compaction so the compaction has real work.
         let store = open_store(&base).unwrap();
-        executor(&store).1.prune_blocks(RETAIN).unwrap();
+        executor(&store).1.prune(RETAIN).unwrap();
     }
     let expected = dump(open_store(&base).unwrap().as_ref());
     let compact = |dir: &Path| vec!["compact".to_string(), dir.display().to_string()];

@@ -77,7 +77,7 @@ fn simulate_serves_prometheus_metrics_on_loopback() {
         "reclaim_prune_duration_seconds",
         "reclaim_retain_height{source=\"application\"} 251",
         "reclaim_retain_height{source=\"effective\"} 251",
-        "reclaim_block_store_base 251",
+        "reclaim_segment_base{segment=\"block_store\"} 251",
         "reclaim_compactions_total{result=\"succeeded\"}",
         "reclaim_compaction_slice_duration_seconds",
         "reclaim_compaction_bytes_reclaimed_total",

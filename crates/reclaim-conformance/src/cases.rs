@@ -30,7 +30,7 @@ pub fn dump(store: &dyn KvStore) -> Vec<KeyValue> {
 pub fn dump_chain_data(store: &dyn KvStore) -> Vec<KeyValue> {
     dump(store)
         .into_iter()
-        .filter(|(k, _)| k.as_slice() != reclaim_core::pruning::PENDING_COMPACTION_KEY)
+        .filter(|(k, _)| k.as_slice() != reclaim_cometbft::keys::PENDING_COMPACTION.key)
         .collect()
 }
 

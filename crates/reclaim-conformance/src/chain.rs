@@ -4,10 +4,8 @@
 
 use std::sync::Arc;
 
-use reclaim_core::{
-    Block, BlockStore, HeightState, KvStore, StateStore, StateStoreOptions, StoreError,
-    WriteOptions,
-};
+use reclaim_cometbft::{Block, BlockStore, HeightState, StateStore, StateStoreOptions, StoreError};
+use reclaim_core::{KvStore, WriteOptions};
 
 /// Parts in every block of the test chain.
 pub const PARTS_PER_BLOCK: usize = 3;
@@ -97,7 +95,7 @@ pub fn commit(chain: &Chain, first: u64, from: u64, to: u64) {
 
 /// Checks every promise the stores make about what they hold.
 pub fn check_invariants(chain: &Chain, first: u64) {
-    let b = chain.blocks.state();
+    let b = chain.blocks.bounds();
     assert!(b.evidence_base <= b.base && b.base <= b.height, "{b:?}");
     for h in b.base..=b.height {
         let expected = block(h);

@@ -3,11 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use reclaim_cometbft::{Block, PruningSettings, StateStoreOptions, StoreError, pruning_executor};
 use reclaim_core::fault::{CompactionFault, FaultyStore};
 use reclaim_core::pruning::CompactionDecision;
 use reclaim_core::{
-    Block, Compactable, CompactionTask, Compactor, KvStore, MemoryStore, PruningExecutor,
-    PruningOptions, StateStoreOptions, StoreError, WriteOptions,
+    Compactable, CompactionTask, Compactor, KvStore, MemoryStore, PruningExecutor, WriteOptions,
 };
 
 use crate::Harness;
@@ -16,21 +16,17 @@ use crate::chain::{Chain, check_invariants, commit, height_state, open};
 use crate::data::random_bytes;
 
 /// Pruning options with the evidence window and batch size a case needs.
-pub(crate) fn options(evidence: u64, batch: u64) -> PruningOptions {
-    PruningOptions {
+pub(crate) fn options(evidence: u64, batch: u64) -> PruningSettings {
+    PruningSettings {
         evidence_max_age_heights: evidence,
         batch_heights: batch,
-        ..PruningOptions::default()
+        ..PruningSettings::default()
     }
 }
 
 /// An executor over the case's chain.
-pub(crate) fn executor(chain: &Chain, options: PruningOptions) -> PruningExecutor {
-    PruningExecutor::new(
-        Arc::clone(&chain.blocks),
-        Arc::clone(&chain.states),
-        options,
-    )
+pub(crate) fn executor(chain: &Chain, options: PruningSettings) -> PruningExecutor {
+    pruning_executor(&chain.blocks, &chain.states, options)
 }
 
 /// The adapter's store wrapped in a [`FaultyStore`] (which counts concurrent compactions),
@@ -52,13 +48,13 @@ pub fn executor_prunes_without_compactor(h: &Harness) {
     {
         let chain = open(Arc::clone(&store), StateStoreOptions::default());
         commit(&chain, 1, 1, 120);
-        let opts = PruningOptions {
+        let opts = PruningSettings {
             compact: true,
             compaction_interval: 1,
             ..options(20, 16)
         };
         let exec = executor(&chain, opts);
-        let outcome = exec.prune_blocks(80).expect("prune");
+        let outcome = exec.prune(80).expect("prune");
         assert_eq!(outcome.heights_pruned(), 79);
         assert_eq!(
             outcome.compaction,
@@ -66,7 +62,7 @@ pub fn executor_prunes_without_compactor(h: &Harness) {
         );
         // The evidence window starts at 120 - 20 = 100, above the base: every pruned height is
         // older than the window, so its meta and commit go too.
-        assert_eq!(chain.blocks.state().evidence_base, 80);
+        assert_eq!(chain.blocks.bounds().evidence_base, 80);
         check_invariants(&chain, 1);
         assert_eq!(
             chain.states.load_validators(80).expect("load"),
@@ -90,7 +86,7 @@ pub fn executor_single_flight_holds(h: &Harness) {
     let (faulty, chain) = faulty_chain(&store, 200);
     faulty.set_compaction_fault(CompactionFault::Delay(Duration::from_millis(5)));
     let compactor = Arc::new(Compactor::new().expect("compactor"));
-    let opts = PruningOptions {
+    let opts = PruningSettings {
         compact: true,
         compaction_interval: 1,
         ..options(0, 10)
@@ -110,7 +106,7 @@ pub fn executor_single_flight_holds(h: &Harness) {
             });
         }
         for retain in (10..=190).step_by(10) {
-            exec.prune_blocks(retain).expect("prune");
+            exec.prune(retain).expect("prune");
         }
     });
     assert!(
@@ -134,9 +130,7 @@ pub fn executor_resumes_after_crash(h: &Harness) {
         let reference = MemoryStore::new();
         let chain = open(Arc::new(reference.clone()), StateStoreOptions::default());
         commit(&chain, 1, 1, 80);
-        executor(&chain, opts)
-            .prune_blocks(60)
-            .expect("reference prune");
+        executor(&chain, opts).prune(60).expect("reference prune");
         reference.snapshot()
     };
     for crash_after in [0, 1, 2, 4, 7, 9, 12] {
@@ -151,7 +145,7 @@ pub fn executor_resumes_after_crash(h: &Harness) {
             commit(&chain, 1, 1, 80);
             faulty.crash_after_writes(crash_after);
             assert!(
-                executor(&chain, opts).prune_blocks(60).is_err(),
+                executor(&chain, opts).prune(60).is_err(),
                 "the injected crash after {crash_after} writes did not stop the prune"
             );
         }
@@ -159,9 +153,7 @@ pub fn executor_resumes_after_crash(h: &Harness) {
         {
             let chain = open(Arc::clone(&store), StateStoreOptions::default());
             check_invariants(&chain, 1);
-            executor(&chain, opts)
-                .prune_blocks(60)
-                .expect("resumed prune");
+            executor(&chain, opts).prune(60).expect("resumed prune");
             check_invariants(&chain, 1);
         }
         assert!(
@@ -177,11 +169,11 @@ pub fn executor_repeated_prune_is_idempotent(h: &Harness) {
     let chain = open(Arc::clone(&store), StateStoreOptions::default());
     commit(&chain, 1, 1, 60);
     let exec = executor(&chain, options(10, 7));
-    exec.prune_blocks(45).expect("prune");
+    exec.prune(45).expect("prune");
     let before = dump(store.as_ref());
     for _ in 0..3 {
-        assert_eq!(exec.prune_blocks(45).expect("prune").heights_pruned(), 0);
-        assert_eq!(exec.prune_blocks(30).expect("prune").heights_pruned(), 0);
+        assert_eq!(exec.prune(45).expect("prune").heights_pruned(), 0);
+        assert_eq!(exec.prune(30).expect("prune").heights_pruned(), 0);
     }
     assert!(
         dump(store.as_ref()) == before,
@@ -226,13 +218,13 @@ pub fn executor_pruned_chain_compacts_to_retained_size(h: &Harness) {
     commit_heavy(&chain, 1, 1, 400);
     let full = store.size_on_disk().expect("size");
     let compactor = Arc::new(Compactor::new().expect("compactor"));
-    let opts = PruningOptions {
+    let opts = PruningSettings {
         compact: true,
         compaction_interval: 1,
         ..options(0, 100)
     };
     let exec = executor(&chain, opts).with_compactor(Arc::clone(&compactor));
-    let outcome = exec.prune_blocks(361).expect("prune");
+    let outcome = exec.prune(361).expect("prune");
     assert_eq!(outcome.compaction, CompactionDecision::Enqueued);
     assert!(
         compactor.wait_idle(Duration::from_secs(300)),
@@ -281,7 +273,7 @@ pub fn executor_load_with_watchdog(h: &Harness) {
     let store = h.open();
     let (faulty, chain) = faulty_chain(&store, 200);
     let compactor = Arc::new(Compactor::new().expect("compactor"));
-    let opts = PruningOptions {
+    let opts = PruningSettings {
         compact: true,
         compaction_interval: 50,
         ..options(30, 25)
@@ -331,7 +323,7 @@ pub fn executor_load_with_watchdog(h: &Harness) {
         s.spawn(|| {
             while !stop.load(Ordering::SeqCst) {
                 let retain = chain.blocks.height().saturating_sub(100).max(1);
-                exec.prune_blocks(retain).expect("prune under load");
+                exec.prune(retain).expect("prune under load");
                 progress[2].fetch_add(1, Ordering::SeqCst);
                 std::thread::sleep(Duration::from_millis(5));
             }

@@ -6,9 +6,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use reclaim_cometbft::{
+    PruningSettings, RetainHeightError, RetainHeights, StateStoreOptions, StoreError,
+};
 use reclaim_core::{
-    BackgroundPruner, Compactor, KeyRange, Pacing, PruneLimits, PruningOptions, RetainHeightError,
-    RetainHeights, SingleFlight, StateStoreOptions, StoreError, WriteBatch, WriteOptions,
+    BackgroundPruner, Compactor, KeyRange, Pacing, PruneLimits, SingleFlight, WriteBatch,
+    WriteOptions,
 };
 
 use crate::Harness;
@@ -17,8 +20,8 @@ use crate::chain::{block, check_invariants, commit, open};
 use crate::executor::{executor, faulty_chain};
 
 /// [`options`](crate::executor::options) with run limits.
-fn options(evidence: u64, batch: u64, limits: PruneLimits) -> PruningOptions {
-    PruningOptions {
+fn options(evidence: u64, batch: u64, limits: PruneLimits) -> PruningSettings {
+    PruningSettings {
         limits,
         ..crate::executor::options(evidence, batch)
     }
@@ -120,16 +123,16 @@ pub fn paced_compaction_after_pruning(h: &Harness) {
         .with_slice_bytes(16 << 10)
         .with_pause(Duration::from_millis(2));
     let compactor = Arc::new(Compactor::with_pacing(SingleFlight::new(), pacing).expect("start"));
-    let opts = PruningOptions {
+    let opts = PruningSettings {
         compact: true,
         compaction_interval: 1,
         ..options(50, 64, PruneLimits::UNBOUNDED)
     };
     let exec = executor(&chain, opts).with_compactor(Arc::clone(&compactor));
-    exec.prune_blocks(300).expect("prune");
+    exec.prune(300).expect("prune");
     // Prunes while the paced task runs are refused by the gate and stay pending.
     commit(&chain, 1, 401, 420);
-    exec.prune_blocks(320).expect("prune during compaction");
+    exec.prune(320).expect("prune during compaction");
     assert!(compactor.wait_idle(Duration::from_secs(300)), "stalled");
     let stats = compactor.stats();
     assert_eq!(stats.failed, 0);
@@ -156,14 +159,14 @@ pub fn bounded_pruning_runs_resume(h: &Harness) {
         let chain = open(Arc::clone(&store), StateStoreOptions::default());
         let exec = executor(&chain, options(60, 16, limits));
         let before = chain.blocks.base();
-        let outcome = exec.prune_blocks(250).expect("bounded prune");
+        let outcome = exec.prune(250).expect("bounded prune");
         runs += 1;
         assert!(
             outcome.heights_pruned() <= 40,
             "run {runs} pruned {} heights, limit 40",
             outcome.heights_pruned()
         );
-        assert!(outcome.base_after >= before);
+        assert!(chain.blocks.base() >= before);
         check_invariants(&chain, 1);
         if !outcome.more_to_do() {
             break;
@@ -177,7 +180,7 @@ pub fn bounded_pruning_runs_resume(h: &Harness) {
     }
     assert!(runs >= 7, "250 heights in runs of 40 took only {runs} runs");
     let chain = open(Arc::clone(&store), StateStoreOptions::default());
-    let b = chain.blocks.state();
+    let b = chain.blocks.bounds();
     assert_eq!((b.base, b.evidence_base), (250, 240));
     let s = chain.states.bounds();
     assert_eq!((s.base, s.validators_base), (250, 240));
@@ -195,7 +198,7 @@ pub fn bounded_pruning_runs_resume(h: &Harness) {
             },
         ),
     );
-    let outcome = exec.prune_blocks(280).expect("zero time budget");
+    let outcome = exec.prune(280).expect("zero time budget");
     assert!(outcome.more_to_do());
     assert_eq!(outcome.heights_pruned(), 16, "one batch of 16 heights");
     check_invariants(&chain, 1);
@@ -232,7 +235,7 @@ pub fn retain_heights_are_held_back_and_persisted(h: &Harness) {
             RetainHeightError::Zero { .. }
         ));
         let exec = executor(&chain, options(0, 32, PruneLimits::UNBOUNDED));
-        exec.prune_blocks(retain.effective()).expect("prune");
+        exec.prune(retain.effective()).expect("prune");
         assert_eq!(chain.blocks.base(), 90);
         retain.set_companion(120).expect("companion 120");
         assert_eq!(retain.effective(), 120);
@@ -245,7 +248,7 @@ pub fn retain_heights_are_held_back_and_persisted(h: &Harness) {
     assert_eq!((state.application, state.companion), (150, Some(120)));
     // An operator pruning past the companion makes lower companion heights impossible.
     let exec = executor(&chain, options(0, 32, PruneLimits::UNBOUNDED));
-    exec.prune_blocks(140).expect("prune");
+    exec.prune(140).expect("prune");
     let without = RetainHeights::open(Arc::clone(&chain.blocks), false, 0).expect("open");
     assert_eq!(
         without.effective(),
@@ -310,7 +313,7 @@ pub fn reads_racing_pruning_are_exact_or_refused(h: &Harness) {
             std::thread::yield_now();
         }
         for retain in (10..=390).step_by(10) {
-            exec.prune_blocks(retain).expect("prune");
+            exec.prune(retain).expect("prune");
             std::thread::sleep(Duration::from_millis(1));
         }
         done.store(true, Ordering::SeqCst);
@@ -356,7 +359,7 @@ pub fn background_pruner_follows_the_retain_height(h: &Harness) {
         assert!(
             Instant::now() < deadline,
             "pruner stalled at {:?}",
-            chain.blocks.state()
+            chain.blocks.bounds()
         );
         std::thread::sleep(Duration::from_millis(5));
     }

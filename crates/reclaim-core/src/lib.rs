@@ -1,56 +1,54 @@
 //! # reclaim-core
 //!
-//! The engine-agnostic core of reclaim: it prunes a blockchain node's blocks and state below a
-//! retain height and then compacts the underlying store so the space comes back, in the
-//! background, one compaction at a time.
+//! The engine-agnostic, chain-agnostic core of reclaim: it prunes a node's height-indexed data
+//! below a retain height and then compacts the underlying store so the space comes back, in
+//! the background, one compaction at a time. It knows no engine (adapters implement its
+//! traits) and no chain (a chain registers its stores as [`PruneSegment`]s).
 //!
 //! * [`kv`]: the storage capability traits ([`KvRead`], [`KvWrite`], [`Compactable`]) an engine
-//!   adapter implements, and [`KeyRange`].
-//! * [`memory::MemoryStore`]: the reference engine and the template for new adapters.
-//! * [`compactor::Compactor`]: the single-flight background compactor.
-//! * [`block_store::BlockStore`] and [`state_store::StateStore`]: CometBFT's stores over any
-//!   engine, laid out so that everything below a height is a few contiguous key ranges.
-//! * [`pruning::PruningExecutor`]: crash-safe, resumable pruning followed by targeted compaction.
-//! * [`pacing::Pacing`]: sliced compaction that pauses, yields to a busy node and keeps to
-//!   time windows.
-//! * [`retain::RetainHeights`]: the application's and the data companion's retain heights,
-//!   persisted, never lowered; [`pruner::BackgroundPruner`]: the bounded background pruning loop.
+//!   adapter implements; [`range::KeyRange`]; [`error::StorageError`].
+//! * [`memory::MemoryStore`]: the reference engine and the template for new adapters;
+//!   [`dir`]: a store directory's lock, marker and size.
+//! * [`compaction`]: the single-flight gate, tasks and their runner, the background
+//!   [`Compactor`], [`Pacing`], and the [`CompactionPolicy`] that decides when to compact.
+//! * [`pruning`]: the [`PruningExecutor`] (crash-safe, resumable, bounded pruning of every
+//!   registered [`PruneSegment`], followed by targeted compaction) and the
+//!   [`BackgroundPruner`] loop.
+//! * [`height`]: height-ordered keys and the read floor, for segment authors.
+//! * [`worker`]: the named thread with a wakeable [`StopSignal`] both loops run on.
 //! * [`metric`]: the names of the metrics recorded through the `metrics` facade.
-//! * [`config::Config`]: CometBFT's `[storage]` section.
-//! * [`fault::FaultyStore`]: an engine wrapper that injects failures, for tests.
+//! * `fault::FaultyStore` (feature `testing`): an engine wrapper that injects failures.
 
-pub mod block_store;
-mod codec;
-pub mod compactor;
-pub mod config;
+#![deny(missing_docs)]
+
+pub mod compaction;
 pub mod dir;
 pub mod error;
+#[cfg(feature = "testing")]
 pub mod fault;
+pub mod height;
 pub mod kv;
 pub mod memory;
 pub mod metric;
-pub mod pacing;
-pub mod pruner;
 pub mod pruning;
 pub mod range;
-pub mod retain;
-pub mod state_store;
-mod worker;
+pub mod worker;
 
-pub use block_store::{Block, BlockStore, BlockStoreState};
-pub use compactor::{
-    Busy, CompactionTask, Compactor, CompactorStats, EnqueueOutcome, SingleFlight,
+pub use compaction::{
+    Busy, CommitLatencyGate, CompactionFailed, CompactionPolicy, CompactionTask, Compactor,
+    CompactorStats, EnqueueOutcome, IntervalPolicy, LoadSignal, NeverCompact, Pacing,
+    PendingCompaction, PolicyDecision, SingleFlight, TaskReport, TimeWindow,
 };
-pub use config::{Config, StorageConfig};
-pub use error::{StorageError, StoreError};
+pub use error::StorageError;
 pub use kv::{
     BatchOp, Capabilities, Compactable, CompactionAccess, CompactionScope, KvRead, KvReadExt,
     KvStore, KvWrite, ScanOrder, WriteBatch, WriteOptions,
 };
 pub use memory::MemoryStore;
-pub use pacing::{CommitLatencyGate, LoadSignal, Pacing, TimeWindow};
-pub use pruner::{BackgroundPruner, PrunerStats};
-pub use pruning::{PruneError, PruneLimits, PruneOutcome, PruningExecutor, PruningOptions};
+pub use pruning::{
+    BackgroundPruner, CompactionDecision, PendingRecord, PruneError, PruneLimiter, PruneLimits,
+    PruneOutcome, PruneRequest, PruneSegment, PrunerStats, PruningExecutor, PruningOptions,
+    RetainHeightSource, SegmentBounds, SegmentReport,
+};
 pub use range::KeyRange;
-pub use retain::{RetainHeightError, RetainHeights, RetainSource, RetainState};
-pub use state_store::{HeightState, StateStore, StateStoreOptions};
+pub use worker::StopSignal;

@@ -4,18 +4,19 @@
 //! installed every call is a no-op. `docs/operations.md` lists each metric with its meaning.
 //! Call [`describe`] once after installing a recorder to attach units and help texts.
 
-/// Counter: heights whose blocks fell below the base.
+/// Counter: heights that fell below the base (the most of any segment per run).
 pub const PRUNED_HEIGHTS_TOTAL: &str = "reclaim_pruned_heights_total";
 /// Counter, label `result` = `complete` | `more_to_do` | `refused` | `error`: pruning runs.
 pub const PRUNE_RUNS_TOTAL: &str = "reclaim_prune_runs_total";
-/// Histogram, seconds: wall time of one pruning run (blocks and state, compaction excluded).
+/// Histogram, seconds: wall time of one pruning run (every segment, compaction excluded).
 pub const PRUNE_SECONDS: &str = "reclaim_prune_duration_seconds";
 /// Counter: wake-ups of the background pruner merged into one already pending.
 pub const PRUNE_WAKEUPS_MERGED_TOTAL: &str = "reclaim_prune_wakeups_merged_total";
 /// Gauge, label `source` = `application` | `companion` | `effective`: retain heights in force.
 pub const RETAIN_HEIGHT: &str = "reclaim_retain_height";
-/// Gauge: the block store's base after the last pruning run.
-pub const BLOCK_STORE_BASE: &str = "reclaim_block_store_base";
+/// Gauge, label `segment` (e.g. `block_store`, `state_store`): each segment's base after the
+/// last pruning run.
+pub const SEGMENT_BASE: &str = "reclaim_segment_base";
 /// Counter, label `result` = `succeeded` | `failed` | `stopped`: compaction tasks run.
 pub const COMPACTIONS_TOTAL: &str = "reclaim_compactions_total";
 /// Histogram, seconds: wall time of one compaction task, waits and pauses included.
@@ -36,7 +37,7 @@ pub fn describe() {
     describe_counter!(
         PRUNED_HEIGHTS_TOTAL,
         Unit::Count,
-        "Heights whose blocks fell below the base"
+        "Heights that fell below the base"
     );
     describe_counter!(
         PRUNE_RUNS_TOTAL,
@@ -59,9 +60,9 @@ pub fn describe() {
         "Retain heights in force by source (application, companion, effective)"
     );
     describe_gauge!(
-        BLOCK_STORE_BASE,
+        SEGMENT_BASE,
         Unit::Count,
-        "Block store base after the last pruning run"
+        "Base of each pruned segment after the last pruning run"
     );
     describe_counter!(
         COMPACTIONS_TOTAL,

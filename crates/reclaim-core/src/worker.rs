@@ -1,15 +1,13 @@
-//! A named background thread with a stop request that also wakes it, and a bounded wait for
-//! its end: what the compactor and the background pruner share.
+//! A named background thread with a stop request that also wakes it ([`StopSignal`]), and a
+//! bounded wait for its end: what the compactor and the background pruner share.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
 use parking_lot::Mutex;
-
-use crate::pacing::StopSignal;
 
 /// How a stop request ended.
 pub(crate) enum Stopped {
@@ -75,5 +73,78 @@ impl Worker {
             },
             Err(RecvTimeoutError::Timeout) => Stopped::TimedOut,
         }
+    }
+}
+
+/// A stop request that also interrupts sleeps: the compactor's worker sleeps on it between
+/// slices so that shutdown never waits out a pause.
+#[derive(Debug, Clone)]
+pub struct StopSignal {
+    flag: Arc<AtomicBool>,
+    wake: Receiver<()>,
+}
+
+impl StopSignal {
+    /// A signal that never fires (synchronous compaction).
+    pub fn never() -> Self {
+        Self {
+            flag: Arc::new(AtomicBool::new(false)),
+            wake: crossbeam_channel::never(),
+        }
+    }
+
+    /// A signal that fires when `flag` is set; `wake` must disconnect (its sender dropped) at
+    /// the same time so sleepers wake at once.
+    pub(crate) fn new(flag: Arc<AtomicBool>, wake: Receiver<()>) -> Self {
+        Self { flag, wake }
+    }
+
+    /// Requests the stop (sleepers wake once the sender side of `wake` is dropped too).
+    pub(crate) fn request(&self) {
+        self.flag.store(true, Ordering::Release);
+    }
+
+    /// The channel that disconnects when a stop is requested, for `select!`.
+    pub(crate) fn requests(&self) -> &Receiver<()> {
+        &self.wake
+    }
+
+    /// True once a stop was requested.
+    pub fn is_stopped(&self) -> bool {
+        self.flag.load(Ordering::Acquire)
+    }
+
+    /// Sleeps up to `duration`; returns true (early) when a stop was requested.
+    pub fn sleep(&self, duration: Duration) -> bool {
+        if self.is_stopped() {
+            return true;
+        }
+        match self.wake.recv_timeout(duration) {
+            Err(RecvTimeoutError::Timeout) => self.is_stopped(),
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn stop_signal_interrupts_sleep() {
+        let flag = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = crossbeam_channel::bounded::<()>(0);
+        let stop = StopSignal::new(Arc::clone(&flag), rx);
+        assert!(!stop.sleep(Duration::from_millis(1)));
+        let waker = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            flag.store(true, Ordering::Release);
+            drop(tx);
+        });
+        let started = std::time::Instant::now();
+        assert!(stop.sleep(Duration::from_secs(30)));
+        assert!(started.elapsed() < Duration::from_secs(20));
+        waker.join().unwrap();
     }
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use reclaim_core::compactor::{Busy, CompactorError, run_task_now};
+use reclaim_core::compaction::{Busy, CompactorError, run_task_now};
 use reclaim_core::fault::{CompactionFault, FaultyStore};
 use reclaim_core::{
     Capabilities, Compactable, CompactionTask, Compactor, EnqueueOutcome, KeyRange, MemoryStore,

@@ -5,9 +5,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
-use reclaim_core::compactor::run_task;
+use reclaim_core::StopSignal;
+use reclaim_core::compaction::pacing::utc_second_of_day;
+use reclaim_core::compaction::run_task;
 use reclaim_core::fault::FaultyStore;
-use reclaim_core::pacing::{StopSignal, utc_second_of_day};
 use reclaim_core::{
     Busy, CommitLatencyGate, Compactable, CompactionTask, Compactor, EnqueueOutcome, KeyRange,
     KvWrite, MemoryStore, Pacing, SingleFlight, TimeWindow, WriteBatch, WriteOptions, metric,

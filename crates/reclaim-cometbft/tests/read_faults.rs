@@ -5,11 +5,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use reclaim_cometbft::{
+    BLOCK_SEGMENT, PruningSettings, RetainHeights, StateStoreOptions, StoreError, pruning_executor,
+};
 use reclaim_conformance::chain::*;
 use reclaim_core::fault::{FaultyStore, ReadFault};
 use reclaim_core::{
-    BackgroundPruner, KvStore, MemoryStore, PruneError, PruneLimits, PruningExecutor,
-    PruningOptions, RetainHeights, StateStoreOptions, StorageError, StoreError,
+    BackgroundPruner, KvStore, MemoryStore, PruneError, PruneLimits, PruningExecutor, StorageError,
 };
 
 fn faulty_chain(height: u64) -> (Arc<FaultyStore>, Chain) {
@@ -23,17 +25,13 @@ fn faulty_chain(height: u64) -> (Arc<FaultyStore>, Chain) {
 }
 
 fn executor(chain: &Chain, batch: u64, limits: PruneLimits) -> PruningExecutor {
-    let options = PruningOptions {
+    let options = PruningSettings {
         evidence_max_age_heights: 20,
         batch_heights: batch,
         limits,
-        ..PruningOptions::default()
+        ..PruningSettings::default()
     };
-    PruningExecutor::new(
-        Arc::clone(&chain.blocks),
-        Arc::clone(&chain.states),
-        options,
-    )
+    pruning_executor(&chain.blocks, &chain.states, options)
 }
 
 #[test]
@@ -41,11 +39,14 @@ fn a_failing_disk_fails_pruning_cleanly_and_a_healed_one_finishes_it() {
     let (faulty, chain) = faulty_chain(200);
     let exec = executor(&chain, 16, PruneLimits::UNBOUNDED);
     faulty.set_read_fault(ReadFault::Error);
-    let err = exec.prune_blocks(150).expect_err("reads fail");
+    let err = exec.prune(150).expect_err("reads fail");
     assert!(
         matches!(
-            err,
-            PruneError::Blocks(StoreError::Storage(StorageError::Io { .. }))
+            (&err, err.segment_error::<StoreError>()),
+            (
+                PruneError::Segment { segment, .. },
+                Some(StoreError::Storage(StorageError::Io { .. }))
+            ) if segment == BLOCK_SEGMENT
         ),
         "{err}"
     );
@@ -58,8 +59,11 @@ fn a_failing_disk_fails_pruning_cleanly_and_a_healed_one_finishes_it() {
     assert!(chain.states.load_validators(170).is_err());
     faulty.set_read_fault(ReadFault::None);
     check_invariants(&chain, 1);
-    let outcome = exec.prune_blocks(150).expect("healed");
-    assert_eq!(outcome.base_after, 150);
+    let outcome = exec.prune(150).expect("healed");
+    assert_eq!(
+        outcome.segment(BLOCK_SEGMENT).map(|s| s.after.base),
+        Some(150)
+    );
     check_invariants(&chain, 1);
 }
 
@@ -74,10 +78,10 @@ fn a_flaky_disk_never_corrupts_and_retries_get_there() {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            match exec.prune_blocks(retain) {
+            match exec.prune(retain) {
                 Ok(outcome) if !outcome.more_to_do() => break,
                 Ok(_) => {}
-                Err(PruneError::Blocks(_) | PruneError::States(_)) => failures += 1,
+                Err(PruneError::Segment { .. }) => failures += 1,
                 Err(e) => panic!("unexpected {e}"),
             }
             assert!(attempts < 1000, "no progress at retain {retain}");
@@ -99,7 +103,7 @@ fn slow_reads_only_slow_pruning_down() {
     let exec = executor(&chain, 10, PruneLimits::UNBOUNDED);
     faulty.set_read_fault(ReadFault::Delay(Duration::from_millis(2)));
     let started = Instant::now();
-    exec.prune_blocks(50).expect("slow but fine");
+    exec.prune(50).expect("slow but fine");
     assert!(started.elapsed() >= Duration::from_millis(2));
     faulty.set_read_fault(ReadFault::None);
     check_invariants(&chain, 1);

@@ -4,20 +4,20 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use reclaim_cometbft::{
+    BLOCK_SEGMENT, PruningSettings, STATE_SEGMENT, StateStoreOptions, pruning_executor,
+};
 use reclaim_conformance::chain::*;
-use reclaim_core::compactor::Busy;
+use reclaim_core::compaction::Busy;
 use reclaim_core::fault::{CompactionFault, FaultyStore};
 use reclaim_core::pruning::CompactionDecision;
-use reclaim_core::{
-    Compactor, EnqueueOutcome, KvStore, MemoryStore, PruneError, PruningExecutor, PruningOptions,
-    StateStoreOptions,
-};
+use reclaim_core::{Compactor, EnqueueOutcome, KvStore, MemoryStore, PruneError, PruningExecutor};
 
-fn options(evidence: u64, batch: u64) -> PruningOptions {
-    PruningOptions {
+fn options(evidence: u64, batch: u64) -> PruningSettings {
+    PruningSettings {
         evidence_max_age_heights: evidence,
         batch_heights: batch,
-        ..PruningOptions::default()
+        ..PruningSettings::default()
     }
 }
 
@@ -25,11 +25,11 @@ fn executor_on(
     db: Arc<dyn KvStore>,
     first: u64,
     height: u64,
-    opts: PruningOptions,
+    opts: PruningSettings,
 ) -> (Chain, PruningExecutor) {
     let chain = open(db, StateStoreOptions::default());
     commit(&chain, first, first, height);
-    let exec = PruningExecutor::new(Arc::clone(&chain.blocks), Arc::clone(&chain.states), opts);
+    let exec = pruning_executor(&chain.blocks, &chain.states, opts);
     (chain, exec)
 }
 
@@ -39,11 +39,11 @@ fn chain_data(store: &MemoryStore) -> Vec<(Vec<u8>, Vec<u8>)> {
     store
         .snapshot()
         .into_iter()
-        .filter(|(k, _)| k.as_slice() != reclaim_core::pruning::PENDING_COMPACTION_KEY)
+        .filter(|(k, _)| k.as_slice() != reclaim_cometbft::keys::PENDING_COMPACTION.key)
         .collect()
 }
 
-fn memory_executor(height: u64, opts: PruningOptions) -> (MemoryStore, Chain, PruningExecutor) {
+fn memory_executor(height: u64, opts: PruningSettings) -> (MemoryStore, Chain, PruningExecutor) {
     let store = MemoryStore::new();
     let (chain, exec) = executor_on(Arc::new(store.clone()), 1, height, opts);
     (store, chain, exec)
@@ -53,11 +53,8 @@ fn memory_executor(height: u64, opts: PruningOptions) -> (MemoryStore, Chain, Pr
 fn invalid_retain_heights_are_refused_and_change_nothing() {
     let (store, chain, exec) = memory_executor(50, options(0, 1000));
     let before = store.snapshot();
-    assert!(matches!(
-        exec.prune_blocks(0),
-        Err(PruneError::ZeroRetainHeight)
-    ));
-    let err = exec.prune_blocks(51).unwrap_err();
+    assert!(matches!(exec.prune(0), Err(PruneError::ZeroRetainHeight)));
+    let err = exec.prune(51).unwrap_err();
     assert!(
         matches!(
             err,
@@ -73,17 +70,17 @@ fn invalid_retain_heights_are_refused_and_change_nothing() {
         "retain height 51 is above the chain's height 50"
     );
     assert!(matches!(
-        exec.prune_blocks(u64::MAX),
+        exec.prune(u64::MAX),
         Err(PruneError::AboveChainHeight { .. })
     ));
     assert_eq!(store.snapshot(), before);
     // At or below base: nothing to do.
-    let outcome = exec.prune_blocks(1).unwrap();
+    let outcome = exec.prune(1).unwrap();
     assert_eq!(outcome.heights_pruned(), 0);
     assert_eq!(outcome.compaction, CompactionDecision::NothingPruned);
-    exec.prune_blocks(20).unwrap();
+    exec.prune(20).unwrap();
     let snapshot = store.snapshot();
-    let outcome = exec.prune_blocks(10).unwrap();
+    let outcome = exec.prune(10).unwrap();
     assert_eq!(outcome.heights_pruned(), 0);
     assert_eq!(store.snapshot(), snapshot);
     check_invariants(&chain, 1);
@@ -94,7 +91,7 @@ fn empty_store_refuses_any_retain_height() {
     let store = MemoryStore::new();
     let (_, exec) = executor_on(Arc::new(store), 1, 0, options(0, 1000));
     assert!(matches!(
-        exec.prune_blocks(1),
+        exec.prune(1),
         Err(PruneError::AboveChainHeight {
             retain: 1,
             height: 0
@@ -105,9 +102,10 @@ fn empty_store_refuses_any_retain_height() {
 #[test]
 fn pruning_keeps_everything_at_or_above_the_retain_height() {
     let (_, chain, exec) = memory_executor(100, options(0, 7));
-    let outcome = exec.prune_blocks(60).unwrap();
+    let outcome = exec.prune(60).unwrap();
     assert_eq!(outcome.heights_pruned(), 59);
-    assert_eq!((outcome.base_before, outcome.base_after), (1, 60));
+    let blocks = outcome.segment(BLOCK_SEGMENT).expect("block segment");
+    assert_eq!((blocks.before.base, blocks.after.base), (1, 60));
     assert_eq!(chain.blocks.base(), 60);
     assert_eq!(chain.states.base(), 60);
     check_invariants(&chain, 1);
@@ -136,8 +134,8 @@ fn pruning_keeps_everything_at_or_above_the_retain_height() {
 fn evidence_window_keeps_meta_commit_and_validators() {
     // Chain height 100, evidence age 30: heights >= 70 keep meta, commit and validator set.
     let (_, chain, exec) = memory_executor(100, options(30, 1000));
-    exec.prune_blocks(90).unwrap();
-    let b = chain.blocks.state();
+    exec.prune(90).unwrap();
+    let b = chain.blocks.bounds();
     assert_eq!((b.evidence_base, b.base), (70, 90));
     for h in 70..90 {
         assert!(
@@ -159,8 +157,8 @@ fn evidence_window_keeps_meta_commit_and_validators() {
     check_invariants(&chain, 1);
     // As the chain grows, the evidence window moves and its tail is dropped by later prunes.
     commit(&chain, 1, 101, 130);
-    exec.prune_blocks(95).unwrap();
-    assert_eq!(chain.blocks.state().evidence_base, 95);
+    exec.prune(95).unwrap();
+    assert_eq!(chain.blocks.bounds().evidence_base, 95);
     assert_eq!(chain.states.bounds().validators_base, 95);
     assert_pruned(chain.blocks.load_block_meta(90), "meta", 90);
     check_invariants(&chain, 1);
@@ -169,11 +167,11 @@ fn evidence_window_keeps_meta_commit_and_validators() {
 #[test]
 fn kept_full_records_are_dropped_once_nothing_points_to_them() {
     let (store, chain, exec) = memory_executor(100, options(0, 1000));
-    exec.prune_blocks(30).unwrap();
+    exec.prune(30).unwrap();
     // 30 points to the set changed at 28 and the params changed at 22.
     let s = chain.states.bounds();
     assert_eq!((s.validators_kept, s.params_kept), (28, 22));
-    exec.prune_blocks(80).unwrap();
+    exec.prune(80).unwrap();
     let s = chain.states.bounds();
     assert_eq!((s.validators_kept, s.params_kept), (77, 77));
     check_invariants(&chain, 1);
@@ -192,10 +190,10 @@ fn kept_full_records_are_dropped_once_nothing_points_to_them() {
 #[test]
 fn repeated_pruning_is_idempotent() {
     let (store, chain, exec) = memory_executor(120, options(10, 13));
-    exec.prune_blocks(70).unwrap();
+    exec.prune(70).unwrap();
     let snapshot = store.snapshot();
     for _ in 0..3 {
-        let outcome = exec.prune_blocks(70).unwrap();
+        let outcome = exec.prune(70).unwrap();
         assert_eq!(outcome.heights_pruned(), 0);
         assert_eq!(store.snapshot(), snapshot);
     }
@@ -208,7 +206,7 @@ fn repeated_pruning_is_idempotent() {
 fn a_crash_before_any_write_loses_nothing_and_the_next_prune_finishes() {
     let opts = options(25, 6);
     let (reference_store, _, reference) = memory_executor(90, opts);
-    reference.prune_blocks(70).unwrap();
+    reference.prune(70).unwrap();
     let expected = chain_data(&reference_store);
 
     let mut crash_points = 0;
@@ -217,7 +215,7 @@ fn a_crash_before_any_write_loses_nothing_and_the_next_prune_finishes() {
         let faulty = Arc::new(FaultyStore::new(Arc::new(inner.clone())));
         let (_, exec) = executor_on(Arc::clone(&faulty) as Arc<dyn KvStore>, 1, 90, opts);
         faulty.crash_after_writes(n);
-        let result = exec.prune_blocks(70);
+        let result = exec.prune(70);
         faulty.heal();
         if result.is_ok() {
             assert_eq!(chain_data(&inner), expected, "uninterrupted run differs");
@@ -227,13 +225,12 @@ fn a_crash_before_any_write_loses_nothing_and_the_next_prune_finishes() {
         // "Restart": open new stores on what was persisted.
         let (chain, exec) = {
             let chain = open(Arc::new(inner.clone()), StateStoreOptions::default());
-            let exec =
-                PruningExecutor::new(Arc::clone(&chain.blocks), Arc::clone(&chain.states), opts);
+            let exec = pruning_executor(&chain.blocks, &chain.states, opts);
             (chain, exec)
         };
         check_invariants(&chain, 1);
         assert!(chain.blocks.base() <= 70 && chain.states.base() <= 70);
-        exec.prune_blocks(70).unwrap();
+        exec.prune(70).unwrap();
         check_invariants(&chain, 1);
         assert_eq!(
             chain_data(&inner),
@@ -256,11 +253,14 @@ fn a_crash_between_block_and_state_pruning_is_finished_by_any_later_prune() {
     let (chain, exec) = executor_on(Arc::clone(&faulty) as Arc<dyn KvStore>, 1, 50, opts);
     // One block batch and one evidence batch succeed, the first state batch "crashes".
     faulty.crash_after_writes(2);
-    assert!(matches!(exec.prune_blocks(40), Err(PruneError::States(_))));
+    assert!(matches!(
+        exec.prune(40),
+        Err(PruneError::Segment { segment, .. }) if segment == STATE_SEGMENT
+    ));
     faulty.heal();
     assert_eq!((chain.blocks.base(), chain.states.base()), (40, 1));
     // Even a retain height at the block base (a no-op for blocks) finishes the state.
-    exec.prune_blocks(40).unwrap();
+    exec.prune(40).unwrap();
     assert_eq!(chain.states.base(), 40);
     check_invariants(&chain, 1);
 }
@@ -269,7 +269,7 @@ fn a_crash_between_block_and_state_pruning_is_finished_by_any_later_prune() {
 fn compaction_follows_the_interval_and_targets_pruned_ranges() {
     let inner = MemoryStore::new();
     let faulty = Arc::new(FaultyStore::new(Arc::new(inner)));
-    let opts = PruningOptions {
+    let opts = PruningSettings {
         compact: true,
         compaction_interval: 30,
         ..options(0, 1000)
@@ -277,7 +277,7 @@ fn compaction_follows_the_interval_and_targets_pruned_ranges() {
     let (_, exec) = executor_on(Arc::clone(&faulty) as Arc<dyn KvStore>, 1, 100, opts);
     let compactor = Arc::new(Compactor::new().unwrap());
     let exec = exec.with_compactor(Arc::clone(&compactor));
-    let outcome = exec.prune_blocks(11).unwrap();
+    let outcome = exec.prune(11).unwrap();
     assert_eq!(
         outcome.compaction,
         CompactionDecision::NotDue {
@@ -285,13 +285,13 @@ fn compaction_follows_the_interval_and_targets_pruned_ranges() {
         }
     );
     assert_eq!(
-        exec.prune_blocks(21).unwrap().compaction,
+        exec.prune(21).unwrap().compaction,
         CompactionDecision::NotDue {
             pruned_since_last: 20
         }
     );
     assert_eq!(
-        exec.prune_blocks(31).unwrap().compaction,
+        exec.prune(31).unwrap().compaction,
         CompactionDecision::Enqueued
     );
     assert!(compactor.wait_idle(Duration::from_secs(10)));
@@ -315,7 +315,7 @@ fn compaction_follows_the_interval_and_targets_pruned_ranges() {
 fn a_skipped_compaction_stays_pending_and_runs_later() {
     let inner = MemoryStore::new();
     let faulty = Arc::new(FaultyStore::new(Arc::new(inner)));
-    let opts = PruningOptions {
+    let opts = PruningSettings {
         compact: true,
         compaction_interval: 1,
         ..options(0, 1000)
@@ -325,10 +325,10 @@ fn a_skipped_compaction_stays_pending_and_runs_later() {
     let exec = exec.with_compactor(Arc::clone(&compactor));
     faulty.set_compaction_fault(CompactionFault::Delay(Duration::from_millis(300)));
     assert_eq!(
-        exec.prune_blocks(10).unwrap().compaction,
+        exec.prune(10).unwrap().compaction,
         CompactionDecision::Enqueued
     );
-    let skipped = exec.prune_blocks(20).unwrap().compaction;
+    let skipped = exec.prune(20).unwrap().compaction;
     assert!(
         matches!(
             skipped,
@@ -340,7 +340,7 @@ fn a_skipped_compaction_stays_pending_and_runs_later() {
     faulty.set_compaction_fault(CompactionFault::None);
     let before = faulty.compacted_ranges().len();
     assert_eq!(
-        exec.prune_blocks(30).unwrap().compaction,
+        exec.prune(30).unwrap().compaction,
         CompactionDecision::Enqueued
     );
     assert!(compactor.wait_idle(Duration::from_secs(10)));
@@ -357,30 +357,30 @@ fn a_skipped_compaction_stays_pending_and_runs_later() {
 fn without_a_compactor_compaction_runs_synchronously_and_its_failure_never_fails_pruning() {
     let inner = MemoryStore::new();
     let faulty = Arc::new(FaultyStore::new(Arc::new(inner)));
-    let opts = PruningOptions {
+    let opts = PruningSettings {
         compact: true,
         compaction_interval: 1,
         ..options(0, 1000)
     };
     let (chain, exec) = executor_on(Arc::clone(&faulty) as Arc<dyn KvStore>, 1, 60, opts);
     assert_eq!(
-        exec.prune_blocks(10).unwrap().compaction,
+        exec.prune(10).unwrap().compaction,
         CompactionDecision::RanSynchronously { succeeded: true }
     );
     faulty.set_compaction_fault(CompactionFault::Error);
     assert_eq!(
-        exec.prune_blocks(20).unwrap().compaction,
+        exec.prune(20).unwrap().compaction,
         CompactionDecision::RanSynchronously { succeeded: false }
     );
     faulty.set_compaction_fault(CompactionFault::Panic);
     assert_eq!(
-        exec.prune_blocks(30).unwrap().compaction,
+        exec.prune(30).unwrap().compaction,
         CompactionDecision::RanSynchronously { succeeded: false }
     );
     assert_eq!(chain.blocks.base(), 30);
     check_invariants(&chain, 1);
     faulty.set_compaction_fault(CompactionFault::None);
-    let report = exec.compact_state_and_block_stores().unwrap();
+    let report = exec.compact_all().unwrap();
     assert!(report.succeeded());
 }
 
@@ -388,7 +388,7 @@ fn without_a_compactor_compaction_runs_synchronously_and_its_failure_never_fails
 fn compaction_disabled_by_default() {
     let (_, _, exec) = memory_executor(30, options(0, 1000));
     assert_eq!(
-        exec.prune_blocks(20).unwrap().compaction,
+        exec.prune(20).unwrap().compaction,
         CompactionDecision::Disabled
     );
 }
@@ -398,10 +398,10 @@ fn separate_engines_for_state_and_blocks_get_one_target_each() {
     let blocks_db = Arc::new(FaultyStore::new(Arc::new(MemoryStore::new())));
     let states_db = Arc::new(FaultyStore::new(Arc::new(MemoryStore::new())));
     let blocks = Arc::new(
-        reclaim_core::BlockStore::open(Arc::clone(&blocks_db) as Arc<dyn KvStore>).unwrap(),
+        reclaim_cometbft::BlockStore::open(Arc::clone(&blocks_db) as Arc<dyn KvStore>).unwrap(),
     );
     let states = Arc::new(
-        reclaim_core::StateStore::open(
+        reclaim_cometbft::StateStore::open(
             Arc::clone(&states_db) as Arc<dyn KvStore>,
             StateStoreOptions::default(),
         )
@@ -409,15 +409,15 @@ fn separate_engines_for_state_and_blocks_get_one_target_each() {
     );
     let chain = Chain { blocks, states };
     commit(&chain, 1, 1, 40);
-    let opts = PruningOptions {
+    let opts = PruningSettings {
         compact: true,
         compaction_interval: 1,
         ..options(0, 1000)
     };
-    let exec = PruningExecutor::new(Arc::clone(&chain.blocks), Arc::clone(&chain.states), opts);
+    let exec = pruning_executor(&chain.blocks, &chain.states, opts);
     let task = exec.task_for_heights("t", 1, 20);
-    assert_eq!(task.target_names(), vec!["state_store", "block_store"]);
-    exec.prune_blocks(20).unwrap();
+    assert_eq!(task.target_names(), vec!["block_store", "state_store"]);
+    exec.prune(20).unwrap();
     assert_eq!(states_db.compacted_ranges().len(), 3);
     assert_eq!(blocks_db.compacted_ranges().len(), 6);
     check_invariants(&chain, 1);
@@ -435,7 +435,7 @@ fn concurrent_prunes_and_commits_keep_the_invariants() {
         while retain < 300 {
             let height = chain.blocks.height();
             if retain <= height {
-                exec.prune_blocks(retain).unwrap();
+                exec.prune(retain).unwrap();
                 retain += 7;
             }
         }
@@ -447,28 +447,28 @@ fn concurrent_prunes_and_commits_keep_the_invariants() {
 
 #[test]
 fn the_pending_compaction_survives_a_restart() {
-    let opts = PruningOptions {
+    let opts = PruningSettings {
         compact: true,
         compaction_interval: 30,
         ..options(0, 1000)
     };
     let (_store, chain, exec) = memory_executor(100, opts);
     assert_eq!(
-        exec.prune_blocks(21).unwrap().compaction,
+        exec.prune(21).unwrap().compaction,
         CompactionDecision::NotDue {
             pruned_since_last: 20
         }
     );
     drop(exec);
     // A new executor (a restarted node) remembers the 20 heights pruned since the last compaction.
-    let exec = PruningExecutor::new(Arc::clone(&chain.blocks), Arc::clone(&chain.states), opts);
+    let exec = pruning_executor(&chain.blocks, &chain.states, opts);
     assert_eq!(
-        exec.prune_blocks(36).unwrap().compaction,
+        exec.prune(36).unwrap().compaction,
         CompactionDecision::RanSynchronously { succeeded: true }
     );
-    let exec = PruningExecutor::new(Arc::clone(&chain.blocks), Arc::clone(&chain.states), opts);
+    let exec = pruning_executor(&chain.blocks, &chain.states, opts);
     assert_eq!(
-        exec.prune_blocks(41).unwrap().compaction,
+        exec.prune(41).unwrap().compaction,
         CompactionDecision::NotDue {
             pruned_since_last: 5
         },

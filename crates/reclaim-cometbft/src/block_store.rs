@@ -1,6 +1,8 @@
-//! The block store (CometBFT's `BlockStore`), over any [`KvStore`], holding opaque bytes.
+//! The block store (CometBFT's `BlockStore`), over any [`KvStore`], holding opaque bytes, and
+//! [`BlockSegment`], the prune segment the executor prunes it through.
 //!
-//! Key layout, one family per prefix, heights big-endian so each family is ordered by height:
+//! Key layout ([`crate::keys`]), one family per prefix, heights big-endian so each family is
+//! ordered by height:
 //!
 //! | key | value |
 //! |---|---|
@@ -27,28 +29,31 @@
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
+use reclaim_core::compaction::{TaskReport, compact_ranges_now};
+use reclaim_core::height::{ReadFloor, decode_u64s, encode_u64s};
+use reclaim_core::pruning::{
+    PruneLimiter, PruneRequest, PruneSegment, SegmentBounds, SegmentError, SegmentReport,
+};
+use reclaim_core::range::hex;
+use reclaim_core::{
+    Compactable, KeyRange, KvReadExt, KvStore, ScanOrder, StorageError, WriteBatch, WriteOptions,
+};
 use tracing::debug;
 
-use crate::codec::{ReadFloor, decode_u64s, encode_u64s, height_key, height_range};
-use crate::compactor::{CompactionTask, TaskReport, run_task_now};
-use crate::error::{StorageError, StoreError};
-use crate::kv::{Compactable, KvReadExt, KvStore, ScanOrder, WriteBatch, WriteOptions};
-use crate::pruning::PruneLimiter;
-use crate::range::{KeyRange, hex};
+use crate::error::StoreError;
+use crate::keys::{
+    self, BLOCK_META, BLOCK_PARTS, BLOCK_STORE_BOUNDS, COMMITS, EXTENDED_COMMITS, Family,
+    HASH_BY_HEIGHT, SEEN_COMMITS, hash_key, part_key,
+};
 
-const META: &[u8] = b"H:";
-const PART: &[u8] = b"P:";
-const COMMIT: &[u8] = b"C:";
-const SEEN_COMMIT: &[u8] = b"SC:";
-const EXTENDED_COMMIT: &[u8] = b"EC:";
-const HASH_BY_HEIGHT: &[u8] = b"N:";
-const HEIGHT_BY_HASH: &[u8] = b"BH:";
-const STATE_KEY: &[u8] = b"blockStore";
+const BOUNDS_KEY: &[u8] = BLOCK_STORE_BOUNDS.key;
 
 /// Families deleted as soon as a height falls below `base`.
-const PRUNED_AT_BASE: [&[u8]; 4] = [PART, SEEN_COMMIT, EXTENDED_COMMIT, HASH_BY_HEIGHT];
+const PRUNED_AT_BASE: [Family; 4] = [BLOCK_PARTS, SEEN_COMMITS, EXTENDED_COMMITS, HASH_BY_HEIGHT];
 /// Families kept below `base` while the height is inside the evidence window.
-const EVIDENCE_FAMILIES: [&[u8]; 2] = [META, COMMIT];
+const EVIDENCE_FAMILIES: [Family; 2] = [BLOCK_META, COMMITS];
+/// CometBFT's default evidence max age in blocks.
+pub const DEFAULT_EVIDENCE_MAX_AGE_HEIGHTS: u64 = 100_000;
 
 /// One block as the node encoded it; the store never looks inside the byte strings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,7 +76,7 @@ pub struct Block {
 
 /// The persisted bounds of the block store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct BlockStoreState {
+pub struct BlockStoreBounds {
     /// Lowest height with a complete block (0 when empty).
     pub base: u64,
     /// Highest height saved (0 when empty).
@@ -80,15 +85,15 @@ pub struct BlockStoreState {
     pub evidence_base: u64,
 }
 
-impl BlockStoreState {
+impl BlockStoreBounds {
     fn encode(&self) -> Vec<u8> {
         encode_u64s(&[self.base, self.height, self.evidence_base])
     }
 
     fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
         let corrupt = |detail: &str| StoreError::CorruptRecord {
-            what: "block store state",
-            key: hex(STATE_KEY),
+            what: "block store bounds",
+            key: hex(BOUNDS_KEY),
             detail: detail.to_owned(),
         };
         let [base, height, evidence_base] =
@@ -132,7 +137,7 @@ pub struct BlockPruneReport {
 /// The block store. Reads never take the write lock; writes and pruning are serialised.
 pub struct BlockStore {
     db: Arc<dyn KvStore>,
-    state: RwLock<BlockStoreState>,
+    bounds: RwLock<BlockStoreBounds>,
     writer: Mutex<()>,
     /// Reads of parts, seen and extended commits and hashes below this are refused.
     base_floor: ReadFloor,
@@ -143,7 +148,7 @@ pub struct BlockStore {
 impl std::fmt::Debug for BlockStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BlockStore")
-            .field("state", &*self.state.read())
+            .field("bounds", &*self.bounds.read())
             .finish()
     }
 }
@@ -151,15 +156,15 @@ impl std::fmt::Debug for BlockStore {
 impl BlockStore {
     /// Opens the block store kept in `db`, reading its persisted bounds.
     pub fn open(db: Arc<dyn KvStore>) -> Result<Self, StoreError> {
-        let state = match db.get(STATE_KEY)? {
-            Some(bytes) => BlockStoreState::decode(&bytes)?,
-            None => BlockStoreState::default(),
+        let state = match db.get(BOUNDS_KEY)? {
+            Some(bytes) => BlockStoreBounds::decode(&bytes)?,
+            None => BlockStoreBounds::default(),
         };
         Ok(Self {
             db,
             base_floor: ReadFloor::new(state.base),
             evidence_floor: ReadFloor::new(state.evidence_base),
-            state: RwLock::new(state),
+            bounds: RwLock::new(state),
             writer: Mutex::new(()),
         })
     }
@@ -170,18 +175,18 @@ impl BlockStore {
     }
 
     /// The current bounds.
-    pub fn state(&self) -> BlockStoreState {
-        *self.state.read()
+    pub fn bounds(&self) -> BlockStoreBounds {
+        *self.bounds.read()
     }
 
     /// Lowest height with a complete block (0 when empty).
     pub fn base(&self) -> u64 {
-        self.state.read().base
+        self.bounds.read().base
     }
 
     /// Highest height saved (0 when empty).
     pub fn height(&self) -> u64 {
-        self.state.read().height
+        self.bounds.read().height
     }
 
     /// Saves `block`, which must be the next height (any height ≥ 1 when the store is empty).
@@ -202,7 +207,7 @@ impl BlockStore {
         let parts =
             u32::try_from(block.parts.len()).map_err(|_| invalid("more than 2^32 - 1 parts"))?;
         let _writer = self.writer.lock();
-        let current = self.state();
+        let current = self.bounds();
         if current.height != 0 && block.height != current.height + 1 {
             return Err(StoreError::NonContiguousHeight {
                 height: block.height,
@@ -211,35 +216,35 @@ impl BlockStore {
         }
         let h = block.height;
         let mut batch = WriteBatch::new();
-        batch.put(height_key(META, h), block.meta.clone());
+        batch.put(BLOCK_META.key(h), block.meta.clone());
         for (i, part) in (0..parts).zip(&block.parts) {
             batch.put(part_key(h, i), part.clone());
         }
-        batch.put(height_key(COMMIT, h), block.commit.clone());
-        batch.put(height_key(SEEN_COMMIT, h), block.seen_commit.clone());
+        batch.put(COMMITS.key(h), block.commit.clone());
+        batch.put(SEEN_COMMITS.key(h), block.seen_commit.clone());
         if let Some(ext) = &block.extended_commit {
-            batch.put(height_key(EXTENDED_COMMIT, h), ext.clone());
+            batch.put(EXTENDED_COMMITS.key(h), ext.clone());
         }
-        batch.put(height_key(HASH_BY_HEIGHT, h), block.hash.clone());
+        batch.put(HASH_BY_HEIGHT.key(h), block.hash.clone());
         batch.put(hash_key(&block.hash), h.to_be_bytes().to_vec());
         let next = if current.height == 0 {
-            BlockStoreState {
+            BlockStoreBounds {
                 base: h,
                 height: h,
                 evidence_base: h,
             }
         } else {
-            BlockStoreState {
+            BlockStoreBounds {
                 height: h,
                 ..current
             }
         };
-        batch.put(STATE_KEY, next.encode());
+        batch.put(BOUNDS_KEY, next.encode());
         self.db.write(batch, options)?;
         // The first block saved sets the base: nothing below it is served.
         self.base_floor.raise(next.base);
         self.evidence_floor.raise(next.evidence_base);
-        *self.state.write() = next;
+        *self.bounds.write() = next;
         Ok(())
     }
 
@@ -259,7 +264,7 @@ impl BlockStore {
 
     /// The block meta at `height`, if saved; [`StoreError::Pruned`] below the evidence base.
     pub fn load_block_meta(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        let key = height_key(META, height);
+        let key = BLOCK_META.key(height);
         self.get_guarded(&self.evidence_floor, "block meta", height, &key)
     }
 
@@ -275,7 +280,7 @@ impl BlockStore {
         self.base_floor.guard("block parts", height, || {
             self.db
                 .iter(
-                    KeyRange::prefix(&height_key(PART, height)),
+                    KeyRange::prefix(&BLOCK_PARTS.key(height)),
                     ScanOrder::Ascending,
                 )
                 .map(|kv| kv.map(|(_, v)| v).map_err(StoreError::from))
@@ -285,26 +290,26 @@ impl BlockStore {
 
     /// The commit for `height`, if saved; [`StoreError::Pruned`] below the evidence base.
     pub fn load_block_commit(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        let key = height_key(COMMIT, height);
+        let key = COMMITS.key(height);
         self.get_guarded(&self.evidence_floor, "commit", height, &key)
     }
 
     /// The seen commit for `height`, if saved; [`StoreError::Pruned`] below the base.
     pub fn load_seen_commit(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        let key = height_key(SEEN_COMMIT, height);
+        let key = SEEN_COMMITS.key(height);
         self.get_guarded(&self.base_floor, "seen commit", height, &key)
     }
 
     /// The extended commit for `height`, if one was saved; [`StoreError::Pruned`] below the
     /// base.
     pub fn load_extended_commit(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        let key = height_key(EXTENDED_COMMIT, height);
+        let key = EXTENDED_COMMITS.key(height);
         self.get_guarded(&self.base_floor, "extended commit", height, &key)
     }
 
     /// The hash of the block at `height`, if saved; [`StoreError::Pruned`] below the base.
     pub fn load_block_hash(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        let key = height_key(HASH_BY_HEIGHT, height);
+        let key = HASH_BY_HEIGHT.key(height);
         self.get_guarded(&self.base_floor, "block hash", height, &key)
     }
 
@@ -334,7 +339,7 @@ impl BlockStore {
     /// pruning should have removed, at most `limit`: empty on a healthy store. The hash index,
     /// keyed by hash, is not covered; [`BlockStore::height_by_hash`] refuses stale entries.
     pub fn leftovers_below_base(&self, limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
-        let state = self.state();
+        let state = self.bounds();
         let mut found = Vec::new();
         let families = PRUNED_AT_BASE
             .iter()
@@ -345,7 +350,7 @@ impl BlockStore {
             if left == 0 {
                 break;
             }
-            let range = height_range(family, 0, below);
+            let range = family.heights(0, below);
             found.extend(
                 self.db
                     .scan(&range, ScanOrder::Ascending, left)?
@@ -368,78 +373,82 @@ impl BlockStore {
         evidence_point: u64,
         batch_heights: u64,
         limiter: &mut PruneLimiter,
-    ) -> Result<BlockPruneReport, StoreError> {
-        let batch_heights = batch_heights.max(1);
+    ) -> Result<SegmentReport, StoreError> {
         let _writer = self.writer.lock();
-        let mut state = self.state();
-        if retain_height > state.height {
+        let start = self.bounds();
+        if retain_height > start.height {
             return Err(StoreError::RetainAboveHeight {
                 store: "block store",
                 retain: retain_height,
-                height: state.height,
+                height: start.height,
             });
         }
-        let mut report = BlockPruneReport::default();
+        let mut report = SegmentReport::default();
         // Phase 1: move `base` up. Meta and commit stay (their own phase follows).
-        while state.base < retain_height {
-            let Some(to) = limiter.batch_end(state.base, retain_height, batch_heights) else {
-                return Ok(report);
-            };
-            let mut batch = WriteBatch::new();
-            let hashes = self
-                .db
-                .iter(
-                    height_range(HASH_BY_HEIGHT, state.base, to),
-                    ScanOrder::Ascending,
-                )
-                .map(|kv| kv.map(|(_, hash)| hash))
-                .collect::<Result<Vec<_>, StorageError>>()?;
-            for hash in hashes {
-                batch.delete(hash_key(&hash));
-            }
-            for family in PRUNED_AT_BASE {
-                batch.delete_range(height_range(family, state.base, to));
-            }
-            let next = BlockStoreState { base: to, ..state };
-            batch.put(STATE_KEY, next.encode());
-            // Readers are turned away before anything they could ask for disappears. If the
-            // write fails the floor stays raised: those heights are refused until the next
-            // prune (or a restart) settles them.
-            self.base_floor.raise(to);
-            self.db.write(batch, WriteOptions::DURABLE)?;
-            debug!(from = state.base, to, "pruned block batch");
-            report.heights_pruned += to - state.base;
-            report.batches += 1;
-            limiter.spend(to - state.base);
-            state = next;
-            *self.state.write() = state;
+        let (_, done) =
+            limiter.run_batches(start.base, retain_height, batch_heights, |from, to| {
+                let mut batch = WriteBatch::new();
+                let hashes = self
+                    .db
+                    .iter(HASH_BY_HEIGHT.heights(from, to), ScanOrder::Ascending)
+                    .map(|kv| kv.map(|(_, hash)| hash))
+                    .collect::<Result<Vec<_>, StorageError>>()?;
+                for hash in hashes {
+                    batch.delete(hash_key(&hash));
+                }
+                for family in PRUNED_AT_BASE {
+                    batch.delete_range(family.heights(from, to));
+                }
+                let next = BlockStoreBounds {
+                    base: to,
+                    ..self.bounds()
+                };
+                // Readers are turned away before anything they could ask for disappears. If the
+                // write fails the floor stays raised: those heights are refused until the next
+                // prune (or a restart) settles them.
+                self.base_floor.raise(to);
+                self.commit(batch, next)?;
+                debug!(from, to, "pruned block batch");
+                report.heights_pruned += to - from;
+                report.batches += 1;
+                Ok::<_, StoreError>(())
+            })?;
+        if !done {
+            return Ok(report);
         }
         // Phase 2: drop meta and commit below both the evidence point and base.
+        let state = self.bounds();
         let evidence_target = evidence_point.min(state.base);
-        while state.evidence_base < evidence_target {
-            let Some(to) = limiter.batch_end(state.evidence_base, evidence_target, batch_heights)
-            else {
-                return Ok(report);
-            };
-            let mut batch = WriteBatch::new();
-            for family in EVIDENCE_FAMILIES {
-                batch.delete_range(height_range(family, state.evidence_base, to));
-            }
-            let next = BlockStoreState {
-                evidence_base: to,
-                ..state
-            };
-            batch.put(STATE_KEY, next.encode());
-            self.evidence_floor.raise(to);
-            self.db.write(batch, WriteOptions::DURABLE)?;
-            report.evidence_heights_pruned += to - state.evidence_base;
-            report.batches += 1;
-            limiter.spend(to - state.evidence_base);
-            state = next;
-            *self.state.write() = state;
-        }
-        report.complete = true;
+        let (_, done) = limiter.run_batches(
+            state.evidence_base,
+            evidence_target,
+            batch_heights,
+            |from, to| {
+                let mut batch = WriteBatch::new();
+                for family in EVIDENCE_FAMILIES {
+                    batch.delete_range(family.heights(from, to));
+                }
+                let next = BlockStoreBounds {
+                    evidence_base: to,
+                    ..self.bounds()
+                };
+                self.evidence_floor.raise(to);
+                self.commit(batch, next)?;
+                report.trailing_heights_pruned += to - from;
+                report.batches += 1;
+                Ok::<_, StoreError>(())
+            },
+        )?;
+        report.complete = done;
         Ok(report)
+    }
+
+    /// Writes `batch` with the new bounds, synced, and publishes the bounds.
+    fn commit(&self, mut batch: WriteBatch, next: BlockStoreBounds) -> Result<(), StoreError> {
+        batch.put(BOUNDS_KEY, next.encode());
+        self.db.write(batch, WriteOptions::DURABLE)?;
+        *self.bounds.write() = next;
+        Ok(())
     }
 
     /// The key ranges holding data of heights in `[from, to)`, family by family: what a
@@ -451,35 +460,29 @@ impl BlockStore {
     /// every post-pruning task, however little of it was pruned. Its deleted entries are about
     /// 40 bytes per height; the engine's own compaction, or a manual [`BlockStore::compact`]
     /// (which covers it), reclaims them.
-    pub fn ranges_for_heights(&self, from: u64, to: u64) -> Vec<KeyRange> {
-        [
-            META,
-            PART,
-            COMMIT,
-            SEEN_COMMIT,
-            EXTENDED_COMMIT,
-            HASH_BY_HEIGHT,
-        ]
-        .into_iter()
-        .map(|family| height_range(family, from, to))
-        .collect()
+    pub fn compaction_ranges(&self, from: u64, to: u64) -> Vec<KeyRange> {
+        keys::BLOCK_FAMILIES
+            .iter()
+            .filter(|family| **family != keys::HEIGHT_BY_HASH)
+            .map(|family| family.heights(from, to))
+            .collect()
     }
 
     /// The key ranges of heights in `[from, to)` that pruning has deleted for good: families
     /// dropped at the base below `min(to, base)`, meta and commits below
     /// `min(to, evidence_base)`. Nothing is ever written there again, so an engine may drop
-    /// their space without compacting ([`crate::kv::Compactable::drop_deleted_range`]).
+    /// their space without compacting ([`Compactable::drop_deleted_range`]).
     pub fn deleted_ranges(&self, from: u64, to: u64) -> Vec<KeyRange> {
-        let state = self.state();
+        let state = self.bounds();
         let below_base = to.min(state.base);
         let below_evidence = to.min(state.evidence_base);
         PRUNED_AT_BASE
             .iter()
-            .map(|family| height_range(family, from, below_base))
+            .map(|family| family.heights(from, below_base))
             .chain(
                 EVIDENCE_FAMILIES
                     .iter()
-                    .map(|family| height_range(family, from, below_evidence)),
+                    .map(|family| family.heights(from, below_evidence)),
             )
             .filter(|range| !range.is_empty())
             .collect()
@@ -487,56 +490,85 @@ impl BlockStore {
 
     /// Every key range the block store owns (the spec's `CompactBlockStore` covers these).
     pub fn all_ranges() -> Vec<KeyRange> {
-        [
-            META,
-            PART,
-            COMMIT,
-            SEEN_COMMIT,
-            EXTENDED_COMMIT,
-            HASH_BY_HEIGHT,
-            HEIGHT_BY_HASH,
-        ]
-        .into_iter()
-        .map(KeyRange::prefix)
-        .collect()
+        keys::BLOCK_FAMILIES.iter().map(Family::all).collect()
     }
 
     /// Compacts every range the block store owns, synchronously (the spec's
     /// `CompactBlockStore`), through the same runner and log lines as the background
     /// compactor. Safe to call while other threads read and write.
     pub fn compact(&self) -> Result<TaskReport, StoreError> {
-        compact_now(
+        Ok(compact_ranges_now(
             "compact_block_store",
-            "block_store",
-            &self.db,
+            BLOCK_SEGMENT,
+            Arc::clone(&self.db) as Arc<dyn Compactable>,
             Self::all_ranges(),
-        )
+        )?)
     }
 }
 
-/// Runs a one-target compaction task on the calling thread.
-pub(crate) fn compact_now(
-    label: &'static str,
-    target: &'static str,
-    db: &Arc<dyn KvStore>,
-    ranges: Vec<KeyRange>,
-) -> Result<TaskReport, StoreError> {
-    let task = CompactionTask::new(label).with_target_ranges(
-        target,
-        Arc::clone(db) as Arc<dyn Compactable>,
-        ranges,
-    );
-    Ok(run_task_now(&task)?)
+/// The name of the block store's segment, its compaction target and its metric label.
+pub const BLOCK_SEGMENT: &str = "block_store";
+
+/// The block store as a prune segment: prunes to the retain height, keeping the evidence
+/// window (`evidence_max_age_heights` below the chain's height) of meta and commits.
+#[derive(Debug, Clone)]
+pub struct BlockSegment {
+    store: Arc<BlockStore>,
+    evidence_max_age_heights: u64,
 }
 
-fn part_key(height: u64, index: u32) -> Vec<u8> {
-    let mut key = height_key(PART, height);
-    key.extend_from_slice(&index.to_be_bytes());
-    key
+impl BlockSegment {
+    /// The segment of `store`, keeping meta and commits of the last `evidence_max_age_heights`
+    /// heights (CometBFT's evidence max age; [`DEFAULT_EVIDENCE_MAX_AGE_HEIGHTS`] by default).
+    pub fn new(store: Arc<BlockStore>, evidence_max_age_heights: u64) -> Self {
+        Self {
+            store,
+            evidence_max_age_heights,
+        }
+    }
 }
 
-fn hash_key(hash: &[u8]) -> Vec<u8> {
-    let mut key = HEIGHT_BY_HASH.to_vec();
-    key.extend_from_slice(hash);
-    key
+impl PruneSegment for BlockSegment {
+    fn name(&self) -> &str {
+        BLOCK_SEGMENT
+    }
+
+    fn store(&self) -> &Arc<dyn KvStore> {
+        self.store.db()
+    }
+
+    fn bounds(&self) -> SegmentBounds {
+        let b = self.store.bounds();
+        SegmentBounds {
+            lowest: b.evidence_base,
+            base: b.base,
+            height: b.height,
+        }
+    }
+
+    fn prune(
+        &self,
+        request: &PruneRequest,
+        limiter: &mut PruneLimiter,
+    ) -> Result<SegmentReport, SegmentError> {
+        let evidence_point = request
+            .chain_height
+            .saturating_sub(self.evidence_max_age_heights);
+        let retain = request.retain_height.min(self.store.height());
+        Ok(self
+            .store
+            .prune(retain, evidence_point, request.batch_heights, limiter)?)
+    }
+
+    fn compaction_ranges(&self, from: u64, to: u64) -> Vec<KeyRange> {
+        self.store.compaction_ranges(from, to)
+    }
+
+    fn deleted_ranges(&self, from: u64, to: u64) -> Vec<KeyRange> {
+        self.store.deleted_ranges(from, to)
+    }
+
+    fn all_ranges(&self) -> Vec<KeyRange> {
+        BlockStore::all_ranges()
+    }
 }

@@ -1,23 +1,24 @@
-//! Key and record encodings shared by the block store and the state store.
+//! Building blocks for height-indexed segments (no chain's layout is spelled here): keys that
+//! sort by height inside a family, the read floor that refuses reads of pruned heights, and a
+//! fixed-width record codec.
 //!
 //! Heights are big-endian `u64` after a family prefix, so every family is ordered by height and
 //! "all heights in `[from, to)`" is one contiguous key range per family.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::error::StoreError;
 use crate::range::KeyRange;
 
 /// `prefix ++ be64(height)`.
-pub(crate) fn height_key(prefix: &[u8], height: u64) -> Vec<u8> {
+pub fn height_key(prefix: &[u8], height: u64) -> Vec<u8> {
     let mut key = Vec::with_capacity(prefix.len() + 8);
     key.extend_from_slice(prefix);
     key.extend_from_slice(&height.to_be_bytes());
     key
 }
 
-/// The keys of `family` for heights in `[from, to)`; empty when `from >= to`.
-pub(crate) fn height_range(prefix: &[u8], from: u64, to: u64) -> KeyRange {
+/// The keys of the family `prefix` for heights in `[from, to)`; empty when `from >= to`.
+pub fn height_range(prefix: &[u8], from: u64, to: u64) -> KeyRange {
     let from = height_key(prefix, from);
     let to = height_key(prefix, to);
     // `max` keeps the range well-formed when from > to: it is then empty.
@@ -25,38 +26,52 @@ pub(crate) fn height_range(prefix: &[u8], from: u64, to: u64) -> KeyRange {
     KeyRange::new(Some(from), Some(to)).unwrap_or_default()
 }
 
+/// A read of a height below the lowest one kept: it was pruned (or is being pruned).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{what} at height {height} was pruned: the lowest height kept is {base}")]
+pub struct PrunedHeight {
+    /// What was asked for.
+    pub what: &'static str,
+    /// The height asked for.
+    pub height: u64,
+    /// The lowest height whose `what` is kept.
+    pub base: u64,
+}
+
 /// The lowest height readers may ask for in one family. It is raised *before* pruning deletes
 /// anything below it, and every guarded read checks it both before and after reading, so a read
-/// racing with pruning is refused with [`StoreError::Pruned`] instead of returning a partial or
+/// racing with pruning is refused with [`PrunedHeight`] instead of returning a partial or
 /// missing value.
 #[derive(Debug, Default)]
-pub(crate) struct ReadFloor(AtomicU64);
+pub struct ReadFloor(AtomicU64);
 
 impl ReadFloor {
-    pub(crate) fn new(height: u64) -> Self {
+    /// A floor at `height`.
+    pub fn new(height: u64) -> Self {
         Self(AtomicU64::new(height))
     }
 
-    pub(crate) fn get(&self) -> u64 {
+    /// The floor now.
+    pub fn get(&self) -> u64 {
         self.0.load(Ordering::SeqCst)
     }
 
     /// Raises the floor to `height` (never lowers it).
-    pub(crate) fn raise(&self, height: u64) {
+    pub fn raise(&self, height: u64) {
         self.0.fetch_max(height, Ordering::SeqCst);
     }
 
     /// Runs `read` for `height` unless the floor is above it, before or after the read.
-    pub(crate) fn guard<T>(
+    pub fn guard<T, E: From<PrunedHeight>>(
         &self,
         what: &'static str,
         height: u64,
-        read: impl FnOnce() -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
+        read: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, E> {
         let check = || {
             let base = self.get();
             if height < base {
-                Err(StoreError::Pruned { what, height, base })
+                Err(E::from(PrunedHeight { what, height, base }))
             } else {
                 Ok(())
             }
@@ -69,12 +84,12 @@ impl ReadFloor {
 }
 
 /// Encodes a fixed list of `u64` fields.
-pub(crate) fn encode_u64s(fields: &[u64]) -> Vec<u8> {
+pub fn encode_u64s(fields: &[u64]) -> Vec<u8> {
     fields.iter().flat_map(|f| f.to_be_bytes()).collect()
 }
 
 /// Decodes exactly `N` `u64` fields, or `None` if the length is wrong.
-pub(crate) fn decode_u64s<const N: usize>(bytes: &[u8]) -> Option<[u64; N]> {
+pub fn decode_u64s<const N: usize>(bytes: &[u8]) -> Option<[u64; N]> {
     if bytes.len() != N * 8 {
         return None;
     }

@@ -2,13 +2,11 @@
 //! CometBFT once ignored a misplaced key silently, and an operator deserves to hear about it.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
-use std::sync::Arc;
-
+use reclaim_core::{CommitLatencyGate, LoadSignal, Pacing, TimeWindow};
 use serde::{Deserialize, Serialize};
-
-use crate::pacing::{CommitLatencyGate, Pacing, TimeWindow};
 
 /// CometBFT's default number of pruned heights between forced compactions.
 pub const DEFAULT_COMPACTION_INTERVAL: u64 = 1000;
@@ -167,7 +165,7 @@ impl PacingConfig {
         pacing.max_deferral = self.max_deferral;
         let gate = self.busy_commit_latency.map(|threshold| {
             let gate = Arc::new(CommitLatencyGate::new(threshold));
-            pacing.load = Some(Arc::clone(&gate) as Arc<dyn crate::pacing::LoadSignal>);
+            pacing.load = Some(Arc::clone(&gate) as Arc<dyn LoadSignal>);
             gate
         });
         Ok((pacing, gate))

@@ -2,8 +2,9 @@
 //!
 //! One named thread prunes to the effective retain height every `interval`, or at once when
 //! woken. Wake-ups go through a one-slot channel, so any number of wake-ups while a run is
-//! pending merge into one run and [`BackgroundPruner::wake`] never blocks. A run bounded by
-//! [`crate::pruning::PruneLimits`] that stops with more to do is followed at once by the next
+//! pending merge into one run and [`BackgroundPruner::wake`] never blocks. The retain height
+//! comes from a [`RetainHeightSource`] (a chain's persisted retain heights, a fixed value, ...).
+//! A run bounded by [`crate::pruning::PruneLimits`] that stops with more to do is followed at once by the next
 //! run (the thread yields between runs), so a backlog drains in bounded steps. Errors are
 //! logged and counted, never fatal: the next tick tries again.
 
@@ -16,10 +17,23 @@ use parking_lot::Mutex;
 use tracing::{debug, info, warn};
 
 use crate::metric;
-use crate::pacing::StopSignal;
-use crate::pruning::PruningExecutor;
-use crate::retain::RetainHeights;
-use crate::worker::{Stopped, Worker};
+use crate::pruning::executor::PruningExecutor;
+use crate::worker::{StopSignal, Stopped, Worker};
+
+/// Where the background pruner reads the height to prune to before every run.
+///
+/// Guarantee asked of an implementation: `retain_height` is cheap and never blocks; 0 means
+/// "prune nothing".
+pub trait RetainHeightSource: Send + Sync {
+    /// The height below which pruning may delete now (0: nothing).
+    fn retain_height(&self) -> u64;
+}
+
+impl RetainHeightSource for std::sync::atomic::AtomicU64 {
+    fn retain_height(&self) -> u64 {
+        self.load(Ordering::Acquire)
+    }
+}
 
 /// Counters of a [`BackgroundPruner`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -80,10 +94,10 @@ impl std::fmt::Debug for BackgroundPruner {
 
 impl BackgroundPruner {
     /// Starts the loop: every `interval` (and on [`BackgroundPruner::wake`]) it prunes with
-    /// `executor` to `retain`'s effective height, using the executor's limits per run.
-    pub fn start(
+    /// `executor` to `retain`'s height, using the executor's limits per run.
+    pub fn start<R: RetainHeightSource + 'static>(
         executor: Arc<PruningExecutor>,
-        retain: Arc<RetainHeights>,
+        retain: Arc<R>,
         interval: Duration,
     ) -> Result<Self, PrunerError> {
         let (wake, woken) = bounded::<()>(1);
@@ -93,7 +107,7 @@ impl BackgroundPruner {
             Worker::spawn("reclaim-pruner", move |stop| {
                 let run = Loop {
                     executor: &executor,
-                    retain: &retain,
+                    retain: retain.as_ref(),
                     stop,
                     counters: &counters,
                 };
@@ -159,7 +173,7 @@ impl Drop for BackgroundPruner {
 
 struct Loop<'a> {
     executor: &'a PruningExecutor,
-    retain: &'a RetainHeights,
+    retain: &'a dyn RetainHeightSource,
     stop: &'a StopSignal,
     counters: &'a Counters,
 }
@@ -187,19 +201,18 @@ impl Loop<'_> {
     /// Runs until the effective retain height is reached, a run fails, or a stop is asked.
     fn drain(&self) {
         loop {
-            let retain = self.retain.effective();
-            let base = self.executor.blocks().base();
-            if retain == 0 || base == 0 {
-                debug!(retain, base, "nothing to prune");
+            let retain = self.retain.retain_height();
+            if retain == 0 || self.executor.is_empty() {
+                debug!(retain, "nothing to prune");
                 return;
             }
             self.counters.runs.fetch_add(1, Ordering::Relaxed);
-            match self.executor.prune_blocks(retain) {
+            match self.executor.prune(retain) {
                 Ok(outcome) => {
                     self.counters
                         .heights_pruned
                         .fetch_add(outcome.heights_pruned(), Ordering::Relaxed);
-                    let progressed = outcome.blocks.batches + outcome.states.batches > 0;
+                    let progressed = outcome.batches() > 0;
                     // Without progress (a height budget of 0) the next run would do the same:
                     // wait for the next tick instead of spinning.
                     if !outcome.more_to_do() || !progressed || self.stopped() {

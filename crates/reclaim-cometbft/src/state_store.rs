@@ -1,4 +1,5 @@
-//! The state store (CometBFT's state `Store`), over any [`KvStore`], holding opaque bytes.
+//! The state store (CometBFT's state `Store`), over any [`KvStore`], holding opaque bytes, and
+//! [`StateSegment`], the prune segment the executor prunes it through. Keys: [`crate::keys`].
 //!
 //! | key | value |
 //! |---|---|
@@ -21,19 +22,23 @@
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
+use reclaim_core::compaction::{TaskReport, compact_ranges_now};
+use reclaim_core::height::{ReadFloor, decode_u64s, encode_u64s, height_key, height_range};
+use reclaim_core::pruning::{
+    PruneLimiter, PruneRequest, PruneSegment, SegmentBounds, SegmentError, SegmentReport,
+};
+use reclaim_core::range::hex;
+use reclaim_core::{
+    Compactable, KeyRange, KvReadExt, KvStore, ScanOrder, WriteBatch, WriteOptions,
+};
 use tracing::debug;
 
-use crate::block_store::compact_now;
-use crate::codec::{ReadFloor, decode_u64s, encode_u64s, height_key, height_range};
-use crate::compactor::TaskReport;
 use crate::error::StoreError;
-use crate::kv::{KvReadExt, KvStore, ScanOrder, WriteBatch, WriteOptions};
-use crate::pruning::PruneLimiter;
-use crate::range::{KeyRange, hex};
+use crate::keys::{self, Family};
 
-const RESPONSES: &[u8] = b"abciResponsesKey:";
-const LAST_RESPONSE_KEY: &[u8] = b"lastABCIResponseKey";
-const META_KEY: &[u8] = b"stateStoreMeta";
+const RESPONSES: &[u8] = keys::RESPONSES.prefix;
+const LAST_RESPONSE_KEY: &[u8] = keys::LATEST_RESPONSE.key;
+const META_KEY: &[u8] = keys::STATE_STORE_BOUNDS.key;
 
 /// Default height interval between full validator-set checkpoints (CometBFT's 100,000).
 pub const DEFAULT_VALIDATOR_CHECKPOINT_INTERVAL: u64 = 100_000;
@@ -129,12 +134,12 @@ struct Versioned {
 }
 
 const VALIDATORS: Versioned = Versioned {
-    prefix: b"validatorsKey:",
+    prefix: keys::VALIDATORS.prefix,
     what: "validator set",
     checkpoint_interval: None,
 };
 const PARAMS: Versioned = Versioned {
-    prefix: b"consensusParamsKey:",
+    prefix: keys::CONSENSUS_PARAMS.prefix,
     what: "consensus params",
     checkpoint_interval: None,
 };
@@ -330,20 +335,6 @@ impl Versioned {
         }
         if keep < to { keep } else { 0 }
     }
-}
-
-/// What one call to [`StateStore::prune`] removed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct StatePruneReport {
-    /// False when the limiter stopped the call before it reached its targets; the progress
-    /// made is persisted and the next call resumes.
-    pub complete: bool,
-    /// Heights whose params and response were deleted.
-    pub heights_pruned: u64,
-    /// Heights whose validator set was deleted.
-    pub validator_heights_pruned: u64,
-    /// Atomic batches written.
-    pub batches: u64,
 }
 
 /// The state store. Reads never take the write lock; saves and pruning are serialised.
@@ -566,78 +557,79 @@ impl StateStore {
     }
 
     /// Prunes state below `retain_height`, keeping validator sets at or above
-    /// `evidence_threshold`, in atomic batches of at most `batch_heights` heights that persist
+    /// `evidence_point`, in atomic batches of at most `batch_heights` heights that persist
     /// the new bounds with the deletions. Resumes whatever an interrupted call left. `limiter`
     /// bounds the heights and time one call spends (`complete: false` when it ran out).
     pub fn prune(
         &self,
         retain_height: u64,
-        evidence_threshold: u64,
+        evidence_point: u64,
         batch_heights: u64,
         limiter: &mut PruneLimiter,
-    ) -> Result<StatePruneReport, StoreError> {
-        let batch_heights = batch_heights.max(1);
+    ) -> Result<SegmentReport, StoreError> {
         let _tips = self.writer.lock();
         let db = self.db.as_ref();
-        let mut bounds = self.bounds();
-        if retain_height > bounds.height {
+        let start = self.bounds();
+        if retain_height > start.height {
             return Err(StoreError::RetainAboveHeight {
                 store: "state store",
                 retain: retain_height,
-                height: bounds.height,
+                height: start.height,
             });
         }
-        let mut report = StatePruneReport::default();
-        if bounds.base < retain_height {
-            while bounds.base < retain_height {
-                let Some(to) = limiter.batch_end(bounds.base, retain_height, batch_heights) else {
-                    return Ok(report);
-                };
+        let mut report = SegmentReport::default();
+        let (_, done) =
+            limiter.run_batches(start.base, retain_height, batch_heights, |from, to| {
                 // Each batch keeps what its own new base needs, so the store is consistent
                 // between batches (and after a crash between them), not only at the end.
+                let bounds = self.bounds();
                 let keep = PARAMS.needed_full_at(db, to)?;
                 let mut batch = WriteBatch::new();
-                batch.delete_range(height_range(RESPONSES, bounds.base, to));
-                let params_kept =
-                    PARAMS.prune_into(&mut batch, bounds.base, to, keep, bounds.params_kept);
-                let next = StateStoreBounds {
-                    base: to,
-                    params_kept,
-                    ..bounds
-                };
-                self.commit_batch(batch, next)?;
-                debug!(from = bounds.base, to, "pruned state batch");
-                report.heights_pruned += to - bounds.base;
+                batch.delete_range(height_range(RESPONSES, from, to));
+                let params_kept = PARAMS.prune_into(&mut batch, from, to, keep, bounds.params_kept);
+                self.commit_batch(
+                    batch,
+                    StateStoreBounds {
+                        base: to,
+                        params_kept,
+                        ..bounds
+                    },
+                )?;
+                debug!(from, to, "pruned state batch");
+                report.heights_pruned += to - from;
                 report.batches += 1;
-                limiter.spend(to - bounds.base);
-                bounds = next;
-            }
+                Ok::<_, StoreError>(())
+            })?;
+        if !done {
+            return Ok(report);
         }
-        let validators_target = evidence_threshold.min(bounds.base);
-        if bounds.validators_base < validators_target {
-            while bounds.validators_base < validators_target {
-                let from = bounds.validators_base;
-                let Some(to) = limiter.batch_end(from, validators_target, batch_heights) else {
-                    return Ok(report);
-                };
+        let bounds = self.bounds();
+        let validators_target = evidence_point.min(bounds.base);
+        let (_, done) = limiter.run_batches(
+            bounds.validators_base,
+            validators_target,
+            batch_heights,
+            |from, to| {
+                let bounds = self.bounds();
                 let keep = self.validators.needed_full_at(db, to)?;
                 let mut batch = WriteBatch::new();
                 let validators_kept =
                     self.validators
                         .prune_into(&mut batch, from, to, keep, bounds.validators_kept);
-                let next = StateStoreBounds {
-                    validators_base: to,
-                    validators_kept,
-                    ..bounds
-                };
-                self.commit_batch(batch, next)?;
-                report.validator_heights_pruned += to - from;
+                self.commit_batch(
+                    batch,
+                    StateStoreBounds {
+                        validators_base: to,
+                        validators_kept,
+                        ..bounds
+                    },
+                )?;
+                report.trailing_heights_pruned += to - from;
                 report.batches += 1;
-                limiter.spend(to - from);
-                bounds = next;
-            }
-        }
-        report.complete = true;
+                Ok::<_, StoreError>(())
+            },
+        )?;
+        report.complete = done;
         Ok(report)
     }
 
@@ -657,10 +649,10 @@ impl StateStore {
 
     /// The key ranges holding state of heights in `[from, to)`: what a targeted compaction
     /// covers.
-    pub fn ranges_for_heights(&self, from: u64, to: u64) -> Vec<KeyRange> {
-        [self.validators.prefix, PARAMS.prefix, RESPONSES]
-            .into_iter()
-            .map(|family| height_range(family, from, to))
+    pub fn compaction_ranges(&self, from: u64, to: u64) -> Vec<KeyRange> {
+        keys::STATE_FAMILIES
+            .iter()
+            .map(|family| family.heights(from, to))
             .collect()
     }
 
@@ -669,7 +661,7 @@ impl StateStore {
     /// record below their bases for the pointers above, so their ranges are not wholly deleted.)
     pub fn deleted_ranges(&self, from: u64, to: u64) -> Vec<KeyRange> {
         let below_base = to.min(self.bounds().base);
-        let range = height_range(RESPONSES, from, below_base);
+        let range = keys::RESPONSES.heights(from, below_base);
         if range.is_empty() {
             Vec::new()
         } else {
@@ -679,21 +671,86 @@ impl StateStore {
 
     /// Every key range the state store owns.
     pub fn all_ranges() -> Vec<KeyRange> {
-        [VALIDATORS.prefix, PARAMS.prefix, RESPONSES]
-            .into_iter()
-            .map(KeyRange::prefix)
-            .collect()
+        keys::STATE_FAMILIES.iter().map(Family::all).collect()
     }
 
     /// Compacts every range the state store owns, synchronously (the spec's `CompactStateDB`),
     /// through the same runner and log lines as the background compactor. Safe to call while
     /// other threads read and write.
     pub fn compact(&self) -> Result<TaskReport, StoreError> {
-        compact_now(
+        Ok(compact_ranges_now(
             "compact_state_store",
-            "state_store",
-            &self.db,
+            STATE_SEGMENT,
+            Arc::clone(&self.db) as Arc<dyn Compactable>,
             Self::all_ranges(),
-        )
+        )?)
+    }
+}
+
+/// The name of the state store's segment, its compaction target and its metric label.
+pub const STATE_SEGMENT: &str = "state_store";
+
+/// The state store as a prune segment: prunes to the retain height (never past its own
+/// height), keeping validator sets of the evidence window.
+#[derive(Debug, Clone)]
+pub struct StateSegment {
+    store: Arc<StateStore>,
+    evidence_max_age_heights: u64,
+}
+
+impl StateSegment {
+    /// The segment of `store`, keeping the validator sets of the last
+    /// `evidence_max_age_heights` heights of the chain.
+    pub fn new(store: Arc<StateStore>, evidence_max_age_heights: u64) -> Self {
+        Self {
+            store,
+            evidence_max_age_heights,
+        }
+    }
+}
+
+impl PruneSegment for StateSegment {
+    fn name(&self) -> &str {
+        STATE_SEGMENT
+    }
+
+    fn store(&self) -> &Arc<dyn KvStore> {
+        self.store.db()
+    }
+
+    fn bounds(&self) -> SegmentBounds {
+        let b = self.store.bounds();
+        SegmentBounds {
+            lowest: b.validators_base,
+            base: b.base,
+            height: b.height,
+        }
+    }
+
+    fn prune(
+        &self,
+        request: &PruneRequest,
+        limiter: &mut PruneLimiter,
+    ) -> Result<SegmentReport, SegmentError> {
+        let evidence_point = request
+            .chain_height
+            .saturating_sub(self.evidence_max_age_heights);
+        // The state may trail the blocks by a height: never prune past what it holds.
+        let retain = request.retain_height.min(self.store.height());
+        Ok(self
+            .store
+            .prune(retain, evidence_point, request.batch_heights, limiter)?)
+    }
+
+    fn compaction_ranges(&self, from: u64, to: u64) -> Vec<KeyRange> {
+        self.store.compaction_ranges(from, to)
+    }
+
+    fn deleted_ranges(&self, from: u64, to: u64) -> Vec<KeyRange> {
+        self.store.deleted_ranges(from, to)
+    }
+
+    fn all_ranges(&self) -> Vec<KeyRange> {
+        StateStore::all_ranges()
     }
 }

@@ -10,16 +10,18 @@
 use std::sync::Arc;
 
 use parking_lot::Mutex;
+use reclaim_core::height::{decode_u64s, encode_u64s};
+use reclaim_core::metric;
+use reclaim_core::pruning::RetainHeightSource;
+use reclaim_core::range::hex;
+use reclaim_core::{KvStore, WriteBatch, WriteOptions};
 use tracing::info;
 
 use crate::block_store::BlockStore;
-use crate::codec::{decode_u64s, encode_u64s};
 use crate::error::StoreError;
-use crate::kv::{KvStore, WriteBatch, WriteOptions};
-use crate::metric;
-use crate::range::hex;
+use crate::keys;
 
-const RETAIN_KEY: &[u8] = b"retainHeights";
+const RETAIN_KEY: &[u8] = keys::RETAIN_HEIGHTS.key;
 
 /// Who set a retain height.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -211,7 +213,7 @@ impl RetainHeights {
                 requested: height,
             });
         }
-        let bounds = self.blocks.state();
+        let bounds = self.blocks.bounds();
         if height < bounds.base {
             return Err(RetainHeightError::BelowBase {
                 party: source,
@@ -261,5 +263,11 @@ impl RetainHeights {
         }
         metrics::gauge!(metric::RETAIN_HEIGHT, "source" => "effective")
             .set(state.effective() as f64);
+    }
+}
+
+impl RetainHeightSource for RetainHeights {
+    fn retain_height(&self) -> u64 {
+        self.effective()
     }
 }

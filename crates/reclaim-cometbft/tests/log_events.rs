@@ -5,11 +5,12 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use reclaim_core::fault::{CompactionFault, FaultyStore};
-use reclaim_core::{
-    Block, BlockStore, Compactable, CompactionTask, Compactor, HeightState, KvStore, MemoryStore,
-    PruningExecutor, PruningOptions, StateStore, StateStoreOptions, WriteOptions,
+use reclaim_cometbft::{
+    Block, BlockStore, HeightState, PruningSettings, StateStore, StateStoreOptions,
+    pruning_executor,
 };
+use reclaim_core::fault::{CompactionFault, FaultyStore};
+use reclaim_core::{Compactable, CompactionTask, Compactor, KvStore, MemoryStore, WriteOptions};
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -106,29 +107,28 @@ fn the_spec_log_lines_appear_with_their_fields() {
     // The executor's lines: enqueued, skipped, and the synchronous fallback.
     let db: Arc<dyn KvStore> = Arc::clone(&store) as Arc<dyn KvStore>;
     let (blocks, states) = chain(db, 40);
-    let options = PruningOptions {
+    let options = PruningSettings {
         compact: true,
         compaction_interval: 1,
         evidence_max_age_heights: 0,
         ..Default::default()
     };
-    let exec = PruningExecutor::new(Arc::clone(&blocks), Arc::clone(&states), options)
-        .with_compactor(Arc::clone(&compactor));
+    let exec = pruning_executor(&blocks, &states, options).with_compactor(Arc::clone(&compactor));
     store.set_compaction_fault(CompactionFault::Delay(Duration::from_millis(200)));
-    exec.prune_blocks(10).unwrap();
-    exec.prune_blocks(20).unwrap();
+    exec.prune(10).unwrap();
+    exec.prune(20).unwrap();
     captured.line_with("enqueued async database compaction after pruning");
     captured.line_with("skipped async compaction - already in progress or queue full");
     assert!(compactor.wait_idle(Duration::from_secs(10)));
     store.set_compaction_fault(CompactionFault::None);
 
-    let sync = PruningExecutor::new(blocks, states, options);
-    sync.prune_blocks(30).unwrap();
+    let sync = pruning_executor(&blocks, &states, options);
+    sync.prune(30).unwrap();
     let fallback = captured.line_with("no async compactor available, using synchronous compaction");
     assert!(fallback.contains("ERROR"), "{fallback}");
     captured.line_with("successfully compacted databases after pruning");
     store.set_compaction_fault(CompactionFault::Error);
-    sync.prune_blocks(35).unwrap();
+    sync.prune(35).unwrap();
     let failed = captured.line_with("failed to compact databases after pruning");
     assert!(failed.contains("err="), "{failed}");
 }

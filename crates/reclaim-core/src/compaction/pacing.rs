@@ -1,7 +1,7 @@
 //! Pacing of background compaction: how a task is cut into slices and when each slice may run.
 //!
 //! The spec's compactor runs one whole compaction at a time, as fast as it can. A paced
-//! compactor ([`crate::compactor::Compactor::with_pacing`]) instead cuts every range of a task
+//! compactor ([`crate::compaction::Compactor::with_pacing`]) instead cuts every range of a task
 //! into slices of about [`Pacing::max_slice_bytes`] (the engine sizes them, see
 //! [`crate::kv::Compactable::compaction_slices`]), sleeps [`Pacing::pause_between_slices`]
 //! between slices, and before each slice waits while the node reports itself busy (a
@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crate::worker::StopSignal;
 
 /// Something the node feeds that tells whether foreground work is heavy right now.
 ///
@@ -305,56 +305,6 @@ pub(crate) struct Turn {
     pub(crate) forced: bool,
 }
 
-/// A stop request that also interrupts sleeps: the compactor's worker sleeps on it between
-/// slices so that shutdown never waits out a pause.
-#[derive(Debug, Clone)]
-pub struct StopSignal {
-    flag: Arc<AtomicBool>,
-    wake: Receiver<()>,
-}
-
-impl StopSignal {
-    /// A signal that never fires (synchronous compaction).
-    pub fn never() -> Self {
-        Self {
-            flag: Arc::new(AtomicBool::new(false)),
-            wake: crossbeam_channel::never(),
-        }
-    }
-
-    /// A signal that fires when `flag` is set; `wake` must disconnect (its sender dropped) at
-    /// the same time so sleepers wake at once.
-    pub(crate) fn new(flag: Arc<AtomicBool>, wake: Receiver<()>) -> Self {
-        Self { flag, wake }
-    }
-
-    /// Requests the stop (sleepers wake once the sender side of `wake` is dropped too).
-    pub(crate) fn request(&self) {
-        self.flag.store(true, Ordering::Release);
-    }
-
-    /// The channel that disconnects when a stop is requested, for `select!`.
-    pub(crate) fn requests(&self) -> &Receiver<()> {
-        &self.wake
-    }
-
-    /// True once a stop was requested.
-    pub fn is_stopped(&self) -> bool {
-        self.flag.load(Ordering::Acquire)
-    }
-
-    /// Sleeps up to `duration`; returns true (early) when a stop was requested.
-    pub fn sleep(&self, duration: Duration) -> bool {
-        if self.is_stopped() {
-            return true;
-        }
-        match self.wake.recv_timeout(duration) {
-            Err(RecvTimeoutError::Timeout) => self.is_stopped(),
-            Ok(()) | Err(RecvTimeoutError::Disconnected) => true,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -406,22 +356,5 @@ mod tests {
         );
         gate.set_busy(true);
         assert!(gate.is_busy());
-    }
-
-    #[test]
-    fn stop_signal_interrupts_sleep() {
-        let flag = Arc::new(AtomicBool::new(false));
-        let (tx, rx) = crossbeam_channel::bounded::<()>(0);
-        let stop = StopSignal::new(Arc::clone(&flag), rx);
-        assert!(!stop.sleep(Duration::from_millis(1)));
-        let waker = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(20));
-            flag.store(true, Ordering::Release);
-            drop(tx);
-        });
-        let started = std::time::Instant::now();
-        assert!(stop.sleep(Duration::from_secs(30)));
-        assert!(started.elapsed() < Duration::from_secs(20));
-        waker.join().unwrap();
     }
 }

@@ -2,12 +2,10 @@
 
 use std::sync::Arc;
 
+use reclaim_cometbft::StoreError;
+use reclaim_cometbft::{BlockStore, HeightState, StateStore, StateStoreOptions};
 use reclaim_conformance::chain::*;
-use reclaim_core::error::StoreError;
-use reclaim_core::{
-    BlockStore, HeightState, KvStore, KvWrite, MemoryStore, StateStore, StateStoreOptions,
-    WriteBatch, WriteOptions,
-};
+use reclaim_core::{KvStore, KvWrite, MemoryStore, WriteBatch, WriteOptions};
 
 fn memory() -> (MemoryStore, Arc<dyn KvStore>) {
     let store = MemoryStore::new();
@@ -21,10 +19,10 @@ fn saved_blocks_load_back_and_survive_reopen() {
     let chain = open(Arc::clone(&db), StateStoreOptions::default());
     commit(&chain, 5, 5, 40);
     assert_eq!((chain.blocks.base(), chain.blocks.height()), (5, 40));
-    assert_eq!(chain.blocks.state().size(), 36);
+    assert_eq!(chain.blocks.bounds().size(), 36);
     check_invariants(&chain, 5);
     let reopened = open(db, StateStoreOptions::default());
-    assert_eq!(reopened.blocks.state(), chain.blocks.state());
+    assert_eq!(reopened.blocks.bounds(), chain.blocks.bounds());
     assert_eq!(reopened.states.bounds(), chain.states.bounds());
     check_invariants(&reopened, 5);
     // Saving continues where it stopped, pointers included.
@@ -183,7 +181,7 @@ fn corrupt_bounds_are_a_typed_error_on_open() {
         matches!(
             err,
             StoreError::CorruptRecord {
-                what: "block store state",
+                what: "block store bounds",
                 ..
             }
         ),

@@ -1,0 +1,193 @@
+//! When pruning is followed by a compaction: a [`CompactionPolicy`] looks at what pruning has
+//! left pending since the last compaction and says "compact these heights now" or "wait".
+//!
+//! Policies are pure (no I/O, no threads, no clock), so each is tested as a table. The pruning
+//! executor is given one ([`crate::pruning::PruningExecutor::with_policy`]); the mechanism
+//! around it (persisting the pending record, building the task, dispatching it, the spec's log
+//! lines) stays in the executor.
+
+use std::fmt;
+
+/// What pruning has deleted since the last compaction started: the heights pruned and the
+/// height range `[from, to)` they span (over every registered segment).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PendingCompaction {
+    /// Heights pruned since the last compaction (the largest count of any segment per run).
+    pub pruned_heights: u64,
+    /// The lowest height touched by those runs; `None` when nothing is pending.
+    pub from: Option<u64>,
+    /// The highest retain height of those runs (exclusive end of the range).
+    pub to: u64,
+}
+
+impl PendingCompaction {
+    /// True when nothing was pruned since the last compaction.
+    pub fn is_empty(&self) -> bool {
+        self.from.is_none() && self.pruned_heights == 0
+    }
+
+    /// Adds one pruning run that deleted `heights` heights from `lowest_touched` up to
+    /// `retain_height` (exclusive). A run that deleted anything counts at least one height.
+    pub fn record_run(&mut self, lowest_touched: u64, retain_height: u64, heights: u64) {
+        self.pruned_heights = self.pruned_heights.saturating_add(heights.max(1));
+        self.from = Some(self.from.map_or(lowest_touched, |f| f.min(lowest_touched)));
+        self.to = self.to.max(retain_height);
+    }
+
+    /// The pending height range `[from, to)`, `from` defaulting to `to` when unknown.
+    pub fn height_range(&self) -> (u64, u64) {
+        (self.from.unwrap_or(self.to).min(self.to), self.to)
+    }
+}
+
+/// What a policy decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicyDecision {
+    /// Compact the key ranges of heights `[from, to)` now.
+    Compact {
+        /// First height (inclusive).
+        from: u64,
+        /// End height (exclusive).
+        to: u64,
+    },
+    /// Not yet: keep the record pending and ask again after the next prune.
+    Wait,
+    /// This policy never compacts after pruning (CometBFT's `compact = false`).
+    Off,
+}
+
+/// Decides whether the heights pruned since the last compaction are worth compacting now.
+///
+/// Guarantees an implementation must give: `decide` is pure and cheap (it runs on the pruning
+/// path after every run that deleted something) and never asks for heights outside
+/// `pending.height_range()`.
+pub trait CompactionPolicy: Send + Sync + fmt::Debug {
+    /// The name used in logs and configuration.
+    fn name(&self) -> &'static str;
+
+    /// The decision for what is pending now.
+    fn decide(&self, pending: &PendingCompaction) -> PolicyDecision;
+}
+
+/// CometBFT's rule: compact once `interval` heights have been pruned since the last compaction
+/// (`[storage] compaction_interval`, default 1000), over everything pending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IntervalPolicy {
+    interval: u64,
+}
+
+impl IntervalPolicy {
+    /// Compacts every `interval` pruned heights (an interval of 0 counts as 1).
+    pub fn new(interval: u64) -> Self {
+        Self {
+            interval: interval.max(1),
+        }
+    }
+
+    /// Pruned heights between compactions.
+    pub fn interval(&self) -> u64 {
+        self.interval
+    }
+}
+
+impl CompactionPolicy for IntervalPolicy {
+    fn name(&self) -> &'static str {
+        "interval"
+    }
+
+    fn decide(&self, pending: &PendingCompaction) -> PolicyDecision {
+        if pending.is_empty() || pending.pruned_heights < self.interval {
+            return PolicyDecision::Wait;
+        }
+        let (from, to) = pending.height_range();
+        PolicyDecision::Compact { from, to }
+    }
+}
+
+/// Never compacts after pruning (CometBFT's `compact = false`, the default there).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NeverCompact;
+
+impl CompactionPolicy for NeverCompact {
+    fn name(&self) -> &'static str {
+        "off"
+    }
+
+    fn decide(&self, _pending: &PendingCompaction) -> PolicyDecision {
+        PolicyDecision::Off
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(pruned_heights: u64, from: Option<u64>, to: u64) -> PendingCompaction {
+        PendingCompaction {
+            pruned_heights,
+            from,
+            to,
+        }
+    }
+
+    #[test]
+    fn interval_policy_table() {
+        let cases = [
+            // (interval, pending, decision)
+            (1000, pending(0, None, 0), PolicyDecision::Wait),
+            (1000, pending(999, Some(1), 1000), PolicyDecision::Wait),
+            (
+                1000,
+                pending(1000, Some(1), 1001),
+                PolicyDecision::Compact { from: 1, to: 1001 },
+            ),
+            (
+                1000,
+                pending(5000, Some(40), 5040),
+                PolicyDecision::Compact { from: 40, to: 5040 },
+            ),
+            (
+                1,
+                pending(1, Some(7), 8),
+                PolicyDecision::Compact { from: 7, to: 8 },
+            ),
+            // An interval of 0 is read as 1, never as "always, even with nothing pending".
+            (0, pending(0, None, 0), PolicyDecision::Wait),
+            (
+                0,
+                pending(1, Some(3), 4),
+                PolicyDecision::Compact { from: 3, to: 4 },
+            ),
+            // A record without a lower bound compacts from its end: an empty range.
+            (
+                10,
+                pending(10, None, 50),
+                PolicyDecision::Compact { from: 50, to: 50 },
+            ),
+        ];
+        for (interval, pending, expected) in cases {
+            assert_eq!(
+                IntervalPolicy::new(interval).decide(&pending),
+                expected,
+                "interval {interval}, {pending:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn never_compact_is_off_whatever_is_pending() {
+        for p in [pending(0, None, 0), pending(u64::MAX, Some(1), 2)] {
+            assert_eq!(NeverCompact.decide(&p), PolicyDecision::Off);
+        }
+    }
+
+    #[test]
+    fn runs_accumulate_into_one_range() {
+        let mut p = PendingCompaction::default();
+        assert!(p.is_empty());
+        p.record_run(10, 20, 10);
+        p.record_run(5, 15, 0);
+        assert_eq!(p, pending(11, Some(5), 20));
+        assert_eq!(p.height_range(), (5, 20));
+    }
+}
