@@ -46,11 +46,14 @@ pub use reclaim_rocksdb as rocksdb;
 use std::path::Path;
 use std::sync::Arc;
 
-/// An on-disk engine, chosen by name or by a node's configuration. Every variant exists in
-/// every build; [`Engine::is_built`] says whether this build has its feature, and
-/// [`Engine::open`] refuses one it has not.
+/// An engine, chosen by name or by a node's configuration. Every variant exists in every build;
+/// [`Engine::is_built`] says whether this build has its feature, and [`Engine::open`] refuses
+/// one it has not. The CLI, the benchmarks and the tests all choose engines through it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Engine {
+    /// The in-memory reference engine (always built; nothing persists, the directory is not
+    /// used): for tests and benchmarks.
+    Memory,
     /// redb (feature `redb`, the default).
     Redb,
     /// sled 0.34 (feature `sled`).
@@ -79,11 +82,25 @@ impl OpenOptions {
 
 impl Engine {
     /// Every engine, built or not.
-    pub const ALL: [Self; 3] = [Self::Redb, Self::Sled, Self::Rocksdb];
+    pub const ALL: [Self; 4] = [Self::Memory, Self::Redb, Self::Sled, Self::Rocksdb];
+
+    /// The engines that keep a store directory, built or not.
+    pub const ON_DISK: [Self; 3] = [Self::Redb, Self::Sled, Self::Rocksdb];
+
+    /// True for the engines that keep a store directory.
+    pub fn is_on_disk(self) -> bool {
+        self != Self::Memory
+    }
+
+    /// The engines of [`Engine::ALL`] this build has.
+    pub fn built() -> impl Iterator<Item = Self> {
+        Self::ALL.into_iter().filter(|engine| engine.is_built())
+    }
 
     /// The name written in store markers and accepted on the command line.
     pub fn name(self) -> &'static str {
         match self {
+            Self::Memory => "memory",
             Self::Redb => "redb",
             Self::Sled => "sled",
             Self::Rocksdb => "rocksdb",
@@ -98,18 +115,21 @@ impl Engine {
     /// True if this build has the engine's feature.
     pub fn is_built(self) -> bool {
         match self {
+            Self::Memory => true,
             Self::Redb => cfg!(feature = "redb"),
             Self::Sled => cfg!(feature = "sled"),
             Self::Rocksdb => cfg!(feature = "rocksdb"),
         }
     }
 
-    /// Opens (creating if needed) a store of this engine in `dir`. Errors: those of the
+    /// Opens (creating if needed) a store of this engine in `dir` (a new, empty one for
+    /// [`Engine::Memory`], which ignores `dir`). Errors: those of the
     /// engine's own `open`, and [`StorageError::Engine`] for an engine this build does not have.
     pub fn open(self, dir: &Path, options: &OpenOptions) -> Result<Arc<dyn KvStore>, StorageError> {
         #[cfg(not(feature = "rocksdb"))]
         let _ = options;
         match self {
+            Self::Memory => Ok(Arc::new(MemoryStore::new())),
             #[cfg(feature = "redb")]
             Self::Redb => Ok(Arc::new(redb::RedbStore::open(dir)?)),
             #[cfg(feature = "sled")]

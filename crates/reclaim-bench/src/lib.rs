@@ -6,64 +6,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use rand::SeedableRng;
 use rand::rngs::SmallRng;
-use rand::{RngCore, SeedableRng};
 use reclaim::compaction::run_task_now;
 use reclaim::{
-    Block, BlockStore, Compactable, CompactionTask, Compactor, HeightState, KeyRange, KvStore,
-    PruningSettings, StateStore, StateStoreOptions, WriteBatch, WriteOptions, keys,
-    pruning_executor,
+    BlockStore, Compactable, CompactionTask, Compactor, KeyRange, KvStore, PruningSettings,
+    StateStore, StateStoreOptions, WriteBatch, WriteOptions, keys, pruning_executor,
 };
-
-/// The engines compiled into this build.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Engine {
-    /// The in-memory reference.
-    Memory,
-    /// redb.
-    Redb,
-    /// sled.
-    Sled,
-    /// RocksDB.
-    Rocksdb,
-}
-
-impl Engine {
-    /// Display name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Memory => "memory",
-            Self::Redb => "redb",
-            Self::Sled => "sled",
-            Self::Rocksdb => "rocksdb",
-        }
-    }
-
-    /// Opens a store of this engine in `dir`.
-    pub fn open(self, dir: &Path) -> anyhow::Result<Arc<dyn KvStore>> {
-        self.open_with_io_limit(dir, None)
-    }
-
-    /// Opens a store of this engine in `dir`, its background compaction I/O capped at
-    /// `io_limit` bytes per second where the engine can enforce a cap (RocksDB's rate
-    /// limiter; the other engines ignore it).
-    pub fn open_with_io_limit(
-        self,
-        dir: &Path,
-        io_limit: Option<u64>,
-    ) -> anyhow::Result<Arc<dyn KvStore>> {
-        let engine = match self {
-            Self::Memory => return Ok(Arc::new(reclaim::MemoryStore::new())),
-            Self::Redb => reclaim::Engine::Redb,
-            Self::Sled => reclaim::Engine::Sled,
-            Self::Rocksdb => reclaim::Engine::Rocksdb,
-        };
-        let options = reclaim::OpenOptions {
-            io_bytes_per_sec: io_limit,
-        };
-        Ok(engine.open(dir, &options)?)
-    }
-}
+use reclaim::{Engine, OpenOptions};
+pub use reclaim_workload::Latency;
+use reclaim_workload::{ChainShape, random_bytes};
 
 /// The shape of the chain written for a measurement.
 #[derive(Debug, Clone, Copy)]
@@ -77,6 +29,22 @@ pub struct Workload {
 }
 
 impl Workload {
+    /// The synthetic chain of this workload: fixed-size blocks of `parts` parts.
+    pub fn shape(&self) -> ChainShape {
+        ChainShape {
+            block_bytes: self.parts * self.part_bytes,
+            block_jitter: 0.0,
+            part_bytes: self.part_bytes,
+            meta_bytes: 300,
+            commit_bytes: 1024,
+            validators_bytes: 2048,
+            validators_every: 100,
+            params_bytes: 200,
+            params_every: 0,
+            response_bytes: 256,
+        }
+    }
+
     /// The retain height that prunes 90 % of the chain.
     pub fn retain_height(&self) -> u64 {
         self.heights / 10 * 9 + 1
@@ -93,12 +61,6 @@ pub struct Chain {
     pub states: Arc<StateStore>,
 }
 
-fn random(rng: &mut SmallRng, len: usize) -> Vec<u8> {
-    let mut bytes = vec![0; len];
-    rng.fill_bytes(&mut bytes);
-    bytes
-}
-
 /// Opens `engine` in `dir` and commits heights `from..=to` of `workload`.
 pub fn build_chain(
     engine: Engine,
@@ -106,7 +68,7 @@ pub fn build_chain(
     workload: Workload,
     from: u64,
 ) -> anyhow::Result<Chain> {
-    build_chain_on(engine.open(dir)?, workload, from)
+    build_chain_on(engine.open(dir, &OpenOptions::default())?, workload, from)
 }
 
 /// Opens a block store and a state store on `db` and commits heights `from..=to` of
@@ -135,26 +97,14 @@ pub fn commit(
     first: u64,
 ) -> anyhow::Result<()> {
     let mut rng = SmallRng::seed_from_u64(from);
+    let shape = workload.shape();
     for h in from..=to {
-        let block = Block {
-            height: h,
-            hash: random(&mut rng, 32),
-            meta: random(&mut rng, 300),
-            parts: (0..workload.parts)
-                .map(|_| random(&mut rng, workload.part_bytes))
-                .collect(),
-            commit: random(&mut rng, 1024),
-            seen_commit: random(&mut rng, 1024),
-            extended_commit: None,
-        };
-        chain.blocks.save_block(&block, WriteOptions::BUFFERED)?;
-        let state = HeightState {
-            height: h,
-            validators: (h == first || h.is_multiple_of(100)).then(|| random(&mut rng, 2048)),
-            consensus_params: (h == first).then(|| random(&mut rng, 200)),
-            finalize_block_response: random(&mut rng, 256),
-        };
-        chain.states.save(&state, WriteOptions::BUFFERED)?;
+        chain
+            .blocks
+            .save_block(&shape.block(&mut rng, h), WriteOptions::BUFFERED)?;
+        chain
+            .states
+            .save(&shape.state(&mut rng, h, first), WriteOptions::BUFFERED)?;
     }
     Ok(())
 }
@@ -243,36 +193,6 @@ pub fn prune_cometbft_style(
     })
 }
 
-/// Latency figures of block commits, milliseconds.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Latencies {
-    /// Commits measured.
-    pub samples: usize,
-    /// Median.
-    pub p50: f64,
-    /// 99th percentile.
-    pub p99: f64,
-    /// Maximum.
-    pub max: f64,
-}
-
-impl Latencies {
-    /// Percentiles of `samples` (milliseconds).
-    pub fn of(mut samples: Vec<f64>) -> Self {
-        if samples.is_empty() {
-            return Self::default();
-        }
-        samples.sort_by(f64::total_cmp);
-        let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
-        Self {
-            samples: samples.len(),
-            p50: at(0.5),
-            p99: at(0.99),
-            max: at(1.0),
-        }
-    }
-}
-
 /// Commit latency with no compaction running, then while a background compaction of the whole
 /// store runs (repeated until `min_samples` commits were measured during compaction or
 /// `budget` passes).
@@ -281,7 +201,7 @@ pub fn foreground_cost(
     workload: Workload,
     min_samples: usize,
     budget: Duration,
-) -> anyhow::Result<(Latencies, Latencies)> {
+) -> anyhow::Result<(Latency, Latency)> {
     let mut next = chain.blocks.height() + 1;
     let mut commit_one = |samples: &mut Vec<f64>| -> anyhow::Result<()> {
         let started = Instant::now();
@@ -309,7 +229,7 @@ pub fn foreground_cost(
         }
     }
     compactor.wait_idle(Duration::from_secs(600));
-    Ok((Latencies::of(idle), Latencies::of(busy)))
+    Ok((Latency::of(idle), Latency::of(busy)))
 }
 
 /// Mean nanoseconds per `try_enqueue` with `threads` threads calling it at once, on a
@@ -359,7 +279,7 @@ pub fn disk_write_bandwidth(dir: &Path, bytes: usize) -> anyhow::Result<f64> {
     use std::io::Write;
     let path = dir.join("bandwidth.probe");
     let mut rng = SmallRng::seed_from_u64(7);
-    let chunk = random(&mut rng, 1 << 20);
+    let chunk = random_bytes(&mut rng, 1 << 20);
     let started = Instant::now();
     let mut file = std::fs::File::create(&path)?;
     for _ in 0..bytes.div_ceil(chunk.len()) {
@@ -392,18 +312,18 @@ pub struct CompactionUnderLoad {
 
 impl CompactionUnderLoad {
     /// Percentiles of the commits during task runs.
-    pub fn during(&self) -> Latencies {
-        Latencies::of(self.during_ms.clone())
+    pub fn during(&self) -> Latency {
+        Latency::of(self.during_ms.clone())
     }
 
     /// Percentiles of the commits between task runs.
-    pub fn between(&self) -> Latencies {
-        Latencies::of(self.between_ms.clone())
+    pub fn between(&self) -> Latency {
+        Latency::of(self.between_ms.clone())
     }
 
     /// p99 during runs over p99 between runs: what the compaction adds to the slow tail.
     pub fn p99_ratio(&self) -> f64 {
-        self.during().p99 / self.between().p99.max(1e-9)
+        self.during().p99_ms / self.between().p99_ms.max(1e-9)
     }
 
     /// Adds the samples and counts of `other`, a later measurement of the same mode.
@@ -507,13 +427,13 @@ pub fn commits_during_compaction(
     })
 }
 
-/// Latencies of `n` block commits, one every `interval`, with nothing else running.
+/// Latency of `n` block commits, one every `interval`, with nothing else running.
 pub fn idle_commits(
     chain: &Chain,
     workload: Workload,
     interval: Duration,
     n: usize,
-) -> anyhow::Result<Latencies> {
+) -> anyhow::Result<Latency> {
     let first = chain.blocks.height() + 1;
     let mut samples = Vec::with_capacity(n);
     let mut slot = Instant::now();
@@ -523,5 +443,5 @@ pub fn idle_commits(
         commit(chain, workload, next, next, 1)?;
         samples.push(started.elapsed().as_secs_f64() * 1e3);
     }
-    Ok(Latencies::of(samples))
+    Ok(Latency::of(samples))
 }

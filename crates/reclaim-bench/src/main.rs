@@ -9,13 +9,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Parser;
+use reclaim::Engine;
 use reclaim::pruning::POST_PRUNING_LABEL;
 use reclaim::{
     CommitLatencyGate, Compactor, KeyRange, LoadSignal, Pacing, PruningSettings, SingleFlight,
     pruning_executor,
 };
 use reclaim_bench::{
-    Engine, Workload, build_chain, build_chain_on, commits_during_compaction, disk_write_bandwidth,
+    Workload, build_chain, build_chain_on, commits_during_compaction, disk_write_bandwidth,
     foreground_cost, idle_commits, prune_cometbft_style, prune_ours, try_enqueue_ns,
 };
 
@@ -42,7 +43,7 @@ const PACED_BUDGET: Duration = Duration::from_secs(120);
 #[derive(Debug, Parser)]
 struct Args {
     /// Engines to measure (default: every engine compiled in).
-    #[arg(long, value_enum, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = parse_engine)]
     engines: Vec<Engine>,
     /// Chain lengths for the pruning-throughput comparison.
     #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
@@ -62,17 +63,25 @@ struct Args {
 }
 
 fn compiled_engines() -> Vec<Engine> {
-    let mut engines = vec![Engine::Memory];
-    if cfg!(feature = "redb") {
-        engines.push(Engine::Redb);
+    Engine::built().collect()
+}
+
+/// An engine this build has, by name.
+fn parse_engine(name: &str) -> Result<Engine, String> {
+    match Engine::from_name(name) {
+        Some(engine) if engine.is_built() => Ok(engine),
+        Some(_) => Err(format!(
+            "this build has no {name} engine (enable its feature)"
+        )),
+        None => Err(format!(
+            "unknown engine {name:?}; built: {}",
+            compiled_engines()
+                .iter()
+                .map(|e| e.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
     }
-    if cfg!(feature = "sled") {
-        engines.push(Engine::Sled);
-    }
-    if cfg!(feature = "rocksdb") {
-        engines.push(Engine::Rocksdb);
-    }
-    engines
 }
 
 fn shell(command: &str) -> String {
@@ -248,18 +257,18 @@ fn main() -> anyhow::Result<()> {
             fg_rows,
             "| {} | {:.2} / {:.2} | {:.2} / {:.2} (n={}) | {:.2} | {:.2} | {:.1} |",
             engine.name(),
-            idle.p50,
-            idle.p99,
-            busy.p50,
-            busy.p99,
+            idle.p50_ms,
+            idle.p99_ms,
+            busy.p50_ms,
+            busy.p99_ms,
             busy.samples,
-            busy.p50 / idle.p50.max(1e-9),
-            busy.p99 / idle.p99.max(1e-9),
-            busy.max
+            busy.p50_ms / idle.p50_ms.max(1e-9),
+            busy.p99_ms / idle.p99_ms.max(1e-9),
+            busy.max_ms
         )?;
         targets
             .p99_ratio
-            .push((engine, busy.p99 / idle.p99.max(1e-9), busy.max));
+            .push((engine, busy.p99_ms / idle.p99_ms.max(1e-9), busy.max_ms));
         eprintln!("space/foreground {} done", engine.name());
         drop(chain);
         std::fs::remove_dir_all(&dir).ok();
@@ -346,7 +355,12 @@ fn main() -> anyhow::Result<()> {
         // engine is opened with the pacing's I/O cap (RocksDB's rate limiter).
         let pruned_chain = |mode: &str, io_limit: Option<u64>| -> anyhow::Result<_> {
             let chain = build_chain_on(
-                engine.open_with_io_limit(&dir.join(mode), io_limit)?,
+                engine.open(
+                    &dir.join(mode),
+                    &reclaim::OpenOptions {
+                        io_bytes_per_sec: io_limit,
+                    },
+                )?,
                 workload,
                 1,
             )?;
@@ -364,7 +378,7 @@ fn main() -> anyhow::Result<()> {
         let idle = idle_commits(&unpaced_chain, workload, PACED_COMMIT_INTERVAL, 300)?;
         let paced_idle = idle_commits(&paced_chain, workload, PACED_COMMIT_INTERVAL, 300)?;
         let gate = Arc::new(CommitLatencyGate::new(Duration::from_secs_f64(
-            paced_idle.p99 / 1e3,
+            paced_idle.p99_ms / 1e3,
         )));
         let pacing = Pacing::unpaced()
             .with_slice_bytes(PACED_SLICE_BYTES)
@@ -417,19 +431,19 @@ fn main() -> anyhow::Result<()> {
             md,
             "| {} | {:.2} | {:.2} / {:.2} (n={}) | {:.2} / {:.2} (n={}) | {:.2}× ({}) | **{:.2}×** ({}) | {:.1} / {:.1} | {:.2} / {:.2} | {} |",
             engine.name(),
-            idle.p99,
-            unpaced_between.p99,
-            unpaced_during.p99,
+            idle.p99_ms,
+            unpaced_between.p99_ms,
+            unpaced_during.p99_ms,
             unpaced_during.samples,
-            paced_between.p99,
-            paced_during.p99,
+            paced_between.p99_ms,
+            paced_during.p99_ms,
             paced_during.samples,
             unpaced.p99_ratio(),
             spread(&unpaced_rounds),
             paced.p99_ratio(),
             spread(&paced_rounds),
-            unpaced_during.max,
-            paced_during.max,
+            unpaced_during.max_ms,
+            paced_during.max_ms,
             unpaced.compaction.as_secs_f64() / unpaced.tasks.max(1) as f64,
             paced.compaction.as_secs_f64() / paced.tasks.max(1) as f64,
             paced.slices / paced.tasks.max(1),
@@ -438,14 +452,14 @@ fn main() -> anyhow::Result<()> {
             engine,
             paced.p99_ratio(),
             unpaced.p99_ratio(),
-            paced_during.max,
+            paced_during.max_ms,
         ));
         eprintln!(
             "pacing {}: p99 idle {:.2} unpaced {:.2} paced {:.2}; ratios unpaced {} paced {}",
             engine.name(),
-            idle.p99,
-            unpaced_during.p99,
-            paced_during.p99,
+            idle.p99_ms,
+            unpaced_during.p99_ms,
+            paced_during.p99_ms,
             spread(&unpaced_rounds),
             spread(&paced_rounds),
         );

@@ -1,73 +1,51 @@
-//! Choosing, detecting and opening an engine by name.
+//! Choosing, detecting and opening an on-disk engine: the facade's [`Engine`], parsed from the
+//! command line and named in reports.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use reclaim::KvStore;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use reclaim::{Engine, KvStore};
 
-/// The engines this binary was built with, by name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Backend {
-    /// redb: pure Rust, the default.
-    Redb,
-    /// sled 0.34 (feature `sled`).
-    Sled,
-    /// RocksDB (feature `rocksdb`).
-    Rocksdb,
+/// The command-line parser of `--backend`: the on-disk engines by name (each listed in
+/// `--help`, whether this build has it or not; opening one it has not is a clear error).
+pub fn engine_parser() -> impl TypedValueParser<Value = Engine> {
+    PossibleValuesParser::new(Engine::ON_DISK.map(Engine::name)).try_map(|name: String| {
+        Engine::from_name(&name).ok_or_else(|| format!("unknown engine {name:?}"))
+    })
 }
 
-impl Backend {
-    /// The engine name written in store markers.
-    pub fn name(self) -> &'static str {
-        self.engine().name()
-    }
+/// Serialises an engine as its name (for `#[serde(serialize_with)]`).
+pub fn serialize_engine<S: serde::Serializer>(
+    engine: &Engine,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(engine.name())
+}
 
-    fn from_name(name: &str) -> Option<Self> {
-        [Self::Redb, Self::Sled, Self::Rocksdb]
-            .into_iter()
-            .find(|b| b.name() == name)
+/// Opens (creating if needed) the store in `dir` with `engine`, refusing an engine this build
+/// lacks with the feature to enable.
+pub fn open(
+    engine: Engine,
+    dir: &Path,
+    options: &reclaim::OpenOptions,
+) -> anyhow::Result<Arc<dyn KvStore>> {
+    if !engine.is_built() {
+        bail!(
+            "this reclaim was built without the {0} backend; rebuild with `--features {0}`",
+            engine.name()
+        );
     }
-
-    /// The facade's engine of the same name.
-    fn engine(self) -> reclaim::Engine {
-        match self {
-            Self::Redb => reclaim::Engine::Redb,
-            Self::Sled => reclaim::Engine::Sled,
-            Self::Rocksdb => reclaim::Engine::Rocksdb,
-        }
-    }
-
-    /// Opens (creating if needed) the store in `dir` with this engine.
-    pub fn open(self, dir: &Path) -> anyhow::Result<Arc<dyn KvStore>> {
-        self.open_with(dir, &reclaim::OpenOptions::default())
-    }
-
-    /// [`Backend::open`] with `options` (the cap on compaction I/O:
-    /// `[storage.compaction_pacing] io_bytes_per_sec`, RocksDB only).
-    pub fn open_with(
-        self,
-        dir: &Path,
-        options: &reclaim::OpenOptions,
-    ) -> anyhow::Result<Arc<dyn KvStore>> {
-        let engine = self.engine();
-        if !engine.is_built() {
-            bail!(
-                "this reclaim was built without the {0} backend; rebuild with `--features {0}`",
-                self.name()
-            );
-        }
-        Ok(engine.open(dir, options)?)
-    }
+    Ok(engine.open(dir, options)?)
 }
 
 /// Detects the engine of an existing store directory and opens it, refusing a missing
 /// directory, one that is not a reclaim store, or one that a running node holds.
 pub fn open_existing(
     dir: &Path,
-    expected: Option<Backend>,
-) -> anyhow::Result<(Backend, Arc<dyn KvStore>)> {
+    expected: Option<Engine>,
+) -> anyhow::Result<(Engine, Arc<dyn KvStore>)> {
     if !dir.exists() {
         bail!("store directory {} does not exist", dir.display());
     }
@@ -81,15 +59,16 @@ pub fn open_existing(
             reclaim::core::dir::MARKER_FILE
         )
     })?;
-    let backend = Backend::from_name(&name)
+    let engine = Engine::from_name(&name)
+        .filter(|engine| engine.is_on_disk())
         .with_context(|| format!("{} holds a store of unknown engine {name:?}", dir.display()))?;
     if let Some(expected) = expected
-        && expected != backend
+        && expected != engine
     {
         bail!(
             "{} holds a {} store, not a {} store",
             dir.display(),
-            backend.name(),
+            engine.name(),
             expected.name()
         );
     }
@@ -99,5 +78,5 @@ pub fn open_existing(
             dir.display()
         );
     }
-    Ok((backend, backend.open(dir)?))
+    Ok((engine, open(engine, dir, &reclaim::OpenOptions::default())?))
 }

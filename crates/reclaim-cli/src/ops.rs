@@ -8,12 +8,13 @@ use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use reclaim::{
     BlockStore, KeyRange, KvReadExt, KvStore, PruningSettings, RetainHeights, STATE_SEGMENT,
-    ScanOrder, StateStore, StateStoreOptions, StorageConfig, pruning_executor,
+    ScanOrder, StateStore, StateStoreOptions, StorageConfig, keys, pruning_executor,
 };
 use serde::Serialize;
 
-use crate::backend::{Backend, open_existing};
+use crate::backend::{engine_parser, open_existing, serialize_engine};
 use crate::simulate::human_bytes;
+use reclaim::Engine;
 
 /// Options of `reclaim inspect`.
 #[derive(Debug, Clone, clap::Args)]
@@ -21,8 +22,8 @@ pub struct InspectArgs {
     /// Store directory.
     pub dir: PathBuf,
     /// Refuse the store unless it is of this engine.
-    #[arg(long, value_enum)]
-    pub backend: Option<Backend>,
+    #[arg(long, value_parser = engine_parser())]
+    pub backend: Option<Engine>,
 }
 
 /// Options of `reclaim prune`.
@@ -41,8 +42,8 @@ pub struct PruneArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// Refuse the store unless it is of this engine.
-    #[arg(long, value_enum)]
-    pub backend: Option<Backend>,
+    #[arg(long, value_parser = engine_parser())]
+    pub backend: Option<Engine>,
 }
 
 /// Options of `reclaim compact`.
@@ -57,8 +58,8 @@ pub struct CompactArgs {
     #[arg(long)]
     pub to: Option<String>,
     /// Refuse the store unless it is of this engine.
-    #[arg(long, value_enum)]
-    pub backend: Option<Backend>,
+    #[arg(long, value_parser = engine_parser())]
+    pub backend: Option<Engine>,
 }
 
 #[derive(Serialize)]
@@ -71,7 +72,8 @@ struct Family {
 #[derive(Serialize)]
 struct Inspection {
     dir: PathBuf,
-    backend: Backend,
+    #[serde(serialize_with = "serialize_engine")]
+    backend: Engine,
     block_base: u64,
     block_height: u64,
     evidence_base: u64,
@@ -93,21 +95,6 @@ struct Inspection {
 /// Leftover keys counted by `inspect`, at most.
 const LEFTOVER_LIMIT: usize = 1000;
 
-const FAMILIES: [(&str, &[u8]); 12] = [
-    ("block meta", b"H:"),
-    ("block parts", b"P:"),
-    ("commits", b"C:"),
-    ("seen commits", b"SC:"),
-    ("extended commits", b"EC:"),
-    ("hash by height", b"N:"),
-    ("height by hash", b"BH:"),
-    ("validator sets", b"validatorsKey:"),
-    ("consensus params", b"consensusParamsKey:"),
-    ("finalize-block responses", b"abciResponsesKey:"),
-    ("latest response", b"lastABCIResponseKey"),
-    ("bounds", b"blockStore"),
-];
-
 fn open_stores(
     db: &std::sync::Arc<dyn KvStore>,
     storage: &StorageConfig,
@@ -127,12 +114,15 @@ pub fn inspect(args: &InspectArgs, storage: &StorageConfig, json: bool) -> anyho
     let (blocks, states) = open_stores(&db, storage)?;
     let blocks = Arc::new(blocks);
     let mut families = Vec::new();
-    for (family, prefix) in FAMILIES {
+    // Every family and single key of the schema, in the schema's order.
+    let ranges = keys::FAMILIES.iter().map(|f| (f.name, f.all())).chain(
+        keys::SINGLE_KEYS
+            .iter()
+            .map(|k| (k.name, KeyRange::exact(k.key))),
+    );
+    for (family, range) in ranges {
         let (mut keys, mut bytes) = (0, 0);
-        for entry in db
-            .iter(KeyRange::prefix(prefix), ScanOrder::Ascending)
-            .page_size(1024)
-        {
+        for entry in db.iter(range, ScanOrder::Ascending).page_size(1024) {
             let (k, v) = entry?;
             keys += 1;
             bytes += (k.len() + v.len()) as u64;
@@ -219,7 +209,8 @@ pub fn inspect(args: &InspectArgs, storage: &StorageConfig, json: bool) -> anyho
 #[derive(Serialize)]
 struct PruneReport {
     dir: PathBuf,
-    backend: Backend,
+    #[serde(serialize_with = "serialize_engine")]
+    backend: Engine,
     dry_run: bool,
     retain_height: u64,
     base_before: u64,
@@ -359,7 +350,8 @@ fn parse_key(text: &str) -> anyhow::Result<Vec<u8>> {
 #[derive(Serialize)]
 struct CompactReport {
     dir: PathBuf,
-    backend: Backend,
+    #[serde(serialize_with = "serialize_engine")]
+    backend: Engine,
     range: String,
     bytes_before: u64,
     bytes_after: u64,

@@ -7,16 +7,18 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
+use rand::SeedableRng;
 use rand::rngs::SmallRng;
-use rand::{Rng, RngCore, SeedableRng};
 use reclaim::{
-    BackgroundPruner, Block, BlockStore, Compactor, HeightState, KeyRange, KvReadExt, KvStore,
-    PruningSettings, RetainHeights, ScanOrder, SingleFlight, StateStore, StateStoreOptions,
-    StorageConfig, WriteOptions, pruning_executor,
+    BackgroundPruner, BlockStore, Compactor, KeyRange, KvReadExt, KvStore, PruningSettings,
+    RetainHeights, ScanOrder, SingleFlight, StateStore, StateStoreOptions, StorageConfig,
+    WriteOptions, pruning_executor,
 };
+use reclaim_workload::{ChainShape, Latency};
 use serde::Serialize;
 
-use crate::backend::Backend;
+use crate::backend::{engine_parser, serialize_engine};
+use reclaim::Engine;
 
 /// CometBFT's block part size.
 const PART_BYTES: usize = 64 << 10;
@@ -25,8 +27,8 @@ const PART_BYTES: usize = 64 << 10;
 #[derive(Debug, Clone, clap::Args)]
 pub struct SimulateArgs {
     /// Engine to run on.
-    #[arg(long, value_enum, default_value = "redb")]
-    pub backend: Backend,
+    #[arg(long, value_parser = engine_parser(), default_value = "redb")]
+    pub backend: Engine,
     /// Store directory (default: a temporary directory removed at the end).
     #[arg(long)]
     pub dir: Option<PathBuf>,
@@ -89,35 +91,6 @@ pub struct SimulateArgs {
     pub metrics_linger_secs: u64,
 }
 
-/// Latency percentiles of one group of block commits.
-#[derive(Debug, Clone, Copy, Serialize, Default)]
-pub struct Latency {
-    /// Commits measured.
-    pub samples: usize,
-    /// Median, milliseconds.
-    pub p50_ms: f64,
-    /// 99th percentile, milliseconds.
-    pub p99_ms: f64,
-    /// Maximum, milliseconds.
-    pub max_ms: f64,
-}
-
-impl Latency {
-    fn of(mut samples: Vec<f64>) -> Self {
-        if samples.is_empty() {
-            return Self::default();
-        }
-        samples.sort_by(f64::total_cmp);
-        let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
-        Self {
-            samples: samples.len(),
-            p50_ms: at(0.50),
-            p99_ms: at(0.99),
-            max_ms: at(1.0),
-        }
-    }
-}
-
 /// One point of the time series.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Sample {
@@ -137,7 +110,8 @@ pub struct Sample {
 #[derive(Debug, Clone, Serialize)]
 pub struct SimulationReport {
     /// Engine.
-    pub backend: Backend,
+    #[serde(serialize_with = "serialize_engine")]
+    pub backend: Engine,
     /// Whether compaction ran.
     pub compaction: bool,
     /// The cap on the engine's background compaction I/O, bytes per second, when one was set
@@ -266,46 +240,19 @@ fn validate(args: &SimulateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn random(rng: &mut SmallRng, len: usize) -> Vec<u8> {
-    let mut bytes = vec![0; len];
-    rng.fill_bytes(&mut bytes);
-    bytes
-}
-
-fn next_block(rng: &mut SmallRng, args: &SimulateArgs, height: u64) -> Block {
-    let mean = (args.block_kib << 10) as f64;
-    let size =
-        (mean * (1.0 + args.block_jitter * (rng.random::<f64>() * 2.0 - 1.0))).max(1.0) as usize;
-    let parts = size.div_ceil(PART_BYTES);
-    Block {
-        height,
-        hash: random(rng, 32),
-        meta: random(rng, 400),
-        parts: (0..parts)
-            .map(|i| {
-                random(
-                    rng,
-                    if i + 1 == parts {
-                        size - i * PART_BYTES
-                    } else {
-                        PART_BYTES
-                    },
-                )
-            })
-            .collect(),
-        commit: random(rng, 2 << 10),
-        seen_commit: random(rng, 2 << 10),
-        extended_commit: None,
-    }
-}
-
-fn next_state(rng: &mut SmallRng, args: &SimulateArgs, height: u64) -> HeightState {
-    HeightState {
-        height,
-        validators: (height == 1 || height.is_multiple_of(args.validator_change_every))
-            .then(|| random(rng, 4 << 10)),
-        consensus_params: (height == 1 || height.is_multiple_of(1000)).then(|| random(rng, 200)),
-        finalize_block_response: random(rng, 1 << 10),
+/// The synthetic chain `args` describe (CometBFT-like sizes around the chosen block size).
+fn chain_shape(args: &SimulateArgs) -> ChainShape {
+    ChainShape {
+        block_bytes: (args.block_kib << 10) as usize,
+        block_jitter: args.block_jitter,
+        part_bytes: PART_BYTES,
+        meta_bytes: 400,
+        commit_bytes: 2 << 10,
+        validators_bytes: 4 << 10,
+        validators_every: args.validator_change_every,
+        params_bytes: 200,
+        params_every: 1000,
+        response_bytes: 1 << 10,
     }
 }
 
@@ -330,7 +277,7 @@ fn simulate(
     let open_options = reclaim::OpenOptions {
         io_bytes_per_sec: io_limit,
     };
-    let db: Arc<dyn KvStore> = args.backend.open_with(dir, &open_options)?;
+    let db: Arc<dyn KvStore> = crate::backend::open(args.backend, dir, &open_options)?;
     let bytes_start = db.size_on_disk()?;
     let blocks = Arc::new(BlockStore::open(Arc::clone(&db))?);
     let state_options = StateStoreOptions {
@@ -384,13 +331,14 @@ fn simulate(
         if compact { "compact" } else { "no-compact" }
     ));
     let mut rng = SmallRng::seed_from_u64(args.seed);
+    let shape = chain_shape(args);
     let (mut idle, mut busy) = (Vec::new(), Vec::new());
     let mut samples = Vec::new();
     let sample_every = (args.heights / 200).max(1);
     let mut bytes_peak = bytes_start;
     for height in 1..=args.heights {
-        let block = next_block(&mut rng, args, height);
-        let state = next_state(&mut rng, args, height);
+        let block = shape.block(&mut rng, height);
+        let state = shape.state(&mut rng, height, 1);
         let compacting_before = compactor.stats().in_flight;
         let commit_started = Instant::now();
         blocks.save_block(&block, WriteOptions::DURABLE)?;

@@ -76,6 +76,14 @@ impl KeyRange {
         }
     }
 
+    /// Exactly the key `key`.
+    pub fn exact(key: &[u8]) -> Self {
+        Self {
+            start: Some(key.to_vec()),
+            end: Some(key_successor(key)),
+        }
+    }
+
     /// Cuts the range at `points` into consecutive, disjoint sub-ranges whose union is the
     /// range, in key order. Points outside the range or on its start are ignored, as are
     /// duplicates; with no usable point the result is the range itself.
