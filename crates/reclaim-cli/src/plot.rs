@@ -5,21 +5,29 @@ use std::path::Path;
 use anyhow::anyhow;
 use plotters::prelude::*;
 
-use crate::simulate::SimulationReport;
+/// One run's line: bytes on disk at each committed height, and the retained data alone.
+pub struct Run {
+    /// The legend, e.g. `redb with compaction`.
+    pub label: String,
+    /// (height committed, bytes on disk), in height order.
+    pub points: Vec<(u64, u64)>,
+    /// Bytes of the retained data alone (drawn as a flat, paler line).
+    pub retained_bytes: u64,
+}
 
 /// Draws bytes on disk (MiB) against committed height, one line per run.
-pub fn bytes_on_disk(path: &Path, reports: &[SimulationReport]) -> anyhow::Result<()> {
+pub fn bytes_on_disk(path: &Path, runs: &[Run]) -> anyhow::Result<()> {
     let root = SVGBackend::new(path, (900, 500)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| anyhow!("plot: {e}"))?;
-    let max_height = reports
+    let max_height = runs
         .iter()
-        .map(|r| r.heights_written)
+        .flat_map(|r| r.points.iter().map(|p| p.0))
         .max()
         .unwrap_or(1)
         .max(1);
-    let max_mib = reports
+    let max_mib = runs
         .iter()
-        .flat_map(|r| r.samples.iter().map(|s| s.bytes_on_disk))
+        .flat_map(|r| r.points.iter().map(|p| p.1))
         .max()
         .unwrap_or(1) as f64
         / (1 << 20) as f64;
@@ -36,31 +44,21 @@ pub fn bytes_on_disk(path: &Path, reports: &[SimulationReport]) -> anyhow::Resul
         .y_desc("MiB on disk")
         .draw()
         .map_err(|e| anyhow!("plot: {e}"))?;
-    for (i, report) in reports.iter().enumerate() {
+    for (i, run) in runs.iter().enumerate() {
         let color = Palette99::pick(i).to_rgba();
-        let label = format!(
-            "{} {}",
-            report.backend.name(),
-            if report.compaction {
-                "with compaction"
-            } else {
-                "pruning only"
-            }
-        );
         chart
             .draw_series(LineSeries::new(
-                report
-                    .samples
+                run.points
                     .iter()
-                    .map(|s| (s.height, s.bytes_on_disk as f64 / (1 << 20) as f64)),
+                    .map(|&(height, bytes)| (height, bytes as f64 / (1 << 20) as f64)),
                 color.stroke_width(2),
             ))
             .map_err(|e| anyhow!("plot: {e}"))?
-            .label(label)
+            .label(run.label.clone())
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
             });
-        let retained = report.bytes_retained_data as f64 / (1 << 20) as f64;
+        let retained = run.retained_bytes as f64 / (1 << 20) as f64;
         chart
             .draw_series(LineSeries::new(
                 [(0, retained), (max_height, retained)],

@@ -548,5 +548,25 @@ fn write_outputs(out: &Path, reports: &[SimulationReport]) -> anyhow::Result<()>
         serde_json::to_string_pretty(reports)?,
     )
     .context("write report.json")?;
-    crate::plot::bytes_on_disk(&out.join("bytes_on_disk.svg"), reports)
+    let runs: Vec<crate::plot::Run> = reports
+        .iter()
+        .map(|r| crate::plot::Run {
+            label: format!(
+                "{} {}",
+                r.backend.name(),
+                if r.compaction {
+                    "with compaction"
+                } else {
+                    "pruning only"
+                }
+            ),
+            points: r
+                .samples
+                .iter()
+                .map(|s| (s.height, s.bytes_on_disk))
+                .collect(),
+            retained_bytes: r.bytes_retained_data,
+        })
+        .collect();
+    crate::plot::bytes_on_disk(&out.join("bytes_on_disk.svg"), &runs)
 }

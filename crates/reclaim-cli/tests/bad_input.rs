@@ -122,7 +122,7 @@ fn core_rows(t: &mut Table) {
     let retain = RetainHeights::open(Arc::clone(&chain.blocks), false, 0).unwrap();
     retain.set_application(60).unwrap();
     let before = memory.snapshot();
-    let core = "core";
+    let core = "library";
     t.err(
         core,
         "KeyRange::between",
@@ -131,13 +131,13 @@ fn core_rows(t: &mut Table) {
     );
     t.err(
         core,
-        "PruningExecutor::prune_blocks",
+        "PruningExecutor::prune",
         "retain height 0",
         exec.prune(0),
     );
     t.err(
         core,
-        "PruningExecutor::prune_blocks",
+        "PruningExecutor::prune",
         "retain height 101 (chain height 100)",
         exec.prune(101),
     );
@@ -327,24 +327,25 @@ fn check_store(chain: &Chain) {
     }
 }
 
-type Opener = fn(&Path) -> Result<Arc<dyn KvStore>, reclaim::StorageError>;
+/// The on-disk engines this build has.
+fn engines() -> Vec<reclaim::Engine> {
+    reclaim::Engine::built()
+        .filter(|engine| engine.is_on_disk())
+        .collect()
+}
 
-fn engines() -> Vec<(&'static str, Opener)> {
-    let mut engines: Vec<(&'static str, Opener)> = Vec::new();
-    #[cfg(feature = "redb")]
-    engines.push(("redb", |p| Ok(Arc::new(reclaim::redb::RedbStore::open(p)?))));
-    #[cfg(feature = "sled")]
-    engines.push(("sled", |p| Ok(Arc::new(reclaim::sled::SledStore::open(p)?))));
-    #[cfg(feature = "rocksdb")]
-    engines.push(("rocksdb", |p| {
-        Ok(Arc::new(reclaim::rocksdb::RocksStore::open(p)?))
-    }));
-    engines
+fn open_engine(
+    engine: reclaim::Engine,
+    dir: &Path,
+) -> Result<Arc<dyn KvStore>, reclaim::StorageError> {
+    engine.open(dir, &reclaim::OpenOptions::default())
 }
 
 fn engine_rows(t: &mut Table, dir: &Path) {
     let all = engines();
-    for (index, (engine, open_store)) in all.iter().enumerate() {
+    for (index, &kind) in all.iter().enumerate() {
+        let engine = kind.name();
+        let open_store = |dir: &Path| open_engine(kind, dir);
         let root = dir.join(engine);
         std::fs::create_dir_all(&root).unwrap();
         let store_dir = root.join("store");
@@ -363,8 +364,10 @@ fn engine_rows(t: &mut Table, dir: &Path) {
             "a store held by this process",
             open_store(&store_dir),
         );
-        let (other, other_open) = all[(index + 1) % all.len()];
-        if other != *engine {
+        let other_kind = all[(index + 1) % all.len()];
+        let other = other_kind.name();
+        let other_open = |dir: &Path| open_engine(other_kind, dir);
+        if other != engine {
             let other_dir = root.join("other");
             drop(other_open(&other_dir).unwrap());
             t.err(

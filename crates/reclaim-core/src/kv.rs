@@ -331,6 +331,24 @@ impl<R: KvRead + ?Sized> Iterator for RangeIter<'_, R> {
     }
 }
 
+/// The end of every [`KvRead::scan`] over an engine's ordered range iterator: the first
+/// `limit` entries of `entries` (ascending by key) in `order`, each converted by `convert`;
+/// the first conversion error stops the scan.
+pub fn collect_scan<I, E>(
+    entries: I,
+    order: ScanOrder,
+    limit: usize,
+    convert: impl FnMut(I::Item) -> Result<KeyValue, E>,
+) -> Result<Vec<KeyValue>, E>
+where
+    I: DoubleEndedIterator,
+{
+    match order {
+        ScanOrder::Ascending => entries.take(limit).map(convert).collect(),
+        ScanOrder::Descending => entries.rev().take(limit).map(convert).collect(),
+    }
+}
+
 /// The default range delete for engines without a native one: returns a batch in which every
 /// [`BatchOp::DeleteRange`] is replaced by point deletes of the keys inside it, read from
 /// `reader` plus the keys put earlier in the same batch.

@@ -13,7 +13,7 @@ use parking_lot::RwLock;
 use crate::error::StorageError;
 use crate::kv::{
     BatchOp, Capabilities, Compactable, CompactionAccess, CompactionScope, KeyValue, KvRead,
-    KvWrite, ScanOrder, WriteBatch, WriteOptions,
+    KvWrite, ScanOrder, WriteBatch, WriteOptions, collect_scan,
 };
 use crate::range::KeyRange;
 
@@ -70,11 +70,7 @@ impl KvRead for MemoryStore {
         }
         let map = self.map.read();
         let entries = map.range::<[u8], _>(range.as_bounds());
-        let clone = |(k, v): (&Vec<u8>, &Vec<u8>)| (k.clone(), v.clone());
-        Ok(match order {
-            ScanOrder::Ascending => entries.take(limit).map(clone).collect(),
-            ScanOrder::Descending => entries.rev().take(limit).map(clone).collect(),
-        })
+        collect_scan(entries, order, limit, |(k, v)| Ok((k.clone(), v.clone())))
     }
 }
 

@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 
 use parking_lot::RwLock;
 use reclaim_core::dir::{StoreDirLock, directory_size, open_store_dir};
-use reclaim_core::kv::KeyValue;
+use reclaim_core::kv::{KeyValue, collect_scan};
 use reclaim_core::{
     BatchOp, Capabilities, Compactable, CompactionAccess, CompactionScope, KeyRange, KvRead,
     KvWrite, ScanOrder, StorageError, WriteBatch, WriteOptions,
@@ -140,12 +140,6 @@ impl RedbStore {
     }
 }
 
-/// One entry as a redb range yields it.
-type RedbEntry<'a> = (
-    redb::AccessGuard<'a, &'static [u8]>,
-    redb::AccessGuard<'a, &'static [u8]>,
-);
-
 impl KvRead for RedbStore {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
         let db = self.db.read();
@@ -174,15 +168,11 @@ impl KvRead for RedbStore {
         let entries = table
             .range::<&[u8]>(range.as_bounds())
             .map_err(|e| engine_error("range", e))?;
-        let collect = |entry: Result<RedbEntry<'_>, redb::StorageError>| {
+        collect_scan(entries, order, limit, |entry| {
             entry
                 .map(|(k, v)| (k.value().to_vec(), v.value().to_vec()))
                 .map_err(|e| engine_error("scan", e))
-        };
-        match order {
-            ScanOrder::Ascending => entries.take(limit).map(collect).collect(),
-            ScanOrder::Descending => entries.rev().take(limit).map(collect).collect(),
-        }
+        })
     }
 }
 

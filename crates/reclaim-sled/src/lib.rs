@@ -50,7 +50,7 @@ use std::time::Instant;
 
 use parking_lot::{Mutex, RwLock};
 use reclaim_core::dir::{StoreDirLock, directory_size, open_store_dir, sync_dir, write_durably};
-use reclaim_core::kv::{KeyValue, expand_range_deletes};
+use reclaim_core::kv::{KeyValue, collect_scan, expand_range_deletes};
 use reclaim_core::{
     BatchOp, Capabilities, Compactable, CompactionAccess, CompactionScope, KeyRange, KvRead,
     KvWrite, ScanOrder, StorageError, WriteBatch, WriteOptions,
@@ -382,15 +382,11 @@ impl KvRead for SledStore {
         }
         let live = self.live.read();
         let entries = live.db.range::<&[u8], _>(range.as_bounds());
-        let collect = |entry: sled::Result<(sled::IVec, sled::IVec)>| {
+        collect_scan(entries, order, limit, |entry| {
             entry
                 .map(|(k, v)| (k.to_vec(), v.to_vec()))
                 .map_err(|e| engine_error("scan", e))
-        };
-        match order {
-            ScanOrder::Ascending => entries.take(limit).map(collect).collect(),
-            ScanOrder::Descending => entries.rev().take(limit).map(collect).collect(),
-        }
+        })
     }
 }
 

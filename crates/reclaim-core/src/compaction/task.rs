@@ -84,16 +84,10 @@ impl CompactionTask {
 
     /// Declares `ranges` of the target added last as wholly deleted for good (pruned heights),
     /// so that the engine may drop their space cheaply before compacting
-    /// ([`Compactable::drop_deleted_range`]). Without a target it does nothing.
-    pub fn with_deleted_ranges(self, ranges: Vec<KeyRange>) -> Self {
-        let last = self.targets.len().saturating_sub(1);
-        self.with_deleted_ranges_of(last, ranges)
-    }
-
-    /// [`CompactionTask::with_deleted_ranges`] for the target at `index` (in the order added);
-    /// an index past the last target does nothing.
-    pub fn with_deleted_ranges_of(mut self, index: usize, ranges: Vec<KeyRange>) -> Self {
-        if let Some(target) = self.targets.get_mut(index) {
+    /// ([`Compactable::drop_deleted_range`]). Empty ranges are left out; without a target it
+    /// does nothing.
+    pub fn with_deleted_ranges(mut self, ranges: Vec<KeyRange>) -> Self {
+        if let Some(target) = self.targets.last_mut() {
             target
                 .deleted
                 .extend(ranges.into_iter().filter(|r| !r.is_empty()));

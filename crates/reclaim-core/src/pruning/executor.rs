@@ -489,44 +489,46 @@ impl PruningExecutor {
                 deleted.extend(d);
             }
             task = task
-                .with_target_ranges(target.name, target.store, ranges)
+                .with_target_ranges(target.name(), target.store as Arc<dyn Compactable>, ranges)
                 .with_deleted_ranges(deleted);
         }
         task
     }
 }
 
-/// Segments sharing one engine, compacted as one target named after them.
+/// Segments sharing one engine (the same `Arc`), compacted as one target named after them.
 struct EngineTarget {
-    name: String,
-    store: Arc<dyn Compactable>,
+    store: Arc<dyn KvStore>,
     segments: Vec<Arc<dyn PruneSegment>>,
 }
 
+impl EngineTarget {
+    /// The segments' names joined by `+` (e.g. `block_store+state_store`).
+    fn name(&self) -> String {
+        self.segments
+            .iter()
+            .map(|s| s.name())
+            .collect::<Vec<_>>()
+            .join("+")
+    }
+}
+
 fn group_by_engine(segments: &[Arc<dyn PruneSegment>]) -> Vec<EngineTarget> {
-    let mut targets: Vec<(Arc<dyn KvStore>, Vec<Arc<dyn PruneSegment>>)> = Vec::new();
+    let mut targets: Vec<EngineTarget> = Vec::new();
     for segment in segments {
         let store = segment.store();
         match targets
             .iter_mut()
-            .find(|(db, _)| std::ptr::addr_eq(Arc::as_ptr(db), Arc::as_ptr(store)))
+            .find(|t| std::ptr::addr_eq(Arc::as_ptr(&t.store), Arc::as_ptr(store)))
         {
-            Some((_, group)) => group.push(Arc::clone(segment)),
-            None => targets.push((Arc::clone(store), vec![Arc::clone(segment)])),
+            Some(target) => target.segments.push(Arc::clone(segment)),
+            None => targets.push(EngineTarget {
+                store: Arc::clone(store),
+                segments: vec![Arc::clone(segment)],
+            }),
         }
     }
     targets
-        .into_iter()
-        .map(|(store, segments)| EngineTarget {
-            name: segments
-                .iter()
-                .map(|s| s.name())
-                .collect::<Vec<_>>()
-                .join("+"),
-            store: store as Arc<dyn Compactable>,
-            segments,
-        })
-        .collect()
 }
 
 /// `name: base a→b (+n heights, +m trailing)` per segment that changed, for the log line.
