@@ -1,5 +1,5 @@
 //! The block store (CometBFT's `BlockStore`), over any [`KvStore`], holding opaque bytes, and
-//! [`BlockSegment`], the prune segment the executor prunes it through.
+//! [`crate::BlockSegment`], the prune segment the executor prunes it through.
 //!
 //! Key layout ([`crate::keys`]), one family per prefix, heights big-endian so each family is
 //! ordered by height:
@@ -31,9 +31,7 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 use reclaim_core::compaction::{TaskReport, compact_ranges_now};
 use reclaim_core::height::{ReadFloor, decode_u64s, encode_u64s};
-use reclaim_core::pruning::{
-    PruneLimiter, PruneRequest, PruneSegment, SegmentBounds, SegmentError, SegmentReport,
-};
+use reclaim_core::pruning::{PruneLimiter, SegmentBounds, SegmentReport};
 use reclaim_core::range::hex;
 use reclaim_core::{
     Compactable, KeyRange, KvReadExt, KvStore, ScanOrder, StorageError, WriteBatch, WriteOptions,
@@ -45,6 +43,7 @@ use crate::keys::{
     self, BLOCK_META, BLOCK_PARTS, BLOCK_STORE_BOUNDS, COMMITS, EXTENDED_COMMITS, Family,
     HASH_BY_HEIGHT, SEEN_COMMITS, hash_key, part_key,
 };
+use crate::segment::{BLOCK_SEGMENT, WindowedStore};
 
 const BOUNDS_KEY: &[u8] = BLOCK_STORE_BOUNDS.key;
 
@@ -506,39 +505,15 @@ impl BlockStore {
     }
 }
 
-/// The name of the block store's segment, its compaction target and its metric label.
-pub const BLOCK_SEGMENT: &str = "block_store";
+impl WindowedStore for BlockStore {
+    const SEGMENT: &'static str = BLOCK_SEGMENT;
 
-/// The block store as a prune segment: prunes to the retain height, keeping the evidence
-/// window (`evidence_max_age_heights` below the chain's height) of meta and commits.
-#[derive(Debug, Clone)]
-pub struct BlockSegment {
-    store: Arc<BlockStore>,
-    evidence_max_age_heights: u64,
-}
-
-impl BlockSegment {
-    /// The segment of `store`, keeping meta and commits of the last `evidence_max_age_heights`
-    /// heights (CometBFT's evidence max age; [`DEFAULT_EVIDENCE_MAX_AGE_HEIGHTS`] by default).
-    pub fn new(store: Arc<BlockStore>, evidence_max_age_heights: u64) -> Self {
-        Self {
-            store,
-            evidence_max_age_heights,
-        }
-    }
-}
-
-impl PruneSegment for BlockSegment {
-    fn name(&self) -> &str {
-        BLOCK_SEGMENT
+    fn db(&self) -> &Arc<dyn KvStore> {
+        &self.db
     }
 
-    fn store(&self) -> &Arc<dyn KvStore> {
-        self.store.db()
-    }
-
-    fn bounds(&self) -> SegmentBounds {
-        let b = self.store.bounds();
+    fn segment_bounds(&self) -> SegmentBounds {
+        let b = self.bounds();
         SegmentBounds {
             lowest: b.evidence_base,
             base: b.base,
@@ -546,29 +521,25 @@ impl PruneSegment for BlockSegment {
         }
     }
 
-    fn prune(
+    fn prune_window(
         &self,
-        request: &PruneRequest,
+        retain_height: u64,
+        evidence_point: u64,
+        batch_heights: u64,
         limiter: &mut PruneLimiter,
-    ) -> Result<SegmentReport, SegmentError> {
-        let evidence_point = request
-            .chain_height
-            .saturating_sub(self.evidence_max_age_heights);
-        let retain = request.retain_height.min(self.store.height());
-        Ok(self
-            .store
-            .prune(retain, evidence_point, request.batch_heights, limiter)?)
+    ) -> Result<SegmentReport, StoreError> {
+        self.prune(retain_height, evidence_point, batch_heights, limiter)
     }
 
     fn compaction_ranges(&self, from: u64, to: u64) -> Vec<KeyRange> {
-        self.store.compaction_ranges(from, to)
+        BlockStore::compaction_ranges(self, from, to)
     }
 
     fn deleted_ranges(&self, from: u64, to: u64) -> Vec<KeyRange> {
-        self.store.deleted_ranges(from, to)
+        BlockStore::deleted_ranges(self, from, to)
     }
 
-    fn all_ranges(&self) -> Vec<KeyRange> {
+    fn all_ranges() -> Vec<KeyRange> {
         BlockStore::all_ranges()
     }
 }

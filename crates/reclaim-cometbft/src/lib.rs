@@ -5,7 +5,8 @@
 //! * [`keys`]: the key schema, the only place a prefix is spelled.
 //! * [`block_store::BlockStore`] and [`state_store::StateStore`]: CometBFT's stores over any
 //!   engine, laid out so that everything below a height is a few contiguous key ranges; each
-//!   is a prune segment ([`BlockSegment`], [`StateSegment`]).
+//!   is a prune segment through [`segment::EvidenceWindowSegment`] ([`BlockSegment`],
+//!   [`StateSegment`]).
 //! * [`executor::pruning_executor`]: both stores registered with one
 //!   [`reclaim_core::PruningExecutor`].
 //! * [`retain::RetainHeights`]: the application's and the data companion's retain heights,
@@ -21,16 +22,15 @@ pub mod error;
 pub mod executor;
 pub mod keys;
 pub mod retain;
+pub mod segment;
 pub mod state_store;
 
-pub use block_store::{
-    BLOCK_SEGMENT, Block, BlockSegment, BlockStore, BlockStoreBounds,
-    DEFAULT_EVIDENCE_MAX_AGE_HEIGHTS,
-};
+pub use block_store::{Block, BlockStore, BlockStoreBounds, DEFAULT_EVIDENCE_MAX_AGE_HEIGHTS};
 pub use config::{Config, ConfigError, StorageConfig};
 pub use error::StoreError;
 pub use executor::{PruningSettings, pruning_executor};
 pub use retain::{RetainHeightError, RetainHeights, RetainSource, RetainState};
-pub use state_store::{
-    HeightState, STATE_SEGMENT, StateSegment, StateStore, StateStoreBounds, StateStoreOptions,
+pub use segment::{
+    BLOCK_SEGMENT, BlockSegment, EvidenceWindowSegment, STATE_SEGMENT, StateSegment, WindowedStore,
 };
+pub use state_store::{HeightState, StateStore, StateStoreBounds, StateStoreOptions};

@@ -1,5 +1,5 @@
 //! The state store (CometBFT's state `Store`), over any [`KvStore`], holding opaque bytes, and
-//! [`StateSegment`], the prune segment the executor prunes it through. Keys: [`crate::keys`].
+//! [`crate::StateSegment`], the prune segment the executor prunes it through. Keys: [`crate::keys`].
 //!
 //! | key | value |
 //! |---|---|
@@ -24,9 +24,7 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 use reclaim_core::compaction::{TaskReport, compact_ranges_now};
 use reclaim_core::height::{ReadFloor, decode_u64s, encode_u64s, height_key, height_range};
-use reclaim_core::pruning::{
-    PruneLimiter, PruneRequest, PruneSegment, SegmentBounds, SegmentError, SegmentReport,
-};
+use reclaim_core::pruning::{PruneLimiter, SegmentBounds, SegmentReport};
 use reclaim_core::range::hex;
 use reclaim_core::{
     Compactable, KeyRange, KvReadExt, KvStore, ScanOrder, WriteBatch, WriteOptions,
@@ -35,6 +33,7 @@ use tracing::debug;
 
 use crate::error::StoreError;
 use crate::keys::{self, Family};
+use crate::segment::{STATE_SEGMENT, WindowedStore};
 
 const RESPONSES: &[u8] = keys::RESPONSES.prefix;
 const LAST_RESPONSE_KEY: &[u8] = keys::LATEST_RESPONSE.key;
@@ -687,39 +686,15 @@ impl StateStore {
     }
 }
 
-/// The name of the state store's segment, its compaction target and its metric label.
-pub const STATE_SEGMENT: &str = "state_store";
+impl WindowedStore for StateStore {
+    const SEGMENT: &'static str = STATE_SEGMENT;
 
-/// The state store as a prune segment: prunes to the retain height (never past its own
-/// height), keeping validator sets of the evidence window.
-#[derive(Debug, Clone)]
-pub struct StateSegment {
-    store: Arc<StateStore>,
-    evidence_max_age_heights: u64,
-}
-
-impl StateSegment {
-    /// The segment of `store`, keeping the validator sets of the last
-    /// `evidence_max_age_heights` heights of the chain.
-    pub fn new(store: Arc<StateStore>, evidence_max_age_heights: u64) -> Self {
-        Self {
-            store,
-            evidence_max_age_heights,
-        }
-    }
-}
-
-impl PruneSegment for StateSegment {
-    fn name(&self) -> &str {
-        STATE_SEGMENT
+    fn db(&self) -> &Arc<dyn KvStore> {
+        &self.db
     }
 
-    fn store(&self) -> &Arc<dyn KvStore> {
-        self.store.db()
-    }
-
-    fn bounds(&self) -> SegmentBounds {
-        let b = self.store.bounds();
+    fn segment_bounds(&self) -> SegmentBounds {
+        let b = self.bounds();
         SegmentBounds {
             lowest: b.validators_base,
             base: b.base,
@@ -727,30 +702,25 @@ impl PruneSegment for StateSegment {
         }
     }
 
-    fn prune(
+    fn prune_window(
         &self,
-        request: &PruneRequest,
+        retain_height: u64,
+        evidence_point: u64,
+        batch_heights: u64,
         limiter: &mut PruneLimiter,
-    ) -> Result<SegmentReport, SegmentError> {
-        let evidence_point = request
-            .chain_height
-            .saturating_sub(self.evidence_max_age_heights);
-        // The state may trail the blocks by a height: never prune past what it holds.
-        let retain = request.retain_height.min(self.store.height());
-        Ok(self
-            .store
-            .prune(retain, evidence_point, request.batch_heights, limiter)?)
+    ) -> Result<SegmentReport, StoreError> {
+        self.prune(retain_height, evidence_point, batch_heights, limiter)
     }
 
     fn compaction_ranges(&self, from: u64, to: u64) -> Vec<KeyRange> {
-        self.store.compaction_ranges(from, to)
+        StateStore::compaction_ranges(self, from, to)
     }
 
     fn deleted_ranges(&self, from: u64, to: u64) -> Vec<KeyRange> {
-        self.store.deleted_ranges(from, to)
+        StateStore::deleted_ranges(self, from, to)
     }
 
-    fn all_ranges(&self) -> Vec<KeyRange> {
+    fn all_ranges() -> Vec<KeyRange> {
         StateStore::all_ranges()
     }
 }

@@ -22,7 +22,7 @@ pub enum Busy {
 }
 
 /// A gate that admits one compaction at a time. Clones share the gate, so compactors built with
-/// [`Compactor::with_single_flight`] on clones of one gate never run two tasks at once.
+/// [`crate::compaction::Compactor::with_single_flight`] on clones of one gate never run two tasks at once.
 #[derive(Clone, Default)]
 pub struct SingleFlight {
     inner: Arc<FlightInner>,
