@@ -450,48 +450,6 @@ impl BlockStore {
         Ok(())
     }
 
-    /// The key ranges holding data of heights in `[from, to)`, family by family: what a
-    /// targeted compaction after pruning covers.
-    ///
-    /// The hash index (`BH:`) is left out on purpose. It is keyed by hash, so its pruned
-    /// entries are scattered over the whole family, whose range is the hottest of the store
-    /// (every new block writes a random key in it): compacting it pulls the freshest files into
-    /// every post-pruning task, however little of it was pruned. Its deleted entries are about
-    /// 40 bytes per height; the engine's own compaction, or a manual [`BlockStore::compact`]
-    /// (which covers it), reclaims them.
-    pub fn compaction_ranges(&self, from: u64, to: u64) -> Vec<KeyRange> {
-        keys::BLOCK_FAMILIES
-            .iter()
-            .filter(|family| **family != keys::HEIGHT_BY_HASH)
-            .map(|family| family.heights(from, to))
-            .collect()
-    }
-
-    /// The key ranges of heights in `[from, to)` that pruning has deleted for good: families
-    /// dropped at the base below `min(to, base)`, meta and commits below
-    /// `min(to, evidence_base)`. Nothing is ever written there again, so an engine may drop
-    /// their space without compacting ([`Compactable::drop_deleted_range`]).
-    pub fn deleted_ranges(&self, from: u64, to: u64) -> Vec<KeyRange> {
-        let state = self.bounds();
-        let below_base = to.min(state.base);
-        let below_evidence = to.min(state.evidence_base);
-        PRUNED_AT_BASE
-            .iter()
-            .map(|family| family.heights(from, below_base))
-            .chain(
-                EVIDENCE_FAMILIES
-                    .iter()
-                    .map(|family| family.heights(from, below_evidence)),
-            )
-            .filter(|range| !range.is_empty())
-            .collect()
-    }
-
-    /// Every key range the block store owns (the spec's `CompactBlockStore` covers these).
-    pub fn all_ranges() -> Vec<KeyRange> {
-        keys::BLOCK_FAMILIES.iter().map(Family::all).collect()
-    }
-
     /// Compacts every range the block store owns, synchronously (the spec's
     /// `CompactBlockStore`), through the same runner and log lines as the background
     /// compactor. Safe to call while other threads read and write.
@@ -531,15 +489,45 @@ impl WindowedStore for BlockStore {
         self.prune(retain_height, evidence_point, batch_heights, limiter)
     }
 
+    /// The key ranges holding data of heights in `[from, to)`, family by family: what a
+    /// targeted compaction after pruning covers.
+    ///
+    /// The hash index (`BH:`) is left out on purpose. It is keyed by hash, so its pruned
+    /// entries are scattered over the whole family, whose range is the hottest of the store
+    /// (every new block writes a random key in it): compacting it pulls the freshest files into
+    /// every post-pruning task, however little of it was pruned. Its deleted entries are about
+    /// 40 bytes per height; the engine's own compaction, or a manual [`BlockStore::compact`]
+    /// (which covers it), reclaims them.
     fn compaction_ranges(&self, from: u64, to: u64) -> Vec<KeyRange> {
-        BlockStore::compaction_ranges(self, from, to)
+        keys::BLOCK_FAMILIES
+            .iter()
+            .filter(|family| **family != keys::HEIGHT_BY_HASH)
+            .map(|family| family.heights(from, to))
+            .collect()
     }
 
+    /// The key ranges of heights in `[from, to)` that pruning has deleted for good: families
+    /// dropped at the base below `min(to, base)`, meta and commits below
+    /// `min(to, evidence_base)`. Nothing is ever written there again, so an engine may drop
+    /// their space without compacting ([`Compactable::drop_deleted_range`]).
     fn deleted_ranges(&self, from: u64, to: u64) -> Vec<KeyRange> {
-        BlockStore::deleted_ranges(self, from, to)
+        let state = self.bounds();
+        let below_base = to.min(state.base);
+        let below_evidence = to.min(state.evidence_base);
+        PRUNED_AT_BASE
+            .iter()
+            .map(|family| family.heights(from, below_base))
+            .chain(
+                EVIDENCE_FAMILIES
+                    .iter()
+                    .map(|family| family.heights(from, below_evidence)),
+            )
+            .filter(|range| !range.is_empty())
+            .collect()
     }
 
+    /// Every key range the block store owns (the spec's `CompactBlockStore` covers these).
     fn all_ranges() -> Vec<KeyRange> {
-        BlockStore::all_ranges()
+        keys::BLOCK_FAMILIES.iter().map(Family::all).collect()
     }
 }

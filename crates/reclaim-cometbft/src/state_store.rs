@@ -646,33 +646,6 @@ impl StateStore {
         Ok(())
     }
 
-    /// The key ranges holding state of heights in `[from, to)`: what a targeted compaction
-    /// covers.
-    pub fn compaction_ranges(&self, from: u64, to: u64) -> Vec<KeyRange> {
-        keys::STATE_FAMILIES
-            .iter()
-            .map(|family| family.heights(from, to))
-            .collect()
-    }
-
-    /// The key ranges of heights in `[from, to)` that pruning has deleted for good: the
-    /// finalize-block responses below `min(to, base)`. (Validator sets and params keep a full
-    /// record below their bases for the pointers above, so their ranges are not wholly deleted.)
-    pub fn deleted_ranges(&self, from: u64, to: u64) -> Vec<KeyRange> {
-        let below_base = to.min(self.bounds().base);
-        let range = keys::RESPONSES.heights(from, below_base);
-        if range.is_empty() {
-            Vec::new()
-        } else {
-            vec![range]
-        }
-    }
-
-    /// Every key range the state store owns.
-    pub fn all_ranges() -> Vec<KeyRange> {
-        keys::STATE_FAMILIES.iter().map(Family::all).collect()
-    }
-
     /// Compacts every range the state store owns, synchronously (the spec's `CompactStateDB`),
     /// through the same runner and log lines as the background compactor. Safe to call while
     /// other threads read and write.
@@ -712,15 +685,30 @@ impl WindowedStore for StateStore {
         self.prune(retain_height, evidence_point, batch_heights, limiter)
     }
 
+    /// The key ranges holding state of heights in `[from, to)`: what a targeted compaction
+    /// covers.
     fn compaction_ranges(&self, from: u64, to: u64) -> Vec<KeyRange> {
-        StateStore::compaction_ranges(self, from, to)
+        keys::STATE_FAMILIES
+            .iter()
+            .map(|family| family.heights(from, to))
+            .collect()
     }
 
+    /// The key ranges of heights in `[from, to)` that pruning has deleted for good: the
+    /// finalize-block responses below `min(to, base)`. (Validator sets and params keep a full
+    /// record below their bases for the pointers above, so their ranges are not wholly deleted.)
     fn deleted_ranges(&self, from: u64, to: u64) -> Vec<KeyRange> {
-        StateStore::deleted_ranges(self, from, to)
+        let below_base = to.min(self.bounds().base);
+        let range = keys::RESPONSES.heights(from, below_base);
+        if range.is_empty() {
+            Vec::new()
+        } else {
+            vec![range]
+        }
     }
 
+    /// Every key range the state store owns.
     fn all_ranges() -> Vec<KeyRange> {
-        StateStore::all_ranges()
+        keys::STATE_FAMILIES.iter().map(Family::all).collect()
     }
 }
