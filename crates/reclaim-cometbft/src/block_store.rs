@@ -43,7 +43,7 @@ use crate::keys::{
     self, BLOCK_META, BLOCK_PARTS, BLOCK_STORE_BOUNDS, COMMITS, EXTENDED_COMMITS, Family,
     HASH_BY_HEIGHT, SEEN_COMMITS, hash_key, part_key,
 };
-use crate::segment::{BLOCK_SEGMENT, WindowedStore};
+use crate::segment::{EvidenceWindowSegment, WindowedStore};
 
 const BOUNDS_KEY: &[u8] = BLOCK_STORE_BOUNDS.key;
 
@@ -462,6 +462,12 @@ impl BlockStore {
         )?)
     }
 }
+
+/// The name of the block store's segment, its compaction target and its metric label.
+pub const BLOCK_SEGMENT: &str = "block_store";
+
+/// The block store as a prune segment: keeps meta and commits of the evidence window.
+pub type BlockSegment = EvidenceWindowSegment<BlockStore>;
 
 impl WindowedStore for BlockStore {
     const SEGMENT: &'static str = BLOCK_SEGMENT;

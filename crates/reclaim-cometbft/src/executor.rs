@@ -9,11 +9,10 @@ use reclaim_core::pruning::{
     DEFAULT_BATCH_HEIGHTS, PendingRecord, PruneLimits, PruningExecutor, PruningOptions,
 };
 
-use crate::block_store::{BlockStore, DEFAULT_EVIDENCE_MAX_AGE_HEIGHTS};
+use crate::block_store::{BlockSegment, BlockStore, DEFAULT_EVIDENCE_MAX_AGE_HEIGHTS};
 use crate::config::{DEFAULT_COMPACTION_INTERVAL, StorageConfig};
 use crate::keys;
-use crate::segment::{BlockSegment, StateSegment};
-use crate::state_store::StateStore;
+use crate::state_store::{StateSegment, StateStore};
 
 /// CometBFT's pruning settings: the evidence window from the chain's evidence params, the rest
 /// from `[storage]`.

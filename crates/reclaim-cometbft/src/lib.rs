@@ -25,12 +25,15 @@ pub mod retain;
 pub mod segment;
 pub mod state_store;
 
-pub use block_store::{Block, BlockStore, BlockStoreBounds, DEFAULT_EVIDENCE_MAX_AGE_HEIGHTS};
+pub use block_store::{
+    BLOCK_SEGMENT, Block, BlockSegment, BlockStore, BlockStoreBounds,
+    DEFAULT_EVIDENCE_MAX_AGE_HEIGHTS,
+};
 pub use config::{Config, ConfigError, StorageConfig};
 pub use error::StoreError;
 pub use executor::{PruningSettings, pruning_executor};
 pub use retain::{RetainHeightError, RetainHeights, RetainSource, RetainState};
-pub use segment::{
-    BLOCK_SEGMENT, BlockSegment, EvidenceWindowSegment, STATE_SEGMENT, StateSegment, WindowedStore,
+pub use segment::{EvidenceWindowSegment, WindowedStore};
+pub use state_store::{
+    HeightState, STATE_SEGMENT, StateSegment, StateStore, StateStoreBounds, StateStoreOptions,
 };
-pub use state_store::{HeightState, StateStore, StateStoreBounds, StateStoreOptions};

@@ -9,14 +9,7 @@ use reclaim_core::pruning::{
 };
 use reclaim_core::{KeyRange, KvStore};
 
-use crate::block_store::BlockStore;
 use crate::error::StoreError;
-use crate::state_store::StateStore;
-
-/// The name of the block store's segment, its compaction target and its metric label.
-pub const BLOCK_SEGMENT: &str = "block_store";
-/// The name of the state store's segment, its compaction target and its metric label.
-pub const STATE_SEGMENT: &str = "state_store";
 
 /// A store pruned below a retain height with an evidence window kept below its base.
 ///
@@ -71,11 +64,6 @@ impl<S> EvidenceWindowSegment<S> {
         }
     }
 }
-
-/// The block store as a segment: keeps meta and commits of the evidence window.
-pub type BlockSegment = EvidenceWindowSegment<BlockStore>;
-/// The state store as a segment: keeps validator sets of the evidence window.
-pub type StateSegment = EvidenceWindowSegment<StateStore>;
 
 impl<S: WindowedStore> PruneSegment for EvidenceWindowSegment<S> {
     fn name(&self) -> &str {

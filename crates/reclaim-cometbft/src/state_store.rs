@@ -33,7 +33,7 @@ use tracing::debug;
 
 use crate::error::StoreError;
 use crate::keys::{self, Family};
-use crate::segment::{STATE_SEGMENT, WindowedStore};
+use crate::segment::{EvidenceWindowSegment, WindowedStore};
 
 const RESPONSES: &[u8] = keys::RESPONSES.prefix;
 const LAST_RESPONSE_KEY: &[u8] = keys::LATEST_RESPONSE.key;
@@ -658,6 +658,12 @@ impl StateStore {
         )?)
     }
 }
+
+/// The name of the state store's segment, its compaction target and its metric label.
+pub const STATE_SEGMENT: &str = "state_store";
+
+/// The state store as a prune segment: keeps validator sets of the evidence window.
+pub type StateSegment = EvidenceWindowSegment<StateStore>;
 
 impl WindowedStore for StateStore {
     const SEGMENT: &'static str = STATE_SEGMENT;
