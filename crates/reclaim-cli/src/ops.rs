@@ -237,6 +237,32 @@ pub fn prune(args: &PruneArgs, storage: &StorageConfig, json: bool) -> anyhow::R
             chain.height
         );
     }
+    // A data companion's retain height is a promise to a downstream consumer: never prune past
+    // it (CometBFT's pruner does not either). The application's is the operator's to override
+    // offline; say so when it happens.
+    let blocks = Arc::new(blocks);
+    let companion = &storage.pruning.data_companion;
+    let in_force = RetainHeights::open(
+        Arc::clone(&blocks),
+        companion.enabled,
+        companion.initial_block_retain_height,
+    )?
+    .state();
+    if let Some(held) = in_force.companion
+        && args.retain_height > held
+    {
+        bail!(
+            "retain height {} is above the data companion's retain height {held} ([storage.pruning.data_companion] is enabled): the companion has not read those heights yet; nothing was changed",
+            args.retain_height
+        );
+    }
+    if in_force.application != 0 && args.retain_height > in_force.application && !args.dry_run {
+        tracing::warn!(
+            retain_height = args.retain_height,
+            application_retain_height = in_force.application,
+            "pruning past the application's retain height"
+        );
+    }
     let bytes_before = db.size_on_disk()?;
     let started = Instant::now();
     let mut report = PruneReport {
@@ -261,15 +287,15 @@ pub fn prune(args: &PruneArgs, storage: &StorageConfig, json: bool) -> anyhow::R
             compact: false,
             ..PruningSettings::from(storage)
         };
-        let blocks = std::sync::Arc::new(blocks);
-        let executor = pruning_executor(&blocks, &std::sync::Arc::new(states), options);
+        let executor = pruning_executor(&blocks, &Arc::new(states), options);
         let progress = ProgressBar::new(report.heights_pruned.max(1));
         progress.set_style(
             ProgressStyle::with_template("pruning [{bar:30}] {pos}/{len} heights")
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> "),
         );
-        // Prune in steps so the bar moves; each step is itself crash-safe.
+        // Prune in steps so the bar moves; each step is itself crash-safe. A step bounded by
+        // `[storage.pruning]` limits is repeated until it is complete.
         let step = 10_000;
         let (mut pruned, mut state_pruned) = (0, 0);
         let mut next = chain
@@ -280,10 +306,20 @@ pub fn prune(args: &PruneArgs, storage: &StorageConfig, json: bool) -> anyhow::R
         loop {
             let outcome = executor
                 .prune(next)
-                .with_context(|| format!("pruning to {next}"))?;
+                .with_context(|| format!("pruning to {next} (base now {})", blocks.base()))?;
             pruned += outcome.heights_pruned();
             state_pruned += outcome.report(STATE_SEGMENT).heights_pruned;
             progress.set_position(pruned);
+            if outcome.more_to_do() {
+                if outcome.batches() == 0 {
+                    bail!(
+                        "pruning stopped at base {} of the asked {}: a run made no progress (is max_heights_per_run 0?)",
+                        blocks.base(),
+                        args.retain_height
+                    );
+                }
+                continue;
+            }
             if next >= args.retain_height {
                 break;
             }
@@ -294,6 +330,13 @@ pub fn prune(args: &PruneArgs, storage: &StorageConfig, json: bool) -> anyhow::R
         report.state_heights_pruned = state_pruned;
         report.base_after = blocks.base();
         report.bytes_after = db.size_on_disk()?;
+        if report.base_after < args.retain_height {
+            bail!(
+                "pruning stopped at base {} of the asked {}",
+                report.base_after,
+                args.retain_height
+            );
+        }
     }
     report.seconds = started.elapsed().as_secs_f64();
     if json {

@@ -498,6 +498,36 @@ fn cli_rows(t: &mut Table, dir: &Path) {
         "a missing directory",
         refusal(&out),
     );
+    // A store directory whose database file is lost: refused, never a fresh empty store.
+    for (how, input) in [
+        ("deleted", "a store whose database file was deleted"),
+        ("link", "a store whose database file is a dangling link"),
+    ] {
+        let lost = dir.join(format!("lost-{how}"));
+        std::fs::create_dir_all(&lost).unwrap();
+        for entry in std::fs::read_dir(&store).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), lost.join(entry.file_name())).unwrap();
+        }
+        let file = lost.join(reclaim::redb::DB_FILE);
+        std::fs::remove_file(&file).unwrap();
+        let unmounted = dir.join(format!("unmounted-{how}"));
+        if how == "link" {
+            std::os::unix::fs::symlink(unmounted.join("store.redb"), &file).unwrap();
+        }
+        for command in ["inspect", "compact"] {
+            let out = reclaim_cmd(&[command], &lost);
+            assert!(!out.status.success(), "{command} on {input} succeeded");
+            t.row(
+                "command line",
+                &format!("reclaim {command}"),
+                input,
+                refusal(&out),
+            );
+        }
+        assert!(!unmounted.exists(), "a file was created behind the link");
+        assert!(!lost.join(reclaim::redb::DB_FILE).exists());
+    }
     {
         let _node = reclaim::redb::RedbStore::open(&store).unwrap();
         let out = reclaim_cmd(&["prune", "--retain-height", "100"], &store);

@@ -412,3 +412,65 @@ fn simulate_caps_rocksdb_compaction_io_when_asked() {
     assert!(limiter(&capped));
     assert!(!limiter(&plain));
 }
+
+/// `[storage.pruning]` run bounds make each run stop early; `reclaim prune` keeps running them
+/// until the asked height is reached, instead of stopping at the first bound without a word.
+#[test]
+fn prune_reaches_the_asked_height_through_bounded_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    simulate(&store, "redb", &["--no-compact", "--retain", "290"]);
+    let config = dir.path().join("bounded.toml");
+    std::fs::write(
+        &config,
+        "[storage.pruning]\nmax_heights_per_run = 7\nmax_run_time = \"1ms\"\n",
+    )
+    .unwrap();
+    let pruned = json(
+        reclaim()
+            .arg("--config")
+            .arg(&config)
+            .args(["prune", "--retain-height", "250"])
+            .arg(&store),
+    );
+    assert_eq!(pruned["base_after"], 250, "{pruned}");
+    assert_eq!(
+        json(reclaim().arg("inspect").arg(&store))["block_base"],
+        250
+    );
+}
+
+/// An enabled data companion holds pruning back: asking past its retain height is refused and
+/// changes nothing.
+#[test]
+fn prune_never_passes_the_data_companions_retain_height() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    simulate(&store, "redb", &["--no-compact", "--retain", "290"]);
+    let before = json(reclaim().arg("inspect").arg(&store));
+    let config = dir.path().join("companion.toml");
+    std::fs::write(
+        &config,
+        "[storage.pruning.data_companion]\nenabled = true\ninitial_block_retain_height = 120\n",
+    )
+    .unwrap();
+    reclaim()
+        .arg("--config")
+        .arg(&config)
+        .args(["prune", "--retain-height", "200"])
+        .arg(&store)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(
+            "above the data companion's retain height 120",
+        ));
+    assert_eq!(json(reclaim().arg("inspect").arg(&store)), before);
+    let pruned = json(
+        reclaim()
+            .arg("--config")
+            .arg(&config)
+            .args(["prune", "--retain-height", "120"])
+            .arg(&store),
+    );
+    assert_eq!(pruned["base_after"], 120);
+}

@@ -574,3 +574,94 @@ pub fn a_held_store_is_refused(h: &Harness) {
     let store = h.reopen(store);
     assert_eq!(store.get(b"k").expect("get"), Some(b"v".to_vec()));
 }
+
+/// How a store's own files can be lost while its directory stays.
+#[derive(Debug, Clone, Copy)]
+enum Loss {
+    /// Every engine file and directory deleted.
+    Deleted,
+    /// Every engine file emptied (an interrupted copy, a wiped volume).
+    Emptied,
+    /// Every top-level engine file replaced by a link to a path that does not exist (an
+    /// unmounted volume behind a link).
+    DanglingLinks,
+}
+
+/// Every entry of a store directory but reclaim's own marker and lock.
+fn engine_entries(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .expect("list store")
+        .filter_map(Result::ok)
+        .filter(|e| {
+            let name = e.file_name();
+            name != MARKER_FILE && name != reclaim_core::dir::LOCK_FILE
+        })
+        .map(|e| e.path())
+        .collect()
+}
+
+fn empty_every_file(path: &std::path::Path) {
+    if path.is_dir() {
+        for entry in std::fs::read_dir(path)
+            .expect("list")
+            .filter_map(Result::ok)
+        {
+            empty_every_file(&entry.path());
+        }
+    } else {
+        std::fs::write(path, b"").expect("empty file");
+    }
+}
+
+/// A store whose own files are gone (deleted, emptied, dangling links) while its directory
+/// and marker stay is refused with an error: never opened as a new, empty store that would
+/// then look like a fresh chain, and nothing is created in its place or behind a link.
+pub fn a_store_whose_files_are_lost_is_refused(h: &Harness) {
+    for loss in [Loss::Deleted, Loss::Emptied, Loss::DanglingLinks] {
+        let dir = h.scratch().join(format!("lost-{loss:?}"));
+        let store = h.open_at(&dir);
+        let mut batch = WriteBatch::new();
+        batch.put(b"height".to_vec(), b"9000".to_vec());
+        store.write(batch, WriteOptions::DURABLE).expect("write");
+        drop(store);
+        let target = h.scratch().join(format!("unmounted-{loss:?}"));
+        for entry in engine_entries(&dir) {
+            match loss {
+                Loss::Deleted if entry.is_dir() => std::fs::remove_dir_all(&entry).expect("rm"),
+                Loss::Deleted => std::fs::remove_file(&entry).expect("rm"),
+                Loss::Emptied => empty_every_file(&entry),
+                Loss::DanglingLinks if entry.is_dir() => {}
+                Loss::DanglingLinks => {
+                    std::fs::remove_file(&entry).expect("rm");
+                    let name = entry.file_name().expect("file name");
+                    std::os::unix::fs::symlink(target.join(name), &entry).expect("symlink");
+                }
+            }
+        }
+        let before = engine_entries(&dir);
+        match h.try_open_at(&dir) {
+            Ok(store) => {
+                let got = store.get(b"height");
+                panic!(
+                    "a store that lost its files ({loss:?}) was opened (height read back as {got:?}) instead of refused"
+                );
+            }
+            Err(err) => assert!(
+                matches!(
+                    err,
+                    StorageError::Missing { .. } | StorageError::Corrupt { .. }
+                ),
+                "{loss:?}: expected Missing or Corrupt, got {err}"
+            ),
+        }
+        assert_eq!(
+            engine_entries(&dir),
+            before,
+            "{loss:?}: the refused open changed the directory"
+        );
+        assert!(
+            !target.exists(),
+            "{loss:?}: something was created behind a link"
+        );
+    }
+}

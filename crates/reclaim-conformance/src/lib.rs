@@ -200,6 +200,10 @@ pub const CASES: &[Case] = &[
 pub const DISK_CASES: &[Case] = &[
     ("bad_paths_are_refused", cases::bad_paths_are_refused),
     ("a_held_store_is_refused", cases::a_held_store_is_refused),
+    (
+        "a_store_whose_files_are_lost_is_refused",
+        cases::a_store_whose_files_are_lost_is_refused,
+    ),
 ];
 
 /// Runs one case and returns its panic message as an error.
@@ -225,7 +229,8 @@ macro_rules! conformance_suite {
             delete_range_edges, ordered_scans_with_bounds_and_limits, synced_write_survives_reopen,
             compaction_preserves_live_data, compaction_of_empty_store_and_range,
             compaction_concurrent_with_reads_and_writes, compaction_reclaims_space,
-            random_operations_match_the_reference, bad_paths_are_refused, a_held_store_is_refused
+            random_operations_match_the_reference, bad_paths_are_refused, a_held_store_is_refused,
+            a_store_whose_files_are_lost_is_refused
         ], [
             executor_prunes_without_compactor, executor_single_flight_holds,
             executor_resumes_after_crash, executor_repeated_prune_is_idempotent,

@@ -34,12 +34,91 @@ pub const LOCK_RETRY: std::time::Duration = std::time::Duration::from_millis(500
 pub struct StoreDirLock {
     _file: File,
     path: PathBuf,
+    created: bool,
+}
+
+/// What kind of entry an engine keeps in its store directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A regular file that is never empty once created.
+    File,
+    /// A directory that is never empty once created.
+    Dir,
 }
 
 impl StoreDirLock {
     /// The locked store directory.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// True when this open made the directory a store (wrote its marker): the engine may
+    /// create its files. Otherwise they must already be there ([`StoreDirLock::require`]).
+    pub fn is_new(&self) -> bool {
+        self.created
+    }
+
+    /// Checks that the engine's `name` (a file or directory inside the store directory) is
+    /// there and not empty, unless this open created the store. A missing, empty or
+    /// dangling-link entry of an existing store is [`StorageError::Missing`]: the engine must
+    /// not create a new, empty store over a lost one.
+    pub fn require(
+        &self,
+        engine: &'static str,
+        name: &str,
+        kind: EntryKind,
+        what: &'static str,
+    ) -> Result<(), StorageError> {
+        if self.created {
+            return Ok(());
+        }
+        let path = self.path.join(name);
+        let missing = |detail: String| StorageError::Missing {
+            engine,
+            path: path.clone(),
+            what,
+            detail,
+        };
+        let link = match std::fs::symlink_metadata(&path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                return Err(missing("it does not exist".into()));
+            }
+            Err(e) => return Err(StorageError::io("stat store file", e)),
+        };
+        let meta = if link.file_type().is_symlink() {
+            match std::fs::metadata(&path) {
+                Ok(meta) => meta,
+                Err(e) if e.kind() == ErrorKind::NotFound => {
+                    let target = std::fs::read_link(&path)
+                        .map(|t| t.display().to_string())
+                        .unwrap_or_else(|_| "?".into());
+                    return Err(missing(format!(
+                        "it is a link to {target}, which does not exist"
+                    )));
+                }
+                Err(e) => return Err(StorageError::io("stat store file", e)),
+            }
+        } else {
+            link
+        };
+        match kind {
+            EntryKind::File if !meta.is_file() => Err(missing("it is not a regular file".into())),
+            EntryKind::File if meta.len() == 0 => Err(missing("it is empty".into())),
+            EntryKind::Dir if !meta.is_dir() => Err(missing("it is not a directory".into())),
+            EntryKind::Dir => {
+                let empty = std::fs::read_dir(&path)
+                    .map_err(|e| StorageError::io("list store directory", e))?
+                    .next()
+                    .is_none();
+                if empty {
+                    Err(missing("it is empty".into()))
+                } else {
+                    Ok(())
+                }
+            }
+            EntryKind::File => Ok(()),
+        }
     }
 }
 
@@ -89,6 +168,7 @@ pub fn open_store_dir(path: &Path, engine: &'static str) -> Result<StoreDirLock,
             Err(std::fs::TryLockError::Error(e)) => return Err(StorageError::io("lock store", e)),
         }
     }
+    let mut created = false;
     match detect_engine(path)? {
         Some(found) if found == engine => {}
         Some(found) => {
@@ -107,11 +187,13 @@ pub fn open_store_dir(path: &Path, engine: &'static str) -> Result<StoreDirLock,
                 ));
             }
             write_durably(&path.join(MARKER_FILE), engine.as_bytes())?;
+            created = true;
         }
     }
     Ok(StoreDirLock {
         _file: file,
         path: path.to_owned(),
+        created,
     })
 }
 
@@ -237,6 +319,66 @@ mod tests {
             std::fs::read(foreign.path().join("data.bin")).unwrap(),
             b"x"
         );
+    }
+
+    #[test]
+    fn an_existing_store_must_keep_its_engine_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = open_store_dir(dir.path(), "redb").unwrap();
+        assert!(first.is_new());
+        first
+            .require("redb", "db", EntryKind::File, "database file")
+            .unwrap();
+        drop(first);
+        let again = open_store_dir(dir.path(), "redb").unwrap();
+        assert!(!again.is_new());
+        let missing = |err: StorageError, needle: &str| {
+            assert!(matches!(err, StorageError::Missing { .. }), "{err}");
+            assert!(err.to_string().contains(needle), "{err}");
+        };
+        missing(
+            again
+                .require("redb", "db", EntryKind::File, "database file")
+                .unwrap_err(),
+            "does not exist",
+        );
+        std::fs::write(dir.path().join("db"), b"").unwrap();
+        missing(
+            again
+                .require("redb", "db", EntryKind::File, "database file")
+                .unwrap_err(),
+            "empty",
+        );
+        std::fs::remove_file(dir.path().join("db")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("nowhere"), dir.path().join("db")).unwrap();
+        missing(
+            again
+                .require("redb", "db", EntryKind::File, "database file")
+                .unwrap_err(),
+            "link",
+        );
+        assert!(
+            !dir.path().join("nowhere").exists(),
+            "nothing created at the link's target"
+        );
+        std::fs::remove_file(dir.path().join("db")).unwrap();
+        std::fs::create_dir(dir.path().join("db")).unwrap();
+        missing(
+            again
+                .require("redb", "db", EntryKind::File, "database file")
+                .unwrap_err(),
+            "not a regular file",
+        );
+        missing(
+            again
+                .require("redb", "db", EntryKind::Dir, "generation")
+                .unwrap_err(),
+            "empty",
+        );
+        std::fs::write(dir.path().join("db/x"), b"1").unwrap();
+        again
+            .require("redb", "db", EntryKind::Dir, "generation")
+            .unwrap();
     }
 
     #[test]

@@ -37,6 +37,35 @@ pub enum StorageError {
         /// Why it cannot be used.
         detail: String,
     },
+    /// The store directory exists and names this engine, but the engine's own files are gone
+    /// (deleted, emptied, a dangling link, an unmounted volume): refused rather than replaced
+    /// by a new, empty store.
+    #[error(
+        "store at {} is missing its {what}: {detail}; refusing to create a new, empty store in its place (an unmounted volume or a deleted file? if this directory never held data, remove it)",
+        path.display()
+    )]
+    Missing {
+        /// The engine that tried to open it.
+        engine: &'static str,
+        /// The file or directory that should be there.
+        path: PathBuf,
+        /// What it is (e.g. "database file").
+        what: &'static str,
+        /// What was found instead.
+        detail: String,
+    },
+    /// The engine panicked inside an operation. The panic was contained: the operation's
+    /// changes were not committed, and the handle refuses every later call
+    /// ([`StorageError::Closed`]) so that a damaged store is not written to again.
+    #[error("{engine} panicked during {operation} (the store is probably damaged): {message}")]
+    Panicked {
+        /// The engine name.
+        engine: &'static str,
+        /// The operation that panicked.
+        operation: &'static str,
+        /// The panic message.
+        message: String,
+    },
     /// The device is full; nothing was written by the failed operation.
     #[error("no space left on device during {operation}")]
     NoSpace {

@@ -349,6 +349,47 @@ where
     }
 }
 
+/// Runs one engine call, containing a panic inside it: the panic becomes
+/// [`StorageError::Panicked`] and sets `poisoned`, after which every call on the same handle
+/// is refused with [`StorageError::Closed`] without reaching the engine (a store whose engine
+/// panicked is damaged; nothing more is written to it). An adapter wraps each of its trait
+/// methods in this, so that no engine panic reaches the node.
+pub fn contained<T>(
+    engine: &'static str,
+    operation: &'static str,
+    poisoned: &std::sync::atomic::AtomicBool,
+    call: impl FnOnce() -> Result<T, StorageError>,
+) -> Result<T, StorageError> {
+    use std::sync::atomic::Ordering;
+    if poisoned.load(Ordering::Acquire) {
+        return Err(StorageError::Closed {
+            reason: format!("{engine} panicked earlier on this handle; reopen the store"),
+        });
+    }
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)) {
+        Ok(result) => result,
+        Err(payload) => {
+            poisoned.store(true, Ordering::Release);
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "non-string panic payload".to_owned());
+            tracing::error!(
+                engine,
+                operation,
+                message,
+                "engine panicked; store handle poisoned"
+            );
+            Err(StorageError::Panicked {
+                engine,
+                operation,
+                message,
+            })
+        }
+    }
+}
+
 /// The default range delete for engines without a native one: returns a batch in which every
 /// [`BatchOp::DeleteRange`] is replaced by point deletes of the keys inside it, read from
 /// `reader` plus the keys put earlier in the same batch.
@@ -382,4 +423,22 @@ pub fn expand_range_deletes<R: KvRead + ?Sized>(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_is_contained_and_poisons_the_handle() {
+        let poisoned = std::sync::atomic::AtomicBool::new(false);
+        assert_eq!(contained("e", "get", &poisoned, || Ok(1)).unwrap(), 1);
+        let err = contained::<()>("e", "get", &poisoned, || panic!("boom")).unwrap_err();
+        assert!(
+            matches!(err, StorageError::Panicked { ref message, .. } if message == "boom"),
+            "{err}"
+        );
+        let err = contained("e", "get", &poisoned, || Ok(1)).unwrap_err();
+        assert!(matches!(err, StorageError::Closed { .. }), "{err}");
+    }
 }

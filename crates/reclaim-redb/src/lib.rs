@@ -26,10 +26,11 @@
 //! * Range deletes are native (`retain_in` inside the transaction).
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 
 use parking_lot::RwLock;
-use reclaim_core::dir::{StoreDirLock, directory_size, open_store_dir};
-use reclaim_core::kv::{KeyValue, collect_scan};
+use reclaim_core::dir::{EntryKind, StoreDirLock, directory_size, open_store_dir};
+use reclaim_core::kv::{KeyValue, collect_scan, contained};
 use reclaim_core::{
     BatchOp, Capabilities, Compactable, CompactionAccess, CompactionScope, KeyRange, KvRead,
     KvWrite, ScanOrder, StorageError, WriteBatch, WriteOptions,
@@ -51,6 +52,8 @@ const TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("reclaim");
 pub struct RedbStore {
     db: RwLock<Database>,
     path: PathBuf,
+    /// Set when redb panicked inside a call: the handle refuses every later call.
+    poisoned: AtomicBool,
     _lock: StoreDirLock,
 }
 
@@ -75,6 +78,9 @@ impl RedbStore {
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StorageError> {
         let path = path.as_ref().to_owned();
         let lock = open_store_dir(&path, ENGINE)?;
+        // An existing store must still have its file: never create a new, empty one in place
+        // of a lost one (a deleted file, a dangling link, an unmounted volume).
+        lock.require(ENGINE, DB_FILE, EntryKind::File, "database file")?;
         let file = path.join(DB_FILE);
         // redb's debug builds assert on some corruptions instead of returning an error: a
         // damaged file must still be an error here, never a panic.
@@ -115,6 +121,7 @@ impl RedbStore {
         let store = Self {
             db: RwLock::new(db),
             path,
+            poisoned: AtomicBool::new(false),
             _lock: lock,
         };
         // Create the table once so that reads never meet a missing table.
@@ -130,25 +137,29 @@ impl RedbStore {
     /// Bytes redb reports as allocated but unused (what compaction can give back), read from a
     /// write transaction's statistics.
     pub fn fragmented_bytes(&self) -> Result<u64, StorageError> {
-        let db = self.db.read();
-        let txn = db
-            .begin_write()
-            .map_err(|e| engine_error("begin_write", e))?;
-        let stats = txn.stats().map_err(|e| engine_error("stats", e))?;
-        txn.abort().map_err(|e| engine_error("abort", e))?;
-        Ok(stats.fragmented_bytes())
+        contained(ENGINE, "stats", &self.poisoned, || {
+            let db = self.db.read();
+            let txn = db
+                .begin_write()
+                .map_err(|e| engine_error("begin_write", e))?;
+            let stats = txn.stats().map_err(|e| engine_error("stats", e))?;
+            txn.abort().map_err(|e| engine_error("abort", e))?;
+            Ok(stats.fragmented_bytes())
+        })
     }
 }
 
 impl KvRead for RedbStore {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        let db = self.db.read();
-        let txn = db.begin_read().map_err(|e| engine_error("begin_read", e))?;
-        let table = txn
-            .open_table(TABLE)
-            .map_err(|e| engine_error("open_table", e))?;
-        let value = table.get(key).map_err(|e| engine_error("get", e))?;
-        Ok(value.map(|v| v.value().to_vec()))
+        contained(ENGINE, "get", &self.poisoned, || {
+            let db = self.db.read();
+            let txn = db.begin_read().map_err(|e| engine_error("begin_read", e))?;
+            let table = txn
+                .open_table(TABLE)
+                .map_err(|e| engine_error("open_table", e))?;
+            let value = table.get(key).map_err(|e| engine_error("get", e))?;
+            Ok(value.map(|v| v.value().to_vec()))
+        })
     }
 
     fn scan(
@@ -157,102 +168,108 @@ impl KvRead for RedbStore {
         order: ScanOrder,
         limit: usize,
     ) -> Result<Vec<KeyValue>, StorageError> {
-        if range.is_empty() || limit == 0 {
-            return Ok(Vec::new());
-        }
-        let db = self.db.read();
-        let txn = db.begin_read().map_err(|e| engine_error("begin_read", e))?;
-        let table = txn
-            .open_table(TABLE)
-            .map_err(|e| engine_error("open_table", e))?;
-        let entries = table
-            .range::<&[u8]>(range.as_bounds())
-            .map_err(|e| engine_error("range", e))?;
-        collect_scan(entries, order, limit, |entry| {
-            entry
-                .map(|(k, v)| (k.value().to_vec(), v.value().to_vec()))
-                .map_err(|e| engine_error("scan", e))
+        contained(ENGINE, "scan", &self.poisoned, || {
+            if range.is_empty() || limit == 0 {
+                return Ok(Vec::new());
+            }
+            let db = self.db.read();
+            let txn = db.begin_read().map_err(|e| engine_error("begin_read", e))?;
+            let table = txn
+                .open_table(TABLE)
+                .map_err(|e| engine_error("open_table", e))?;
+            let entries = table
+                .range::<&[u8]>(range.as_bounds())
+                .map_err(|e| engine_error("range", e))?;
+            collect_scan(entries, order, limit, |entry| {
+                entry
+                    .map(|(k, v)| (k.value().to_vec(), v.value().to_vec()))
+                    .map_err(|e| engine_error("scan", e))
+            })
         })
     }
 }
 
 impl KvWrite for RedbStore {
     fn write(&self, batch: WriteBatch, options: WriteOptions) -> Result<(), StorageError> {
-        let db = self.db.read();
-        let mut txn = db
-            .begin_write()
-            .map_err(|e| engine_error("begin_write", e))?;
-        let durability = if options.sync {
-            Durability::Immediate
-        } else {
-            Durability::None
-        };
-        txn.set_durability(durability)
-            .map_err(|e| StorageError::engine(ENGINE, "set_durability", e))?;
-        {
-            let mut table = txn
-                .open_table(TABLE)
-                .map_err(|e| engine_error("open_table", e))?;
-            for op in batch.into_ops() {
-                match op {
-                    BatchOp::Put { key, value } => {
-                        table
-                            .insert(key.as_slice(), value.as_slice())
-                            .map_err(|e| engine_error("insert", e))?;
-                    }
-                    BatchOp::Delete { key } => {
-                        table
-                            .remove(key.as_slice())
-                            .map_err(|e| engine_error("remove", e))?;
-                    }
-                    BatchOp::DeleteRange(range) => {
-                        table
-                            .retain_in::<&[u8], _>(range.as_bounds(), |_, _| false)
-                            .map_err(|e| engine_error("delete_range", e))?;
+        contained(ENGINE, "write", &self.poisoned, || {
+            let db = self.db.read();
+            let mut txn = db
+                .begin_write()
+                .map_err(|e| engine_error("begin_write", e))?;
+            let durability = if options.sync {
+                Durability::Immediate
+            } else {
+                Durability::None
+            };
+            txn.set_durability(durability)
+                .map_err(|e| StorageError::engine(ENGINE, "set_durability", e))?;
+            {
+                let mut table = txn
+                    .open_table(TABLE)
+                    .map_err(|e| engine_error("open_table", e))?;
+                for op in batch.into_ops() {
+                    match op {
+                        BatchOp::Put { key, value } => {
+                            table
+                                .insert(key.as_slice(), value.as_slice())
+                                .map_err(|e| engine_error("insert", e))?;
+                        }
+                        BatchOp::Delete { key } => {
+                            table
+                                .remove(key.as_slice())
+                                .map_err(|e| engine_error("remove", e))?;
+                        }
+                        BatchOp::DeleteRange(range) => {
+                            table
+                                .retain_in::<&[u8], _>(range.as_bounds(), |_, _| false)
+                                .map_err(|e| engine_error("delete_range", e))?;
+                        }
                     }
                 }
             }
-        }
-        txn.commit().map_err(|e| engine_error("commit", e))
+            txn.commit().map_err(|e| engine_error("commit", e))
+        })
     }
 }
 
 impl Compactable for RedbStore {
     fn compact_range(&self, range: &KeyRange) -> Result<(), StorageError> {
-        if range.is_empty() {
-            return Ok(());
-        }
-        // Exclusive: waits for every transaction of this adapter to end, and holds new ones off.
-        let mut db = self.db.write();
-        // A synced empty commit first makes earlier non-durable commits durable, so that the
-        // pages they freed can be released. A compaction round can end with the file *larger*
-        // (redb relocates pages before it truncates), and the next round then shrinks it: run
-        // rounds while the file keeps shrinking.
-        let file = self.path.join(DB_FILE);
-        let file_size = || {
-            std::fs::metadata(&file)
-                .map(|m| m.len())
-                .map_err(|e| StorageError::io("stat redb file", e))
-        };
-        let mut smallest = file_size()?;
-        let mut passes = 0u32;
-        for round in 0..MAX_COMPACTION_ROUNDS {
-            let txn = db
-                .begin_write()
-                .map_err(|e| engine_error("begin_write", e))?;
-            txn.commit().map_err(|e| engine_error("commit", e))?;
-            while db.compact().map_err(|e| engine_error("compact", e))? {
-                passes += 1;
+        contained(ENGINE, "compact_range", &self.poisoned, || {
+            if range.is_empty() {
+                return Ok(());
             }
-            let size = file_size()?;
-            debug!(round, size, "redb compaction round");
-            if size >= smallest && round > 0 {
-                break;
+            // Exclusive: waits for every transaction of this adapter to end, and holds new ones off.
+            let mut db = self.db.write();
+            // A synced empty commit first makes earlier non-durable commits durable, so that the
+            // pages they freed can be released. A compaction round can end with the file *larger*
+            // (redb relocates pages before it truncates), and the next round then shrinks it: run
+            // rounds while the file keeps shrinking.
+            let file = self.path.join(DB_FILE);
+            let file_size = || {
+                std::fs::metadata(&file)
+                    .map(|m| m.len())
+                    .map_err(|e| StorageError::io("stat redb file", e))
+            };
+            let mut smallest = file_size()?;
+            let mut passes = 0u32;
+            for round in 0..MAX_COMPACTION_ROUNDS {
+                let txn = db
+                    .begin_write()
+                    .map_err(|e| engine_error("begin_write", e))?;
+                txn.commit().map_err(|e| engine_error("commit", e))?;
+                while db.compact().map_err(|e| engine_error("compact", e))? {
+                    passes += 1;
+                }
+                let size = file_size()?;
+                debug!(round, size, "redb compaction round");
+                if size >= smallest && round > 0 {
+                    break;
+                }
+                smallest = smallest.min(size);
             }
-            smallest = smallest.min(size);
-        }
-        debug!(passes, "redb compaction finished");
-        Ok(())
+            debug!(passes, "redb compaction finished");
+            Ok(())
+        })
     }
 
     fn size_on_disk(&self) -> Result<u64, StorageError> {

@@ -26,7 +26,7 @@
 use std::path::{Path, PathBuf};
 
 use parking_lot::RwLock;
-use reclaim_core::dir::{StoreDirLock, directory_size, open_store_dir};
+use reclaim_core::dir::{EntryKind, StoreDirLock, directory_size, open_store_dir};
 use reclaim_core::kv::KeyValue;
 use reclaim_core::range::key_successor;
 use reclaim_core::{
@@ -167,6 +167,14 @@ impl RocksStore {
     pub fn open_with(path: impl AsRef<Path>, options: RocksOptions) -> Result<Self, StorageError> {
         let path = path.as_ref().to_owned();
         let lock = open_store_dir(&path, ENGINE)?;
+        // An existing store must still have its files: never create a new, empty one in place
+        // of a lost one (deleted files, an unmounted volume).
+        lock.require(
+            ENGINE,
+            "CURRENT",
+            EntryKind::File,
+            "manifest pointer (CURRENT)",
+        )?;
         let db = DB::open(&options.to_rocksdb(), &path).map_err(|e| {
             let message = e.to_string();
             if message.contains("lock") && message.contains("LOCK") {

@@ -46,11 +46,14 @@
 //!   free space falls below [`FREE_SPACE_RESERVE`]: sled 0.34 hangs after a failed write.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use parking_lot::{Mutex, RwLock};
-use reclaim_core::dir::{StoreDirLock, directory_size, open_store_dir, sync_dir, write_durably};
-use reclaim_core::kv::{KeyValue, collect_scan, expand_range_deletes};
+use reclaim_core::dir::{
+    EntryKind, StoreDirLock, directory_size, open_store_dir, sync_dir, write_durably,
+};
+use reclaim_core::kv::{KeyValue, collect_scan, contained, expand_range_deletes};
 use reclaim_core::{
     BatchOp, Capabilities, Compactable, CompactionAccess, CompactionScope, KeyRange, KvRead,
     KvWrite, ScanOrder, StorageError, WriteBatch, WriteOptions,
@@ -78,6 +81,8 @@ pub struct SledStore {
     root: PathBuf,
     live: RwLock<Generation>,
     writer: Mutex<()>,
+    /// Set when sled panicked inside a call: the handle refuses every later call.
+    poisoned: AtomicBool,
     _lock: StoreDirLock,
 }
 
@@ -236,18 +241,37 @@ impl SledStore {
                 .trim()
                 .parse::<u64>()
                 .map_err(|_| corrupt(format!("CURRENT holds {text:?}, not a generation")))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && lock.is_new() => {
                 write_durably(&root.join(CURRENT_FILE), b"1")?;
                 1
+            }
+            // An existing store must still have its files: never create a new, empty one in
+            // place of a lost one (a deleted file, an unmounted volume).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StorageError::Missing {
+                    engine: ENGINE,
+                    path: root.join(CURRENT_FILE),
+                    what: "generation pointer (CURRENT)",
+                    detail: "it does not exist".into(),
+                });
             }
             Err(e) => return Err(StorageError::io("read CURRENT", e)),
         };
         remove_stale_generations(&root, number)?;
+        if !lock.is_new() {
+            lock.require(
+                ENGINE,
+                &format!("gen-{number:06}"),
+                EntryKind::Dir,
+                "live generation",
+            )?;
+        }
         let db = open_generation(&root, number)?;
         Ok(Self {
             root,
             live: RwLock::new(Generation { number, db }),
             writer: Mutex::new(()),
+            poisoned: AtomicBool::new(false),
             _lock: lock,
         })
     }
@@ -366,9 +390,11 @@ fn remove_stale_generations(root: &Path, live: u64) -> Result<(), StorageError> 
 
 impl KvRead for SledStore {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        let live = self.live.read();
-        let value = live.db.get(key).map_err(|e| engine_error("get", e))?;
-        Ok(value.map(|v| v.to_vec()))
+        contained(ENGINE, "get", &self.poisoned, || {
+            let live = self.live.read();
+            let value = live.db.get(key).map_err(|e| engine_error("get", e))?;
+            Ok(value.map(|v| v.to_vec()))
+        })
     }
 
     fn scan(
@@ -377,93 +403,99 @@ impl KvRead for SledStore {
         order: ScanOrder,
         limit: usize,
     ) -> Result<Vec<KeyValue>, StorageError> {
-        if range.is_empty() || limit == 0 {
-            return Ok(Vec::new());
-        }
-        let live = self.live.read();
-        let entries = live.db.range::<&[u8], _>(range.as_bounds());
-        collect_scan(entries, order, limit, |entry| {
-            entry
-                .map(|(k, v)| (k.to_vec(), v.to_vec()))
-                .map_err(|e| engine_error("scan", e))
+        contained(ENGINE, "scan", &self.poisoned, || {
+            if range.is_empty() || limit == 0 {
+                return Ok(Vec::new());
+            }
+            let live = self.live.read();
+            let entries = live.db.range::<&[u8], _>(range.as_bounds());
+            collect_scan(entries, order, limit, |entry| {
+                entry
+                    .map(|(k, v)| (k.to_vec(), v.to_vec()))
+                    .map_err(|e| engine_error("scan", e))
+            })
         })
     }
 }
 
 impl KvWrite for SledStore {
     fn write(&self, batch: WriteBatch, options: WriteOptions) -> Result<(), StorageError> {
-        let _writer = self.writer.lock();
-        let incoming: u64 = batch
-            .ops()
-            .iter()
-            .map(|op| match op {
-                BatchOp::Put { key, value } => (key.len() + value.len()) as u64,
-                BatchOp::Delete { key } => key.len() as u64,
-                BatchOp::DeleteRange(_) => 0,
-            })
-            .sum();
-        // sled's log may write a batch twice (buffer and segment) before it is durable.
-        self.ensure_free_space("write", incoming.saturating_mul(2))?;
-        let batch = expand_range_deletes(self, batch)?;
-        let live = self.live.read();
-        let mut sled_batch = sled::Batch::default();
-        for op in batch.into_ops() {
-            match op {
-                BatchOp::Put { key, value } => sled_batch.insert(key, value),
-                BatchOp::Delete { key } => sled_batch.remove(key),
-                BatchOp::DeleteRange(range) => {
-                    return Err(StorageError::engine(
-                        ENGINE,
-                        "apply_batch",
-                        format!("range delete {range} was not expanded"),
-                    ));
+        contained(ENGINE, "write", &self.poisoned, || {
+            let _writer = self.writer.lock();
+            let incoming: u64 = batch
+                .ops()
+                .iter()
+                .map(|op| match op {
+                    BatchOp::Put { key, value } => (key.len() + value.len()) as u64,
+                    BatchOp::Delete { key } => key.len() as u64,
+                    BatchOp::DeleteRange(_) => 0,
+                })
+                .sum();
+            // sled's log may write a batch twice (buffer and segment) before it is durable.
+            self.ensure_free_space("write", incoming.saturating_mul(2))?;
+            let batch = expand_range_deletes(self, batch)?;
+            let live = self.live.read();
+            let mut sled_batch = sled::Batch::default();
+            for op in batch.into_ops() {
+                match op {
+                    BatchOp::Put { key, value } => sled_batch.insert(key, value),
+                    BatchOp::Delete { key } => sled_batch.remove(key),
+                    BatchOp::DeleteRange(range) => {
+                        return Err(StorageError::engine(
+                            ENGINE,
+                            "apply_batch",
+                            format!("range delete {range} was not expanded"),
+                        ));
+                    }
                 }
             }
-        }
-        live.db
-            .apply_batch(sled_batch)
-            .map_err(|e| engine_error("apply_batch", e))?;
-        if options.sync {
-            live.db.flush().map_err(|e| engine_error("flush", e))?;
-        }
-        Ok(())
+            live.db
+                .apply_batch(sled_batch)
+                .map_err(|e| engine_error("apply_batch", e))?;
+            if options.sync {
+                live.db.flush().map_err(|e| engine_error("flush", e))?;
+            }
+            Ok(())
+        })
     }
 }
 
 impl Compactable for SledStore {
     fn compact_range(&self, range: &KeyRange) -> Result<(), StorageError> {
-        if range.is_empty() {
-            return Ok(());
-        }
-        let started = Instant::now();
-        let _writer = self.writer.lock();
-        self.ensure_free_space("compaction", 0)?;
-        let (number, fresh) = {
-            let live = self.live.read();
-            let number = live.number + 1;
-            (number, self.rewrite_into(&live.db, number)?)
-        };
-        write_durably(&self.root.join(CURRENT_FILE), number.to_string().as_bytes())?;
-        let swap_started = Instant::now();
-        let old = {
-            let mut live = self.live.write();
-            std::mem::replace(&mut *live, Generation { number, db: fresh })
-        };
-        let swap = swap_started.elapsed();
-        let old_dir = generation_dir(&self.root, old.number);
-        retire_generation(&self.root, old.number);
-        drop(old);
-        if let Err(e) = std::fs::remove_dir_all(&old_dir) {
-            // Not fatal: the next open removes it.
-            warn!(dir = %old_dir.display(), error = %e, "could not remove old sled generation");
-        }
-        info!(
-            generation = number,
-            writers_paused_ms = started.elapsed().as_millis() as u64,
-            readers_paused_us = swap.as_micros() as u64,
-            "sled store rewritten"
-        );
-        Ok(())
+        contained(ENGINE, "compact_range", &self.poisoned, || {
+            if range.is_empty() {
+                return Ok(());
+            }
+            let started = Instant::now();
+            let _writer = self.writer.lock();
+            self.ensure_free_space("compaction", 0)?;
+            let (number, fresh) = {
+                let live = self.live.read();
+                let number = live.number + 1;
+                (number, self.rewrite_into(&live.db, number)?)
+            };
+            write_durably(&self.root.join(CURRENT_FILE), number.to_string().as_bytes())?;
+            let swap_started = Instant::now();
+            let old = {
+                let mut live = self.live.write();
+                std::mem::replace(&mut *live, Generation { number, db: fresh })
+            };
+            let swap = swap_started.elapsed();
+            let old_dir = generation_dir(&self.root, old.number);
+            retire_generation(&self.root, old.number);
+            drop(old);
+            if let Err(e) = std::fs::remove_dir_all(&old_dir) {
+                // Not fatal: the next open removes it.
+                warn!(dir = %old_dir.display(), error = %e, "could not remove old sled generation");
+            }
+            info!(
+                generation = number,
+                writers_paused_ms = started.elapsed().as_millis() as u64,
+                readers_paused_us = swap.as_micros() as u64,
+                "sled store rewritten"
+            );
+            Ok(())
+        })
     }
 
     fn size_on_disk(&self) -> Result<u64, StorageError> {
