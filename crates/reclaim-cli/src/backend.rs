@@ -24,6 +24,12 @@ pub fn serialize_engine<S: serde::Serializer>(
     serializer.serialize_str(engine.name())
 }
 
+/// Serialises a path as text, replacing what is not UTF-8 (a report must never fail after the
+/// work it reports on was done).
+pub fn serialize_path<S: serde::Serializer>(path: &Path, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&path.to_string_lossy())
+}
+
 /// Opens (creating if needed) the store in `dir` with `engine`, refusing an engine this build
 /// lacks with the feature to enable.
 pub fn open(
@@ -45,6 +51,15 @@ pub fn open(
 pub fn open_existing(
     dir: &Path,
     expected: Option<Engine>,
+) -> anyhow::Result<(Engine, Arc<dyn KvStore>)> {
+    open_existing_with(dir, expected, &reclaim::OpenOptions::default())
+}
+
+/// [`open_existing`] with the engine options a configuration asks for.
+pub fn open_existing_with(
+    dir: &Path,
+    expected: Option<Engine>,
+    options: &reclaim::OpenOptions,
 ) -> anyhow::Result<(Engine, Arc<dyn KvStore>)> {
     if !dir.exists() {
         bail!("store directory {} does not exist", dir.display());
@@ -78,5 +93,5 @@ pub fn open_existing(
             dir.display()
         );
     }
-    Ok((engine, open(engine, dir, &reclaim::OpenOptions::default())?))
+    Ok((engine, open(engine, dir, options)?))
 }

@@ -14,6 +14,7 @@ mod ops;
 mod plot;
 mod simulate;
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -62,14 +63,32 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_chain(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes joined by `: `, leaving out a cause whose text the message
+/// before it already holds (many errors print their source in their own message).
+fn error_chain(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let line = cause.to_string();
+        if text.contains(&line) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&line);
+    }
+    text
 }
 
 fn run(cli: &Cli) -> anyhow::Result<()> {
@@ -82,6 +101,6 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Simulate(args) => simulate::run(args, storage, cli.json),
         Command::Inspect(args) => ops::inspect(args, storage, cli.json),
         Command::Prune(args) => ops::prune(args, storage, cli.json),
-        Command::Compact(args) => ops::compact(args, cli.json),
+        Command::Compact(args) => ops::compact(args, storage, cli.json),
     }
 }

@@ -12,7 +12,9 @@ use reclaim::{
 };
 use serde::Serialize;
 
-use crate::backend::{engine_parser, open_existing, serialize_engine};
+use crate::backend::{
+    engine_parser, open_existing, open_existing_with, serialize_engine, serialize_path,
+};
 use crate::simulate::human_bytes;
 use reclaim::Engine;
 
@@ -71,6 +73,7 @@ struct Family {
 
 #[derive(Serialize)]
 struct Inspection {
+    #[serde(serialize_with = "serialize_path")]
     dir: PathBuf,
     #[serde(serialize_with = "serialize_engine")]
     backend: Engine,
@@ -208,6 +211,7 @@ pub fn inspect(args: &InspectArgs, storage: &StorageConfig, json: bool) -> anyho
 
 #[derive(Serialize)]
 struct PruneReport {
+    #[serde(serialize_with = "serialize_path")]
     dir: PathBuf,
     #[serde(serialize_with = "serialize_engine")]
     backend: Engine,
@@ -372,26 +376,57 @@ pub fn prune(args: &PruneArgs, storage: &StorageConfig, json: bool) -> anyhow::R
     Ok(())
 }
 
+/// A key given on the command line: text, or hex after `0x` (digits only, an even number).
 fn parse_key(text: &str) -> anyhow::Result<Vec<u8>> {
-    match text.strip_prefix("0x") {
-        Some(hex) => {
-            if hex.len() % 2 != 0 {
-                bail!("hex key {text:?} has an odd number of digits");
-            }
-            (0..hex.len())
-                .step_by(2)
-                .map(|i| {
-                    u8::from_str_radix(&hex[i..i + 2], 16)
-                        .with_context(|| format!("{text:?} is not valid hex"))
-                })
-                .collect()
+    let Some(hex) = text.strip_prefix("0x") else {
+        return Ok(text.as_bytes().to_vec());
+    };
+    if let Some(bad) = hex.chars().find(|c| !c.is_ascii_hexdigit()) {
+        bail!("{text:?} is not valid hex: {bad:?} is not a hex digit");
+    }
+    if hex.len() % 2 != 0 {
+        bail!("hex key {text:?} has an odd number of digits");
+    }
+    // Every character is an ASCII hex digit, so every byte index is a character boundary.
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| {
+            u8::from_str_radix(&hex[i..i + 2], 16)
+                .with_context(|| format!("{text:?} is not valid hex"))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_key;
+    use proptest::prelude::*;
+
+    #[test]
+    fn keys_parse_as_text_or_hex() {
+        assert_eq!(parse_key("P:").unwrap(), b"P:");
+        assert_eq!(parse_key("0x513a").unwrap(), b"Q:");
+        assert_eq!(parse_key("0x").unwrap(), b"");
+        for bad in ["0xabc", "0xaé", "0xzz", "0x\u{0}0", "0x 1"] {
+            assert!(parse_key(bad).is_err(), "{bad}");
         }
-        None => Ok(text.as_bytes().to_vec()),
+    }
+
+    proptest! {
+        /// Any string gives a key or an error, never a panic; hex round-trips.
+        #[test]
+        fn any_string_parses_or_is_refused(text in any::<String>(), bytes in any::<Vec<u8>>()) {
+            let _ = parse_key(&text);
+            let _ = parse_key(&format!("0x{text}"));
+            let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            prop_assert_eq!(parse_key(&format!("0x{hex}")).unwrap(), bytes);
+        }
     }
 }
 
 #[derive(Serialize)]
 struct CompactReport {
+    #[serde(serialize_with = "serialize_path")]
     dir: PathBuf,
     #[serde(serialize_with = "serialize_engine")]
     backend: Engine,
@@ -403,18 +438,38 @@ struct CompactReport {
 }
 
 /// Runs `reclaim compact`.
-pub fn compact(args: &CompactArgs, json: bool) -> anyhow::Result<()> {
+///
+/// `[storage.compaction_pacing]` applies as in a node: slices, pauses, time windows (a wait for
+/// one is logged) and the engine's I/O cap; the load signal does not (no node commits here).
+pub fn compact(args: &CompactArgs, storage: &StorageConfig, json: bool) -> anyhow::Result<()> {
     let from = args.from.as_deref().map(parse_key).transpose()?;
     let to = args.to.as_deref().map(parse_key).transpose()?;
     let range = KeyRange::new(from, to).context("invalid --from/--to")?;
-    let (backend, db) = open_existing(&args.dir, args.backend)?;
+    let (mut pacing, load_gate) = storage.compaction_pacing.to_pacing()?;
+    if load_gate.is_some() {
+        tracing::warn!("busy_commit_latency is ignored by `reclaim compact`: no node commits here");
+        pacing.load = None;
+    }
+    let (backend, db) = open_existing_with(
+        &args.dir,
+        args.backend,
+        &reclaim::OpenOptions::from_config(storage),
+    )?;
     let bytes_before = db.size_on_disk()?;
     let started = Instant::now();
     let spinner = ProgressBar::new_spinner();
     spinner.set_message(format!("compacting {range}"));
     spinner.enable_steady_tick(std::time::Duration::from_millis(200));
-    db.compact_range(&range)?;
+    let task = reclaim::CompactionTask::new("manual_compaction").with_target_ranges(
+        "store",
+        Arc::clone(&db) as Arc<dyn reclaim::Compactable>,
+        vec![range.clone()],
+    );
+    let task_report = reclaim::compaction::run_task(&task, &pacing, &reclaim::StopSignal::never());
     spinner.finish_and_clear();
+    if let Some(failure) = task_report.failures.first() {
+        bail!("compaction failed: {failure}");
+    }
     let seconds = started.elapsed().as_secs_f64();
     let bytes_after = db.size_on_disk()?;
     let report = CompactReport {

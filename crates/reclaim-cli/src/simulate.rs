@@ -32,27 +32,28 @@ pub struct SimulateArgs {
     /// Store directory (default: a temporary directory removed at the end).
     #[arg(long)]
     pub dir: Option<PathBuf>,
-    /// Heights to commit.
-    #[arg(long, default_value_t = 5000)]
+    /// Heights to commit (1 to 100,000,000).
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     pub heights: u64,
-    /// Heights kept below the tip (the retain window).
-    #[arg(long, default_value_t = 500)]
+    /// Heights kept below the tip (the retain window; at least 1).
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..))]
     pub retain: u64,
-    /// Prune every this many committed heights.
-    #[arg(long, default_value_t = 100)]
+    /// Prune every this many committed heights (at least 1).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
     pub prune_every: u64,
-    /// Mean block size in KiB (incompressible bytes, split in 64 KiB parts).
-    #[arg(long, default_value_t = 64)]
+    /// Mean block size in KiB (incompressible bytes, split in 64 KiB parts; 1 to 102,400, which
+    /// is CometBFT's 100 MiB block size limit).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=102_400))]
     pub block_kib: u64,
     /// Block sizes vary uniformly by ± this fraction of the mean.
     #[arg(long, default_value_t = 0.5)]
     pub block_jitter: f64,
-    /// Validator set changes every this many heights.
-    #[arg(long, default_value_t = 50)]
+    /// Validator set changes every this many heights (at least 1).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..))]
     pub validator_change_every: u64,
     /// Pruned heights between compactions (default: the config's `compaction_interval`, 1000
-    /// as in CometBFT).
-    #[arg(long)]
+    /// as in CometBFT; at least 1).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub compaction_interval: Option<u64>,
     /// Run without compaction, to see what pruning alone does to the disk.
     #[arg(long)]
@@ -67,27 +68,28 @@ pub struct SimulateArgs {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Pace compaction in slices of this many KiB (overrides
-    /// `[storage.compaction_pacing] slice_bytes`; 0: unpaced).
-    #[arg(long)]
+    /// `[storage.compaction_pacing] slice_bytes`; 0: unpaced; at most 1 TiB).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=1 << 30))]
     pub slice_kib: Option<u64>,
     /// Pause between compaction slices in milliseconds (overrides
-    /// `[storage.compaction_pacing] pause`).
-    #[arg(long)]
+    /// `[storage.compaction_pacing] pause`; at most an hour).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
     pub slice_pause_ms: Option<u64>,
     /// Cap the engine's background compaction I/O at this many MiB per second (overrides
-    /// `[storage.compaction_pacing] io_bytes_per_sec`; RocksDB only).
-    #[arg(long)]
+    /// `[storage.compaction_pacing] io_bytes_per_sec`; RocksDB only; 1 to 1,048,576).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
     pub io_limit_mib: Option<u64>,
     /// Heights each store prunes per run at most (overrides
-    /// `[storage.pruning] max_heights_per_run`).
-    #[arg(long)]
+    /// `[storage.pruning] max_heights_per_run`; at least 1).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_heights_per_run: Option<u64>,
     /// Serve Prometheus metrics at http://ADDR/metrics while running (loopback only, e.g.
     /// 127.0.0.1:9464).
     #[arg(long)]
     pub metrics_addr: Option<std::net::SocketAddr>,
-    /// Keep serving metrics this many seconds after the run ends (for a last scrape).
-    #[arg(long, default_value_t = 0, requires = "metrics_addr")]
+    /// Keep serving metrics this many seconds after the run ends (for a last scrape; at most an
+    /// hour).
+    #[arg(long, default_value_t = 0, requires = "metrics_addr", value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub metrics_linger_secs: u64,
 }
 
@@ -262,7 +264,9 @@ fn simulate(
     compact: bool,
     dir: &Path,
 ) -> anyhow::Result<SimulationReport> {
-    if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
+    let listed =
+        || std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()));
+    if dir.exists() && listed()?.next().is_some() {
         bail!(
             "{} is not empty: simulate needs a new or empty directory",
             dir.display()
@@ -287,7 +291,7 @@ fn simulate(
     let states = Arc::new(StateStore::open(Arc::clone(&db), state_options)?);
     let (mut pacing, load_gate) = storage.compaction_pacing.to_pacing()?;
     if let Some(kib) = args.slice_kib {
-        pacing.max_slice_bytes = kib << 10;
+        pacing.max_slice_bytes = kib.saturating_mul(1 << 10);
     }
     if let Some(ms) = args.slice_pause_ms {
         pacing.pause_between_slices = Duration::from_millis(ms);

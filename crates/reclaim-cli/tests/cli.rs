@@ -145,7 +145,21 @@ fn simulate_refuses_bad_arguments() {
         .args(["simulate", "--heights", "0"])
         .assert()
         .failure()
-        .stderr(predicate::str::contains("--heights must be at least 1"));
+        .stderr(predicate::str::contains("--heights").and(predicate::str::contains("not in 1..=")));
+    // Sizes that would exhaust memory or wrap around are refused before anything runs.
+    for (flag, value) in [
+        ("--block-kib", "18446744073709551615"),
+        ("--block-kib", "9007199254740992"),
+        ("--slice-kib", "18014398509481984"),
+        ("--io-limit-mib", "0"),
+        ("--slice-pause-ms", "99999999999"),
+    ] {
+        reclaim()
+            .args(["simulate", flag, value])
+            .assert()
+            .failure()
+            .stderr(predicate::str::contains(flag));
+    }
     reclaim()
         .args(["simulate", "--block-jitter", "1.5"])
         .assert()

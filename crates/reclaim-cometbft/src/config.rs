@@ -13,6 +13,12 @@ pub const DEFAULT_COMPACTION_INTERVAL: u64 = 1000;
 /// CometBFT's default pruning loop interval.
 pub const DEFAULT_PRUNING_INTERVAL: Duration = Duration::from_secs(10);
 
+/// The largest configuration file read (1 MiB): anything larger is not a configuration.
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+/// The longest duration any setting accepts (a day): a longer pause, wait or interval is a
+/// typo, not a plan.
+pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+
 /// A configuration file that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -178,12 +184,32 @@ impl Config {
         Self::parse(text, None)
     }
 
-    /// Reads, parses and validates a TOML file.
+    /// Reads, parses and validates a TOML file: a regular file (a device or a pipe could be
+    /// read forever) of at most [`MAX_CONFIG_BYTES`], in UTF-8.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        use std::io::Read;
+        let read_error = |source: std::io::Error| ConfigError::Read {
             path: path.to_owned(),
             source,
-        })?;
+        };
+        let invalid = |message: String| ConfigError::Parse {
+            path: Some(path.to_owned()),
+            message,
+        };
+        let file = std::fs::File::open(path).map_err(read_error)?;
+        if !file.metadata().map_err(read_error)?.is_file() {
+            return Err(invalid("not a regular file".into()));
+        }
+        let mut bytes = Vec::new();
+        file.take(MAX_CONFIG_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(read_error)?;
+        if bytes.len() as u64 > MAX_CONFIG_BYTES {
+            return Err(invalid(format!(
+                "larger than {MAX_CONFIG_BYTES} bytes; not a configuration file"
+            )));
+        }
+        let text = String::from_utf8(bytes).map_err(|e| invalid(format!("not UTF-8 text: {e}")))?;
         Self::parse(&text, Some(path))
     }
 
@@ -233,7 +259,47 @@ impl Config {
                 reason: "must be positive (leave it out for no bound)",
             });
         }
-        self.storage.compaction_pacing.to_pacing()?;
+        let pacing = &self.storage.compaction_pacing;
+        let durations = [
+            (
+                "storage.pruning.interval",
+                Some(self.storage.pruning.interval),
+            ),
+            (
+                "storage.pruning.max_run_time",
+                self.storage.pruning.max_run_time,
+            ),
+            ("storage.compaction_pacing.pause", Some(pacing.pause)),
+            (
+                "storage.compaction_pacing.busy_commit_latency",
+                pacing.busy_commit_latency,
+            ),
+            (
+                "storage.compaction_pacing.max_deferral",
+                pacing.max_deferral,
+            ),
+        ];
+        for (key, value) in durations {
+            if value.is_some_and(|d| d > MAX_DURATION) {
+                return Err(ConfigError::Invalid {
+                    key,
+                    reason: "must be at most a day (24h)",
+                });
+            }
+        }
+        if pacing.busy_commit_latency.is_some_and(|d| d.is_zero()) {
+            return Err(ConfigError::Invalid {
+                key: "storage.compaction_pacing.busy_commit_latency",
+                reason: "must be positive (leave it out for no load signal)",
+            });
+        }
+        if pacing.slice_bytes > 1 << 40 {
+            return Err(ConfigError::Invalid {
+                key: "storage.compaction_pacing.slice_bytes",
+                reason: "must be at most 1 TiB (0: unpaced)",
+            });
+        }
+        pacing.to_pacing()?;
         Ok(())
     }
 
@@ -328,6 +394,66 @@ mod tests {
         assert!(matches!(err, ConfigError::Parse { .. }));
         let err = Config::from_toml_str("[storage.pruning]\ninterval = \"soon\"\n").unwrap_err();
         assert!(matches!(err, ConfigError::Parse { .. }));
+    }
+
+    #[test]
+    fn out_of_range_durations_and_sizes_are_refused() {
+        for (bad, key) in [
+            (
+                "[storage.pruning]\ninterval = \"400days\"\n",
+                "storage.pruning.interval",
+            ),
+            (
+                "[storage.compaction_pacing]\npause = \"2days\"\n",
+                "storage.compaction_pacing.pause",
+            ),
+            (
+                "[storage.compaction_pacing]\nbusy_commit_latency = \"0s\"\n",
+                "storage.compaction_pacing.busy_commit_latency",
+            ),
+            (
+                "[storage.compaction_pacing]\nslice_bytes = 9999999999999999\n",
+                "storage.compaction_pacing.slice_bytes",
+            ),
+        ] {
+            match Config::from_toml_str(bad) {
+                Err(ConfigError::Invalid { key: k, .. }) => assert_eq!(k, key, "{bad}"),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn devices_huge_and_binary_files_are_refused_without_reading_them_whole() {
+        let err = Config::load(Path::new("/dev/zero")).unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big.toml");
+        std::fs::write(&big, vec![b'#'; (MAX_CONFIG_BYTES + 10) as usize]).unwrap();
+        let err = Config::load(&big).unwrap_err();
+        assert!(err.to_string().contains("larger than"), "{err}");
+        let binary = dir.path().join("binary.toml");
+        std::fs::write(&binary, [0xff, 0xfe, 0x00]).unwrap();
+        let err = Config::load(&binary).unwrap_err();
+        assert!(err.to_string().contains("UTF-8"), "{err}");
+    }
+
+    proptest::proptest! {
+        /// Any text is a configuration or a typed error, never a panic.
+        #[test]
+        fn any_text_parses_or_is_refused(text in proptest::prelude::any::<String>()) {
+            let _ = Config::from_toml_str(&text);
+        }
+
+        /// Any TOML-shaped text under [storage] too.
+        #[test]
+        fn any_storage_values_parse_or_are_refused(
+            key in "(compact|compaction_interval|interval|pause|slice_bytes|windows|max_run_time)",
+            value in "[-a-z0-9\"\\[\\]:., ]{0,24}",
+            table in "(storage|storage\\.pruning|storage\\.compaction_pacing)",
+        ) {
+            let _ = Config::from_toml_str(&format!("[{table}]\n{key} = {value}\n"));
+        }
     }
 
     #[test]

@@ -84,7 +84,7 @@ impl StoreDirLock {
             Err(e) if e.kind() == ErrorKind::NotFound => {
                 return Err(missing("it does not exist".into()));
             }
-            Err(e) => return Err(StorageError::io("stat store file", e)),
+            Err(e) => return Err(StorageError::io_at("stat store file", &path, e)),
         };
         let meta = if link.file_type().is_symlink() {
             match std::fs::metadata(&path) {
@@ -97,7 +97,7 @@ impl StoreDirLock {
                         "it is a link to {target}, which does not exist"
                     )));
                 }
-                Err(e) => return Err(StorageError::io("stat store file", e)),
+                Err(e) => return Err(StorageError::io_at("stat store file", &path, e)),
             }
         } else {
             link
@@ -108,7 +108,7 @@ impl StoreDirLock {
             EntryKind::Dir if !meta.is_dir() => Err(missing("it is not a directory".into())),
             EntryKind::Dir => {
                 let empty = std::fs::read_dir(&path)
-                    .map_err(|e| StorageError::io("list store directory", e))?
+                    .map_err(|e| StorageError::io_at("list store directory", &path, e))?
                     .next()
                     .is_none();
                 if empty {
@@ -151,7 +151,7 @@ pub fn open_store_dir(path: &Path, engine: &'static str) -> Result<StoreDirLock,
             ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem => {
                 bad(format!("directory is not writable: {e}"))
             }
-            _ => StorageError::io("open store lock file", e),
+            _ => StorageError::io_at("open store lock file", &lock_path, e),
         })?;
     let deadline = std::time::Instant::now() + LOCK_RETRY;
     loop {
@@ -165,7 +165,9 @@ pub fn open_store_dir(path: &Path, engine: &'static str) -> Result<StoreDirLock,
                     path: path.to_owned(),
                 });
             }
-            Err(std::fs::TryLockError::Error(e)) => return Err(StorageError::io("lock store", e)),
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(StorageError::io_at("lock store", &lock_path, e));
+            }
         }
     }
     let mut created = false;
@@ -178,7 +180,7 @@ pub fn open_store_dir(path: &Path, engine: &'static str) -> Result<StoreDirLock,
         }
         None => {
             let foreign = std::fs::read_dir(path)
-                .map_err(|e| StorageError::io("list store directory", e))?
+                .map_err(|e| StorageError::io_at("list store directory", path, e))?
                 .filter_map(Result::ok)
                 .any(|entry| entry.file_name() != LOCK_FILE);
             if foreign {
@@ -202,7 +204,11 @@ pub fn detect_engine(path: &Path) -> Result<Option<String>, StorageError> {
     match std::fs::read_to_string(path.join(MARKER_FILE)) {
         Ok(text) => Ok(Some(text.trim().to_owned())),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(StorageError::io("read store marker", e)),
+        Err(e) => Err(StorageError::io_at(
+            "read store marker",
+            &path.join(MARKER_FILE),
+            e,
+        )),
     }
 }
 
@@ -211,12 +217,22 @@ pub fn is_locked(path: &Path) -> Result<bool, StorageError> {
     let file = match File::open(path.join(LOCK_FILE)) {
         Ok(file) => file,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(StorageError::io("open store lock file", e)),
+        Err(e) => {
+            return Err(StorageError::io_at(
+                "open store lock file",
+                &path.join(LOCK_FILE),
+                e,
+            ));
+        }
     };
     match file.try_lock_shared() {
         Ok(()) => Ok(false),
         Err(std::fs::TryLockError::WouldBlock) => Ok(true),
-        Err(std::fs::TryLockError::Error(e)) => Err(StorageError::io("probe store lock", e)),
+        Err(std::fs::TryLockError::Error(e)) => Err(StorageError::io_at(
+            "probe store lock",
+            &path.join(LOCK_FILE),
+            e,
+        )),
     }
 }
 
@@ -225,15 +241,15 @@ pub fn is_locked(path: &Path) -> Result<bool, StorageError> {
 /// and the benchmarks.
 pub fn directory_size(path: &Path) -> Result<u64, StorageError> {
     let mut total = 0;
-    let entries =
-        std::fs::read_dir(path).map_err(|e| StorageError::io("list store directory", e))?;
+    let entries = std::fs::read_dir(path)
+        .map_err(|e| StorageError::io_at("list store directory", path, e))?;
     for entry in entries {
-        let entry = entry.map_err(|e| StorageError::io("list store directory", e))?;
+        let entry = entry.map_err(|e| StorageError::io_at("list store directory", path, e))?;
         let meta = match entry.metadata() {
             Ok(meta) => meta,
             // A file removed while we walk (an engine deleting an obsolete file) counts as 0.
             Err(e) if e.kind() == ErrorKind::NotFound => continue,
-            Err(e) => return Err(StorageError::io("stat store file", e)),
+            Err(e) => return Err(StorageError::io_at("stat store file", &entry.path(), e)),
         };
         if meta.is_dir() {
             match directory_size(&entry.path()) {
@@ -252,11 +268,12 @@ pub fn directory_size(path: &Path) -> Result<u64, StorageError> {
 /// fsyncs the directory: after a crash the file holds either its old or its new content.
 pub fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
     let tmp = path.with_extension("tmp");
-    let mut file = File::create(&tmp).map_err(|e| StorageError::io("create temporary file", e))?;
+    let mut file =
+        File::create(&tmp).map_err(|e| StorageError::io_at("create temporary file", &tmp, e))?;
     file.write_all(bytes)
         .and_then(|()| file.sync_all())
-        .map_err(|e| StorageError::io("write temporary file", e))?;
-    std::fs::rename(&tmp, path).map_err(|e| StorageError::io("rename into place", e))?;
+        .map_err(|e| StorageError::io_at("write temporary file", &tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| StorageError::io_at("rename into place", path, e))?;
     if let Some(parent) = path.parent() {
         sync_dir(parent)?;
     }
@@ -267,7 +284,7 @@ pub fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
 pub fn sync_dir(path: &Path) -> Result<(), StorageError> {
     File::open(path)
         .and_then(|dir| dir.sync_all())
-        .map_err(|e| StorageError::io("fsync directory", e))
+        .map_err(|e| StorageError::io_at("fsync directory", path, e))
 }
 
 #[cfg(test)]

@@ -73,10 +73,12 @@ pub enum StorageError {
         operation: &'static str,
     },
     /// An I/O error outside the engine (directory walks, renames, fsync).
-    #[error("I/O error during {operation}: {source}")]
+    #[error("I/O error during {operation}{}: {source}", path.as_ref().map(|p| format!(" on {}", p.display())).unwrap_or_default())]
     Io {
         /// The operation that failed.
         operation: &'static str,
+        /// The file or directory it failed on, when known.
+        path: Option<PathBuf>,
         /// The underlying error.
         #[source]
         source: std::io::Error,
@@ -118,7 +120,25 @@ impl StorageError {
         if source.kind() == std::io::ErrorKind::StorageFull {
             Self::NoSpace { operation }
         } else {
-            Self::Io { operation, source }
+            Self::Io {
+                operation,
+                path: None,
+                source,
+            }
+        }
+    }
+
+    /// [`StorageError::io`] naming the file or directory the error happened on.
+    pub fn io_at(operation: &'static str, path: &std::path::Path, source: std::io::Error) -> Self {
+        match Self::io(operation, source) {
+            Self::Io {
+                operation, source, ..
+            } => Self::Io {
+                operation,
+                path: Some(path.to_owned()),
+                source,
+            },
+            other => other,
         }
     }
 }

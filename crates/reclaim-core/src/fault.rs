@@ -130,10 +130,10 @@ impl FaultyStore {
         };
         if fail {
             self.reads_failed.fetch_add(1, Ordering::SeqCst);
-            return Err(StorageError::Io {
-                operation: "read",
-                source: std::io::Error::other("injected read error"),
-            });
+            return Err(StorageError::io(
+                "read",
+                std::io::Error::other("injected read error"),
+            ));
         }
         Ok(())
     }

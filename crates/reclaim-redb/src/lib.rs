@@ -248,7 +248,7 @@ impl Compactable for RedbStore {
             let file_size = || {
                 std::fs::metadata(&file)
                     .map(|m| m.len())
-                    .map_err(|e| StorageError::io("stat redb file", e))
+                    .map_err(|e| StorageError::io_at("stat redb file", &file, e))
             };
             let mut smallest = file_size()?;
             let mut passes = 0u32;

@@ -170,11 +170,12 @@ fn remove_unfinished_snapshots(generation: &Path) -> Result<(), StorageError> {
     let entries = match std::fs::read_dir(generation) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(StorageError::io("list sled generation", e)),
+        Err(e) => return Err(StorageError::io_at("list sled generation", generation, e)),
     };
     let mut removed = false;
     for entry in entries {
-        let entry = entry.map_err(|e| StorageError::io("list sled generation", e))?;
+        let entry =
+            entry.map_err(|e| StorageError::io_at("list sled generation", generation, e))?;
         let name = entry.file_name();
         let name = name.to_string_lossy();
         if name.starts_with("snap.") && name.ends_with(".generating") {
@@ -182,8 +183,9 @@ fn remove_unfinished_snapshots(generation: &Path) -> Result<(), StorageError> {
                 file = %entry.path().display(),
                 "removing an unfinished sled snapshot left by a crash"
             );
-            std::fs::remove_file(entry.path())
-                .map_err(|e| StorageError::io("remove unfinished sled snapshot", e))?;
+            std::fs::remove_file(entry.path()).map_err(|e| {
+                StorageError::io_at("remove unfinished sled snapshot", &entry.path(), e)
+            })?;
             removed = true;
         }
     }
@@ -255,7 +257,13 @@ impl SledStore {
                     detail: "it does not exist".into(),
                 });
             }
-            Err(e) => return Err(StorageError::io("read CURRENT", e)),
+            Err(e) => {
+                return Err(StorageError::io_at(
+                    "read CURRENT",
+                    &root.join(CURRENT_FILE),
+                    e,
+                ));
+            }
         };
         remove_stale_generations(&root, number)?;
         if !lock.is_new() {
@@ -325,7 +333,7 @@ impl SledStore {
         let result = (|| {
             if dir.exists() {
                 std::fs::remove_dir_all(&dir)
-                    .map_err(|e| StorageError::io("remove stale generation", e))?;
+                    .map_err(|e| StorageError::io_at("remove stale generation", &dir, e))?;
             }
             let target = open_generation(&self.root, number)?;
             let mut batch = sled::Batch::default();
@@ -370,9 +378,10 @@ impl SledStore {
 
 fn remove_stale_generations(root: &Path, live: u64) -> Result<(), StorageError> {
     let live_name = generation_dir(root, live);
-    let entries = std::fs::read_dir(root).map_err(|e| StorageError::io("list store", e))?;
+    let entries =
+        std::fs::read_dir(root).map_err(|e| StorageError::io_at("list store", root, e))?;
     for entry in entries {
-        let entry = entry.map_err(|e| StorageError::io("list store", e))?;
+        let entry = entry.map_err(|e| StorageError::io_at("list store", root, e))?;
         let path = entry.path();
         let is_generation = entry
             .file_name()
@@ -382,7 +391,7 @@ fn remove_stale_generations(root: &Path, live: u64) -> Result<(), StorageError> 
             live_handles().lock().remove(&path);
             info!(path = %path.display(), "removing stale sled generation");
             std::fs::remove_dir_all(&path)
-                .map_err(|e| StorageError::io("remove stale generation", e))?;
+                .map_err(|e| StorageError::io_at("remove stale generation", &path, e))?;
         }
     }
     Ok(())

@@ -334,6 +334,22 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Any text is a window or an error, never a panic; a parsed window prints back as
+        /// what parses to the same window.
+        #[test]
+        fn any_text_parses_or_is_refused(text in proptest::prelude::any::<String>()) {
+            if let Ok(window) = TimeWindow::parse(&text) {
+                proptest::prop_assert_eq!(TimeWindow::parse(&window.to_string()).ok(), Some(window));
+            }
+        }
+
+        #[test]
+        fn window_shaped_text_parses_or_is_refused(text in "[0-9]{1,3}:[0-9]{1,3}-[0-9]{1,3}:[0-9]{1,3}") {
+            let _ = TimeWindow::parse(&text);
+        }
+    }
+
     #[test]
     fn gate_follows_latency_and_flag() {
         let gate = CommitLatencyGate::new(Duration::from_millis(10));
