@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -165,6 +166,10 @@ pub struct SimulationReport {
 /// Runs `reclaim simulate`.
 pub fn run(args: &SimulateArgs, storage: &StorageConfig, json: bool) -> anyhow::Result<()> {
     validate(args)?;
+    // SIGINT / SIGTERM end the run between two heights, so that a temporary store is removed
+    // (and a `--dir` store is left consistent) instead of abandoned mid-write.
+    ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst))
+        .context("install the SIGINT/SIGTERM handler")?;
     let endpoint = args
         .metrics_addr
         .map(crate::metrics_endpoint::MetricsEndpoint::start)
@@ -205,7 +210,66 @@ pub fn run(args: &SimulateArgs, storage: &StorageConfig, json: bool) -> anyhow::
         }
     }
     if endpoint.is_some() && args.metrics_linger_secs > 0 {
-        std::thread::sleep(Duration::from_secs(args.metrics_linger_secs));
+        let until = Instant::now() + Duration::from_secs(args.metrics_linger_secs);
+        while Instant::now() < until && !interrupted() {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    Ok(())
+}
+
+/// Waits for the background compaction the run started, saying what it waits for every ten
+/// seconds, for at most ten minutes. A compaction held back by a time window the clock is
+/// outside of is stopped at once instead (it would wait for hours).
+fn wait_for_compaction(compactor: &Compactor, dir: &Path) -> anyhow::Result<()> {
+    const LOG_EVERY: Duration = Duration::from_secs(10);
+    const LIMIT: Duration = Duration::from_secs(600);
+    let started = Instant::now();
+    let mut next_log = started + LOG_EVERY;
+    loop {
+        if compactor.wait_idle(Duration::from_millis(500)) {
+            return Ok(());
+        }
+        bail_if_interrupted(dir)?;
+        if !compactor.pacing().in_window_now() {
+            tracing::warn!(
+                "the background compaction waits for a compaction window; stopping it (the run ends outside every window)"
+            );
+            return Ok(());
+        }
+        if Instant::now() >= next_log {
+            tracing::warn!(
+                waited_s = started.elapsed().as_secs(),
+                slices = compactor.stats().slices,
+                "waiting for the background compaction to finish (paced: slices, pauses, load signal)"
+            );
+            next_log += LOG_EVERY;
+        }
+        if started.elapsed() >= LIMIT {
+            bail!(
+                "the background compaction did not finish within {} s (is the load signal stuck busy?)",
+                LIMIT.as_secs()
+            );
+        }
+    }
+}
+
+/// Set by SIGINT or SIGTERM.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// True once SIGINT or SIGTERM arrived.
+fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
+/// Ends the run early when a signal arrived (the caller's temporary directory is then removed
+/// as the error unwinds).
+fn bail_if_interrupted(dir: &Path) -> anyhow::Result<()> {
+    if interrupted() {
+        bail!(
+            "interrupted by a signal; the store at {} is consistent (temporary stores are removed)",
+            dir.display()
+        );
     }
     Ok(())
 }
@@ -341,6 +405,7 @@ fn simulate(
     let sample_every = (args.heights / 200).max(1);
     let mut bytes_peak = bytes_start;
     for height in 1..=args.heights {
+        bail_if_interrupted(dir)?;
         let block = shape.block(&mut rng, height);
         let state = shape.state(&mut rng, height, 1);
         let compacting_before = compactor.stats().in_flight;
@@ -394,9 +459,7 @@ fn simulate(
             }
         }
     }
-    if !compactor.wait_idle(Duration::from_secs(600)) {
-        bail!("the background compaction did not finish within 10 minutes");
-    }
+    wait_for_compaction(&compactor, dir)?;
     compactor.shutdown(Duration::from_secs(5))?;
     let bytes_end = db.size_on_disk()?;
     bytes_peak = bytes_peak.max(bytes_end);

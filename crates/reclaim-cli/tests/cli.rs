@@ -488,3 +488,75 @@ fn prune_never_passes_the_data_companions_retain_height() {
     );
     assert_eq!(pruned["base_after"], 120);
 }
+
+/// SIGINT and SIGTERM during `simulate` end the run between two heights and remove its
+/// temporary store: nothing is left behind in the temporary directory.
+#[test]
+fn a_signal_during_simulate_removes_its_temporary_store() {
+    for signal in ["-INT", "-TERM"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("reclaim"))
+            .args(["simulate", "--heights", "100000000", "--block-kib", "1"])
+            .env("TMPDIR", tmp.path())
+            .env_remove("RUST_LOG")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Wait until the run has created its store, then signal it.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::fs::read_dir(tmp.path()).unwrap().next().is_none() {
+            assert!(std::time::Instant::now() < deadline, "no store was created");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let status = std::process::Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{signal}: exited 0");
+        assert!(
+            stderr.contains("interrupted by a signal"),
+            "{signal}: {stderr}"
+        );
+        let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+        assert!(left.is_empty(), "{signal}: left behind {left:?}");
+    }
+}
+
+/// A paced compaction held back by a time window the clock is outside of: `simulate` says so
+/// and ends at once instead of sitting silent for minutes; the wait itself is logged.
+#[test]
+fn a_compaction_waiting_for_a_window_is_reported_not_waited_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let now_hour = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / 3600
+        % 24;
+    let (from, to) = ((now_hour + 2) % 24, (now_hour + 3) % 24);
+    let config = dir.path().join("windows.toml");
+    std::fs::write(
+        &config,
+        format!("[storage.compaction_pacing]\nwindows = [\"{from:02}:00-{to:02}:00\"]\n"),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let output = reclaim()
+        .arg("--config")
+        .arg(&config)
+        .args(["-v", "simulate", "--heights", "300", "--retain", "50"])
+        .args(["--block-kib", "4", "--compaction-interval", "50"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("compaction_wait"), "{stderr}");
+    assert!(stderr.contains("outside_time_windows"), "{stderr}");
+    assert!(stderr.contains("waits for a compaction window"), "{stderr}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(120));
+}

@@ -77,6 +77,9 @@ fn duration_micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
+/// How often a compaction slice that keeps waiting for its turn logs `compaction_wait` again.
+pub const WAIT_LOG_EVERY: Duration = Duration::from_secs(60);
+
 /// Seconds in a day.
 const DAY_SECONDS: u32 = 86_400;
 
@@ -257,6 +260,11 @@ impl Pacing {
             && self.windows.is_empty()
     }
 
+    /// True when a slice may start now as far as the time windows go (no windows: always).
+    pub fn in_window_now(&self) -> bool {
+        self.in_window()
+    }
+
     fn in_window(&self) -> bool {
         self.windows.is_empty() || {
             let now = utc_second_of_day();
@@ -269,6 +277,7 @@ impl Pacing {
     pub(crate) fn wait_turn(&self, stop: &StopSignal) -> Option<Turn> {
         let started = std::time::Instant::now();
         let mut deferred_by_load = Duration::ZERO;
+        let mut next_log = started;
         loop {
             if stop.is_stopped() {
                 return None;
@@ -280,6 +289,18 @@ impl Pacing {
                     waited: started.elapsed(),
                     forced: false,
                 });
+            }
+            // A wait is never silent: say what it waits for when it starts, then every minute.
+            if std::time::Instant::now() >= next_log {
+                let windows: Vec<String> = self.windows.iter().map(ToString::to_string).collect();
+                tracing::info!(
+                    reason = if in_window { "node_busy" } else { "outside_time_windows" },
+                    waited_s = started.elapsed().as_secs(),
+                    windows = %windows.join(","),
+                    max_deferral_s = self.max_deferral.map(|d| d.as_secs()),
+                    "compaction_wait"
+                );
+                next_log += WAIT_LOG_EVERY;
             }
             if busy && self.max_deferral.is_some_and(|max| deferred_by_load >= max) {
                 return Some(Turn {
