@@ -122,6 +122,39 @@ impl Engine {
         }
     }
 
+    /// True if this engine can open a store read-only ([`Engine::open_read_only`]): redb and
+    /// RocksDB; not sled 0.34 (opening writes a snapshot) nor the in-memory engine.
+    pub fn can_open_read_only(self) -> bool {
+        matches!(self, Self::Redb | Self::Rocksdb)
+    }
+
+    /// Opens the existing store in `dir` for a look that changes nothing: a shared lock (other
+    /// readers may look too, a writer may not), no byte written under `dir`, every write and
+    /// compaction refused with [`StorageError::ReadOnly`]. Errors: an engine that cannot
+    /// ([`Engine::can_open_read_only`]) or that this build lacks ([`StorageError::Engine`]),
+    /// and those of the engine's read-only open.
+    pub fn open_read_only(self, dir: &Path) -> Result<Arc<dyn KvStore>, StorageError> {
+        let _ = dir;
+        match self {
+            #[cfg(feature = "redb")]
+            Self::Redb => Ok(Arc::new(redb::RedbReader::open(dir)?)),
+            #[cfg(feature = "rocksdb")]
+            Self::Rocksdb => Ok(Arc::new(rocksdb::RocksReader::open(dir)?)),
+            other => Err(StorageError::Engine {
+                engine: other.name(),
+                operation: "open read-only",
+                message: if other.can_open_read_only() {
+                    format!(
+                        "this build has no {0} engine (enable the `{0}` feature)",
+                        other.name()
+                    )
+                } else {
+                    format!("{} cannot open a store read-only", other.name())
+                },
+            }),
+        }
+    }
+
     /// Opens (creating if needed) a store of this engine in `dir` (a new, empty one for
     /// [`Engine::Memory`], which ignores `dir`). Errors: those of the
     /// engine's own `open`, and [`StorageError::Engine`] for an engine this build does not have.

@@ -46,6 +46,30 @@ pub fn open(
     Ok(engine.open(dir, options)?)
 }
 
+/// Detects the engine of an existing store directory and opens it for a look that changes
+/// nothing (shared lock, read-only), where the engine can; sled cannot, and is opened
+/// read-write with a warning saying so. Refuses what [`open_existing`] refuses.
+pub fn open_existing_read_only(
+    dir: &Path,
+    expected: Option<Engine>,
+) -> anyhow::Result<(Engine, Arc<dyn KvStore>)> {
+    let engine = detect(dir, expected)?;
+    if !engine.can_open_read_only() {
+        tracing::warn!(
+            engine = engine.name(),
+            "this engine cannot open a store read-only: it is opened read-write (sled writes a snapshot when it opens)"
+        );
+        return open_existing(dir, expected);
+    }
+    if !engine.is_built() {
+        bail!(
+            "this reclaim was built without the {0} backend; rebuild with `--features {0}`",
+            engine.name()
+        );
+    }
+    Ok((engine, engine.open_read_only(dir)?))
+}
+
 /// Detects the engine of an existing store directory and opens it, refusing a missing
 /// directory, one that is not a reclaim store, or one that a running node holds.
 pub fn open_existing(
@@ -61,6 +85,19 @@ pub fn open_existing_with(
     expected: Option<Engine>,
     options: &reclaim::OpenOptions,
 ) -> anyhow::Result<(Engine, Arc<dyn KvStore>)> {
+    let engine = detect(dir, expected)?;
+    if reclaim::core::dir::is_locked(dir)? {
+        bail!(
+            "store at {} is in use by another process (is a node running on it?); nothing was changed",
+            dir.display()
+        );
+    }
+    Ok((engine, open(engine, dir, options)?))
+}
+
+/// The engine of the existing store directory `dir`, refusing a missing directory, a file, a
+/// directory that is not a reclaim store, or a store of another engine than `expected`.
+fn detect(dir: &Path, expected: Option<Engine>) -> anyhow::Result<Engine> {
     if !dir.exists() {
         bail!("store directory {} does not exist", dir.display());
     }
@@ -87,11 +124,5 @@ pub fn open_existing_with(
             expected.name()
         );
     }
-    if reclaim::core::dir::is_locked(dir)? {
-        bail!(
-            "store at {} is in use by another process (is a node running on it?); nothing was changed",
-            dir.display()
-        );
-    }
-    Ok((engine, open(engine, dir, options)?))
+    Ok(engine)
 }

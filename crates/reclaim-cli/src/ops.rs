@@ -13,7 +13,8 @@ use reclaim::{
 use serde::Serialize;
 
 use crate::backend::{
-    engine_parser, open_existing, open_existing_with, serialize_engine, serialize_path,
+    engine_parser, open_existing, open_existing_read_only, open_existing_with, serialize_engine,
+    serialize_path,
 };
 use crate::simulate::human_bytes;
 use reclaim::Engine;
@@ -113,7 +114,7 @@ fn open_stores(
 
 /// Runs `reclaim inspect`.
 pub fn inspect(args: &InspectArgs, storage: &StorageConfig, json: bool) -> anyhow::Result<()> {
-    let (backend, db) = open_existing(&args.dir, args.backend)?;
+    let (backend, db) = open_existing_read_only(&args.dir, args.backend)?;
     let (blocks, states) = open_stores(&db, storage)?;
     let blocks = Arc::new(blocks);
     let mut families = Vec::new();
@@ -228,7 +229,12 @@ struct PruneReport {
 
 /// Runs `reclaim prune`.
 pub fn prune(args: &PruneArgs, storage: &StorageConfig, json: bool) -> anyhow::Result<()> {
-    let (backend, db) = open_existing(&args.dir, args.backend)?;
+    // A dry run is a look: it changes nothing and works on a read-only store.
+    let (backend, db) = if args.dry_run {
+        open_existing_read_only(&args.dir, args.backend)?
+    } else {
+        open_existing(&args.dir, args.backend)?
+    };
     let (blocks, states) = open_stores(&db, storage)?;
     let chain = blocks.bounds();
     if args.retain_height == 0 {

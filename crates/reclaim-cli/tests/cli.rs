@@ -495,7 +495,7 @@ fn prune_never_passes_the_data_companions_retain_height() {
 fn a_signal_during_simulate_removes_its_temporary_store() {
     for signal in ["-INT", "-TERM"] {
         let tmp = tempfile::tempdir().unwrap();
-        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("reclaim"))
+        let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("reclaim"))
             .args(["simulate", "--heights", "100000000", "--block-kib", "1"])
             .env("TMPDIR", tmp.path())
             .env_remove("RUST_LOG")
@@ -559,4 +559,45 @@ fn a_compaction_waiting_for_a_window_is_reported_not_waited_out() {
     assert!(stderr.contains("outside_time_windows"), "{stderr}");
     assert!(stderr.contains("waits for a compaction window"), "{stderr}");
     assert!(started.elapsed() < std::time::Duration::from_secs(120));
+}
+
+/// Every file under a store, with its bytes and modification time.
+fn snapshot_files(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>, std::time::SystemTime)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
+                out.push((path.clone(), std::fs::read(&path).unwrap(), modified));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// `inspect` and `prune --dry-run` are looks: not one byte of the store changes, and they
+/// work beside another reader (a shared lock).
+#[test]
+fn inspect_and_dry_runs_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    simulate(&store, "redb", &["--no-compact"]);
+    let before = snapshot_files(&store);
+    let _other_reader = reclaim::Engine::Redb.open_read_only(&store).unwrap();
+    json(reclaim().arg("inspect").arg(&store));
+    let dry = json(
+        reclaim()
+            .args(["prune", "--retain-height", "280", "--dry-run"])
+            .arg(&store),
+    );
+    assert_eq!(dry["base_after"], 280);
+    assert!(
+        snapshot_files(&store) == before,
+        "a read-only command changed the store's files"
+    );
 }

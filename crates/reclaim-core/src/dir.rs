@@ -69,10 +69,21 @@ impl StoreDirLock {
         kind: EntryKind,
         what: &'static str,
     ) -> Result<(), StorageError> {
-        if self.created {
+        Self::require_in(&self.path, self.created, engine, name, kind, what)
+    }
+
+    fn require_in(
+        dir: &Path,
+        created: bool,
+        engine: &'static str,
+        name: &str,
+        kind: EntryKind,
+        what: &'static str,
+    ) -> Result<(), StorageError> {
+        if created {
             return Ok(());
         }
-        let path = self.path.join(name);
+        let path = dir.join(name);
         let missing = |detail: String| StorageError::Missing {
             engine,
             path: path.clone(),
@@ -196,6 +207,95 @@ pub fn open_store_dir(path: &Path, engine: &'static str) -> Result<StoreDirLock,
         _file: file,
         path: path.to_owned(),
         created,
+    })
+}
+
+/// A shared lock on a store directory opened for a read-only look; released when dropped.
+/// Several readers may hold it together; a writer (an exclusive [`StoreDirLock`]) may not.
+#[derive(Debug)]
+pub struct SharedDirLock {
+    _file: Option<File>,
+    path: PathBuf,
+}
+
+impl SharedDirLock {
+    /// The store directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// As [`StoreDirLock::require`], for a store that must already exist.
+    pub fn require(
+        &self,
+        engine: &'static str,
+        name: &str,
+        kind: EntryKind,
+        what: &'static str,
+    ) -> Result<(), StorageError> {
+        StoreDirLock::require_in(&self.path, false, engine, name, kind, what)
+    }
+}
+
+/// Opens the existing store directory `path` of `engine` for reading only, under a shared
+/// lock, writing nothing (it works on a read-only file system).
+///
+/// Errors, each changing nothing: `path` is missing, a file, or not a store of `engine`
+/// ([`StorageError::BadPath`]); a writer holds it ([`StorageError::Locked`]).
+pub fn open_store_dir_read_only(
+    path: &Path,
+    engine: &'static str,
+) -> Result<SharedDirLock, StorageError> {
+    let bad = |detail: String| StorageError::BadPath {
+        engine,
+        path: path.to_owned(),
+        detail,
+    };
+    match std::fs::metadata(path) {
+        Ok(meta) if !meta.is_dir() => return Err(bad("it is a file, not a directory".into())),
+        Ok(_) => {}
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            return Err(bad("it does not exist".into()));
+        }
+        Err(e) => return Err(StorageError::io_at("stat store directory", path, e)),
+    }
+    match detect_engine(path)? {
+        Some(found) if found == engine => {}
+        Some(found) => {
+            return Err(bad(format!(
+                "it holds a {found} store; open it with the {found} backend"
+            )));
+        }
+        None => return Err(bad("it is not a reclaim store (no marker)".into())),
+    }
+    let lock_path = path.join(LOCK_FILE);
+    let file = match File::open(&lock_path) {
+        Ok(file) => Some(file),
+        // A store whose lock file is gone has no writer that could hold it.
+        Err(e) if e.kind() == ErrorKind::NotFound => None,
+        Err(e) => return Err(StorageError::io_at("open store lock file", &lock_path, e)),
+    };
+    if let Some(file) = &file {
+        let deadline = std::time::Instant::now() + LOCK_RETRY;
+        loop {
+            match file.try_lock_shared() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(StorageError::Locked {
+                        path: path.to_owned(),
+                    });
+                }
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(StorageError::io_at("lock store (shared)", &lock_path, e));
+                }
+            }
+        }
+    }
+    Ok(SharedDirLock {
+        _file: file,
+        path: path.to_owned(),
     })
 }
 
@@ -396,6 +496,26 @@ mod tests {
         again
             .require("redb", "db", EntryKind::Dir, "generation")
             .unwrap();
+    }
+
+    #[test]
+    fn readers_share_the_lock_and_exclude_a_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(open_store_dir(dir.path(), "redb").unwrap());
+        let first = open_store_dir_read_only(dir.path(), "redb").unwrap();
+        let second = open_store_dir_read_only(dir.path(), "redb").unwrap();
+        let err = open_store_dir(dir.path(), "redb").unwrap_err();
+        assert!(matches!(err, StorageError::Locked { .. }), "{err}");
+        drop((first, second));
+        let writer = open_store_dir(dir.path(), "redb").unwrap();
+        let err = open_store_dir_read_only(dir.path(), "redb").unwrap_err();
+        assert!(matches!(err, StorageError::Locked { .. }), "{err}");
+        drop(writer);
+        let err = open_store_dir_read_only(dir.path(), "sled").unwrap_err();
+        assert!(err.to_string().contains("holds a redb store"), "{err}");
+        let err = open_store_dir_read_only(&dir.path().join("nope"), "redb").unwrap_err();
+        assert!(err.to_string().contains("does not exist"), "{err}");
+        assert!(!dir.path().join("nope").exists());
     }
 
     #[test]

@@ -66,6 +66,12 @@ pub enum StorageError {
         /// The panic message.
         message: String,
     },
+    /// The store was opened read-only (a look that must change nothing).
+    #[error("store is open read-only: {operation} is not allowed")]
+    ReadOnly {
+        /// The operation refused.
+        operation: &'static str,
+    },
     /// The device is full; nothing was written by the failed operation.
     #[error("no space left on device during {operation}")]
     NoSpace {

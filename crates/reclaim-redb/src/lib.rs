@@ -28,6 +28,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
+mod reader;
+pub use reader::RedbReader;
+
 use parking_lot::RwLock;
 use reclaim_core::dir::{EntryKind, StoreDirLock, directory_size, open_store_dir};
 use reclaim_core::kv::{KeyValue, collect_scan, contained};
@@ -73,7 +76,46 @@ fn engine_error(operation: &'static str, error: impl Into<redb::Error>) -> Stora
     }
 }
 
+/// What a failed redb open means, for the store in `dir` whose database file is `file`.
+fn open_error(dir: &Path, file: &Path, e: redb::DatabaseError) -> StorageError {
+    let corrupt = |detail: String| StorageError::Corrupt {
+        engine: ENGINE,
+        path: file.to_owned(),
+        detail,
+    };
+    match redb::Error::from(e) {
+        redb::Error::DatabaseAlreadyOpen | redb::Error::LockProtocolMismatch => {
+            StorageError::Locked {
+                path: dir.to_owned(),
+            }
+        }
+        redb::Error::Corrupted(detail) => corrupt(detail),
+        redb::Error::UpgradeRequired(version) => {
+            corrupt(format!("file format {version} needs an upgrade"))
+        }
+        redb::Error::RepairAborted => corrupt(
+            "it was not closed cleanly and needs a repair, which a read-only open cannot do (open it read-write once, e.g. with `reclaim compact`)".into(),
+        ),
+        redb::Error::Io(e) if e.kind() == std::io::ErrorKind::StorageFull => {
+            StorageError::NoSpace { operation: "open" }
+        }
+        // redb reports a file that is not a redb database as an I/O "invalid data" error.
+        redb::Error::Io(e) if e.kind() == std::io::ErrorKind::InvalidData => corrupt(e.to_string()),
+        other => StorageError::engine(ENGINE, "open", other),
+    }
+}
+
 impl RedbStore {
+    /// What this adapter declares (the read-only [`RedbReader`] declares the same).
+    pub const CAPABILITIES: Capabilities = Capabilities {
+        engine: ENGINE,
+        native_range_delete: true,
+        compaction_reclaims_space: true,
+        compaction_access: CompactionAccess::PausesAll,
+        compaction_scope: CompactionScope::WholeStore,
+        max_space_factor_after_compaction: 1.2,
+    };
+
     /// Opens (creating if needed) the store in directory `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StorageError> {
         let path = path.as_ref().to_owned();
@@ -91,33 +133,7 @@ impl RedbStore {
                 detail: "the engine panicked while reading the file".into(),
             }
         })?;
-        let db = opened.map_err(|e| match redb::Error::from(e) {
-            redb::Error::DatabaseAlreadyOpen | redb::Error::LockProtocolMismatch => {
-                StorageError::Locked { path: path.clone() }
-            }
-            redb::Error::Corrupted(detail) => StorageError::Corrupt {
-                engine: ENGINE,
-                path: file.clone(),
-                detail,
-            },
-            redb::Error::UpgradeRequired(version) => StorageError::Corrupt {
-                engine: ENGINE,
-                path: file.clone(),
-                detail: format!("file format {version} needs an upgrade"),
-            },
-            redb::Error::Io(e) if e.kind() == std::io::ErrorKind::StorageFull => {
-                StorageError::NoSpace { operation: "open" }
-            }
-            // redb reports a file that is not a redb database as an I/O "invalid data" error.
-            redb::Error::Io(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                StorageError::Corrupt {
-                    engine: ENGINE,
-                    path: file.clone(),
-                    detail: e.to_string(),
-                }
-            }
-            other => StorageError::engine(ENGINE, "open", other),
-        })?;
+        let db = opened.map_err(|e| open_error(&path, &file, e))?;
         let store = Self {
             db: RwLock::new(db),
             path,
@@ -149,16 +165,44 @@ impl RedbStore {
     }
 }
 
+/// A point read in one read transaction of `db` (a read-write or a read-only database).
+fn read_get(db: &impl ReadableDatabase, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+    let txn = db.begin_read().map_err(|e| engine_error("begin_read", e))?;
+    let table = txn
+        .open_table(TABLE)
+        .map_err(|e| engine_error("open_table", e))?;
+    let value = table.get(key).map_err(|e| engine_error("get", e))?;
+    Ok(value.map(|v| v.value().to_vec()))
+}
+
+/// A bounded scan in one read transaction of `db`.
+fn read_scan(
+    db: &impl ReadableDatabase,
+    range: &KeyRange,
+    order: ScanOrder,
+    limit: usize,
+) -> Result<Vec<KeyValue>, StorageError> {
+    if range.is_empty() || limit == 0 {
+        return Ok(Vec::new());
+    }
+    let txn = db.begin_read().map_err(|e| engine_error("begin_read", e))?;
+    let table = txn
+        .open_table(TABLE)
+        .map_err(|e| engine_error("open_table", e))?;
+    let entries = table
+        .range::<&[u8]>(range.as_bounds())
+        .map_err(|e| engine_error("range", e))?;
+    collect_scan(entries, order, limit, |entry| {
+        entry
+            .map(|(k, v)| (k.value().to_vec(), v.value().to_vec()))
+            .map_err(|e| engine_error("scan", e))
+    })
+}
+
 impl KvRead for RedbStore {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
         contained(ENGINE, "get", &self.poisoned, || {
-            let db = self.db.read();
-            let txn = db.begin_read().map_err(|e| engine_error("begin_read", e))?;
-            let table = txn
-                .open_table(TABLE)
-                .map_err(|e| engine_error("open_table", e))?;
-            let value = table.get(key).map_err(|e| engine_error("get", e))?;
-            Ok(value.map(|v| v.value().to_vec()))
+            read_get(&*self.db.read(), key)
         })
     }
 
@@ -169,22 +213,7 @@ impl KvRead for RedbStore {
         limit: usize,
     ) -> Result<Vec<KeyValue>, StorageError> {
         contained(ENGINE, "scan", &self.poisoned, || {
-            if range.is_empty() || limit == 0 {
-                return Ok(Vec::new());
-            }
-            let db = self.db.read();
-            let txn = db.begin_read().map_err(|e| engine_error("begin_read", e))?;
-            let table = txn
-                .open_table(TABLE)
-                .map_err(|e| engine_error("open_table", e))?;
-            let entries = table
-                .range::<&[u8]>(range.as_bounds())
-                .map_err(|e| engine_error("range", e))?;
-            collect_scan(entries, order, limit, |entry| {
-                entry
-                    .map(|(k, v)| (k.value().to_vec(), v.value().to_vec()))
-                    .map_err(|e| engine_error("scan", e))
-            })
+            read_scan(&*self.db.read(), range, order, limit)
         })
     }
 }
@@ -277,13 +306,6 @@ impl Compactable for RedbStore {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            engine: ENGINE,
-            native_range_delete: true,
-            compaction_reclaims_space: true,
-            compaction_access: CompactionAccess::PausesAll,
-            compaction_scope: CompactionScope::WholeStore,
-            max_space_factor_after_compaction: 1.2,
-        }
+        Self::CAPABILITIES
     }
 }

@@ -25,6 +25,9 @@
 
 use std::path::{Path, PathBuf};
 
+mod reader;
+pub use reader::RocksReader;
+
 use parking_lot::RwLock;
 use reclaim_core::dir::{EntryKind, StoreDirLock, directory_size, open_store_dir};
 use reclaim_core::kv::KeyValue;
@@ -163,6 +166,16 @@ impl RocksStore {
         Self::open_with(path, RocksOptions::default())
     }
 
+    /// What this adapter declares (the read-only [`RocksReader`] declares the same).
+    pub const CAPABILITIES: Capabilities = Capabilities {
+        engine: ENGINE,
+        native_range_delete: true,
+        compaction_reclaims_space: true,
+        compaction_access: CompactionAccess::Online,
+        compaction_scope: CompactionScope::Range,
+        max_space_factor_after_compaction: 1.2,
+    };
+
     /// Opens (creating if needed) the store in directory `path`.
     pub fn open_with(path: impl AsRef<Path>, options: RocksOptions) -> Result<Self, StorageError> {
         let path = path.as_ref().to_owned();
@@ -175,20 +188,7 @@ impl RocksStore {
             EntryKind::File,
             "manifest pointer (CURRENT)",
         )?;
-        let db = DB::open(&options.to_rocksdb(), &path).map_err(|e| {
-            let message = e.to_string();
-            if message.contains("lock") && message.contains("LOCK") {
-                StorageError::Locked { path: path.clone() }
-            } else if message.contains("Corruption") || message.contains("corrupt") {
-                StorageError::Corrupt {
-                    engine: ENGINE,
-                    path: path.clone(),
-                    detail: message,
-                }
-            } else {
-                engine_error("open", &e)
-            }
-        })?;
+        let db = DB::open(&options.to_rocksdb(), &path).map_err(|e| open_error(&path, &e))?;
         Ok(Self {
             db,
             path,
@@ -236,6 +236,61 @@ impl RocksStore {
     }
 }
 
+/// A bounded scan of `db` (a read-write or a read-only database).
+fn rocks_scan(
+    db: &DB,
+    range: &KeyRange,
+    order: ScanOrder,
+    limit: usize,
+) -> Result<Vec<KeyValue>, StorageError> {
+    if range.is_empty() || limit == 0 {
+        return Ok(Vec::new());
+    }
+    let mut read = ReadOptions::default();
+    if let Some(start) = range.start() {
+        read.set_iterate_lower_bound(start.to_vec());
+    }
+    if let Some(end) = range.end() {
+        read.set_iterate_upper_bound(end.to_vec());
+    }
+    let mut iter = db.raw_iterator_opt(read);
+    match order {
+        ScanOrder::Ascending => iter.seek_to_first(),
+        ScanOrder::Descending => iter.seek_to_last(),
+    }
+    let mut out = Vec::new();
+    while out.len() < limit {
+        let (Some(key), Some(value)) = (iter.key(), iter.value()) else {
+            break;
+        };
+        out.push((key.to_vec(), value.to_vec()));
+        match order {
+            ScanOrder::Ascending => iter.next(),
+            ScanOrder::Descending => iter.prev(),
+        }
+    }
+    iter.status().map_err(|e| engine_error("scan", &e))?;
+    Ok(out)
+}
+
+/// What a failed RocksDB open means for the store in `path`.
+fn open_error(path: &Path, e: &rocksdb::Error) -> StorageError {
+    let message = e.to_string();
+    if message.contains("lock") && message.contains("LOCK") {
+        StorageError::Locked {
+            path: path.to_owned(),
+        }
+    } else if message.contains("Corruption") || message.contains("corrupt") {
+        StorageError::Corrupt {
+            engine: ENGINE,
+            path: path.to_owned(),
+            detail: message,
+        }
+    } else {
+        engine_error("open", e)
+    }
+}
+
 impl KvRead for RocksStore {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
         self.db.get(key).map_err(|e| engine_error("get", &e))
@@ -247,34 +302,7 @@ impl KvRead for RocksStore {
         order: ScanOrder,
         limit: usize,
     ) -> Result<Vec<KeyValue>, StorageError> {
-        if range.is_empty() || limit == 0 {
-            return Ok(Vec::new());
-        }
-        let mut read = ReadOptions::default();
-        if let Some(start) = range.start() {
-            read.set_iterate_lower_bound(start.to_vec());
-        }
-        if let Some(end) = range.end() {
-            read.set_iterate_upper_bound(end.to_vec());
-        }
-        let mut iter = self.db.raw_iterator_opt(read);
-        match order {
-            ScanOrder::Ascending => iter.seek_to_first(),
-            ScanOrder::Descending => iter.seek_to_last(),
-        }
-        let mut out = Vec::new();
-        while out.len() < limit {
-            let (Some(key), Some(value)) = (iter.key(), iter.value()) else {
-                break;
-            };
-            out.push((key.to_vec(), value.to_vec()));
-            match order {
-                ScanOrder::Ascending => iter.next(),
-                ScanOrder::Descending => iter.prev(),
-            }
-        }
-        iter.status().map_err(|e| engine_error("scan", &e))?;
-        Ok(out)
+        rocks_scan(&self.db, range, order, limit)
     }
 }
 
@@ -466,13 +494,6 @@ impl Compactable for RocksStore {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            engine: ENGINE,
-            native_range_delete: true,
-            compaction_reclaims_space: true,
-            compaction_access: CompactionAccess::Online,
-            compaction_scope: CompactionScope::Range,
-            max_space_factor_after_compaction: 1.2,
-        }
+        Self::CAPABILITIES
     }
 }

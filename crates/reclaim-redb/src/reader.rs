@@ -1,0 +1,104 @@
+//! [`RedbReader`]: a redb store opened for a look that changes nothing: a shared directory
+//! lock, redb's read-only database, every write and compaction refused.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use reclaim_core::dir::{EntryKind, SharedDirLock, directory_size, open_store_dir_read_only};
+use reclaim_core::kv::{KeyValue, contained};
+use reclaim_core::{
+    Capabilities, Compactable, KeyRange, KvRead, KvWrite, ScanOrder, StorageError, WriteBatch,
+    WriteOptions,
+};
+use redb::ReadOnlyDatabase;
+
+use crate::{DB_FILE, ENGINE, RedbStore, open_error, read_get, read_scan};
+
+/// A redb store opened read-only. Writes and compactions are refused with
+/// [`StorageError::ReadOnly`]; nothing under the store directory is written, so it works on a
+/// read-only file system and beside other readers (not beside a writer).
+pub struct RedbReader {
+    db: ReadOnlyDatabase,
+    path: PathBuf,
+    poisoned: AtomicBool,
+    _lock: SharedDirLock,
+}
+
+impl std::fmt::Debug for RedbReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedbReader")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl RedbReader {
+    /// Opens the existing store in `path` read-only. Errors: those of
+    /// [`open_store_dir_read_only`], [`StorageError::Missing`] when the database file is lost,
+    /// [`StorageError::Corrupt`] when it is damaged or needs a repair after a crash (which only
+    /// a read-write open does).
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StorageError> {
+        let path = path.as_ref().to_owned();
+        let lock = open_store_dir_read_only(&path, ENGINE)?;
+        lock.require(ENGINE, DB_FILE, EntryKind::File, "database file")?;
+        let file = path.join(DB_FILE);
+        let opened = std::panic::catch_unwind(|| ReadOnlyDatabase::open(&file)).map_err(|_| {
+            StorageError::Corrupt {
+                engine: ENGINE,
+                path: file.clone(),
+                detail: "the engine panicked while reading the file".into(),
+            }
+        })?;
+        let db = opened.map_err(|e| open_error(&path, &file, e))?;
+        Ok(Self {
+            db,
+            path,
+            poisoned: AtomicBool::new(false),
+            _lock: lock,
+        })
+    }
+
+    /// The store directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl KvRead for RedbReader {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        contained(ENGINE, "get", &self.poisoned, || read_get(&self.db, key))
+    }
+
+    fn scan(
+        &self,
+        range: &KeyRange,
+        order: ScanOrder,
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StorageError> {
+        contained(ENGINE, "scan", &self.poisoned, || {
+            read_scan(&self.db, range, order, limit)
+        })
+    }
+}
+
+impl KvWrite for RedbReader {
+    fn write(&self, _batch: WriteBatch, _options: WriteOptions) -> Result<(), StorageError> {
+        Err(StorageError::ReadOnly { operation: "write" })
+    }
+}
+
+impl Compactable for RedbReader {
+    fn compact_range(&self, _range: &KeyRange) -> Result<(), StorageError> {
+        Err(StorageError::ReadOnly {
+            operation: "compaction",
+        })
+    }
+
+    fn size_on_disk(&self) -> Result<u64, StorageError> {
+        directory_size(&self.path)
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        RedbStore::CAPABILITIES
+    }
+}

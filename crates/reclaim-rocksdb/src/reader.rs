@@ -1,0 +1,101 @@
+//! [`RocksReader`]: a RocksDB store opened for a look that changes nothing: a shared directory
+//! lock, RocksDB's read-only mode, its info log written outside the store, every write and
+//! compaction refused.
+
+use std::path::{Path, PathBuf};
+
+use reclaim_core::dir::{EntryKind, SharedDirLock, directory_size, open_store_dir_read_only};
+use reclaim_core::kv::KeyValue;
+use reclaim_core::{
+    Capabilities, Compactable, KeyRange, KvRead, KvWrite, ScanOrder, StorageError, WriteBatch,
+    WriteOptions,
+};
+use rocksdb::{DB, Options};
+
+use crate::{ENGINE, RocksStore, engine_error, open_error, rocks_scan};
+
+/// A RocksDB store opened read-only. Writes and compactions are refused with
+/// [`StorageError::ReadOnly`]; nothing under the store directory is written (RocksDB's info
+/// log goes to a temporary directory removed on drop), so it works beside other readers (not
+/// beside a writer) and on a read-only file system.
+pub struct RocksReader {
+    db: DB,
+    path: PathBuf,
+    _log_dir: tempfile::TempDir,
+    _lock: SharedDirLock,
+}
+
+impl std::fmt::Debug for RocksReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RocksReader")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl RocksReader {
+    /// Opens the existing store in `path` read-only. Errors: those of
+    /// [`open_store_dir_read_only`], [`StorageError::Missing`] when its files are lost,
+    /// [`StorageError::Corrupt`] when they are damaged.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StorageError> {
+        let path = path.as_ref().to_owned();
+        let lock = open_store_dir_read_only(&path, ENGINE)?;
+        lock.require(
+            ENGINE,
+            "CURRENT",
+            EntryKind::File,
+            "manifest pointer (CURRENT)",
+        )?;
+        let log_dir = tempfile::Builder::new()
+            .prefix("reclaim-rocksdb-log")
+            .tempdir()
+            .map_err(|e| StorageError::io("create a directory for RocksDB's log", e))?;
+        let mut opts = Options::default();
+        opts.create_if_missing(false);
+        opts.set_db_log_dir(log_dir.path());
+        let db = DB::open_for_read_only(&opts, &path, false).map_err(|e| open_error(&path, &e))?;
+        Ok(Self {
+            db,
+            path,
+            _log_dir: log_dir,
+            _lock: lock,
+        })
+    }
+}
+
+impl KvRead for RocksReader {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        self.db.get(key).map_err(|e| engine_error("get", &e))
+    }
+
+    fn scan(
+        &self,
+        range: &KeyRange,
+        order: ScanOrder,
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StorageError> {
+        rocks_scan(&self.db, range, order, limit)
+    }
+}
+
+impl KvWrite for RocksReader {
+    fn write(&self, _batch: WriteBatch, _options: WriteOptions) -> Result<(), StorageError> {
+        Err(StorageError::ReadOnly { operation: "write" })
+    }
+}
+
+impl Compactable for RocksReader {
+    fn compact_range(&self, _range: &KeyRange) -> Result<(), StorageError> {
+        Err(StorageError::ReadOnly {
+            operation: "compaction",
+        })
+    }
+
+    fn size_on_disk(&self) -> Result<u64, StorageError> {
+        directory_size(&self.path)
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        RocksStore::CAPABILITIES
+    }
+}
