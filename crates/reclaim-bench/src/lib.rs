@@ -157,7 +157,7 @@ pub fn prune_cometbft_style(
     let started = Instant::now();
     let mut batch = WriteBatch::new();
     for h in base..retain {
-        let hash = db.get(&keys::HASH_BY_HEIGHT.key(h))?;
+        let hash = chain.blocks.load_block_hash(h).ok().flatten();
         if db.get(&keys::BLOCK_META.key(h))?.is_none() {
             continue;
         }

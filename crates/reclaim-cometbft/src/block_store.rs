@@ -34,7 +34,7 @@ use reclaim_core::height::{ReadFloor, decode_u64s, encode_u64s};
 use reclaim_core::pruning::{PruneLimiter, SegmentBounds, SegmentReport};
 use reclaim_core::range::hex;
 use reclaim_core::{
-    Compactable, KeyRange, KvReadExt, KvStore, ScanOrder, StorageError, WriteBatch, WriteOptions,
+    Compactable, KeyRange, KvReadExt, KvStore, ScanOrder, WriteBatch, WriteOptions,
 };
 use tracing::debug;
 
@@ -42,6 +42,9 @@ use crate::error::StoreError;
 use crate::keys::{
     self, BLOCK_META, BLOCK_PARTS, BLOCK_STORE_BOUNDS, COMMITS, EXTENDED_COMMITS, Family,
     HASH_BY_HEIGHT, SEEN_COMMITS, hash_key, part_key,
+};
+use crate::seal::{
+    check_format, get_sealed, nothing_without_bounds, put_format, put_sealed, unseal,
 };
 use crate::segment::{EvidenceWindowSegment, WindowedStore};
 
@@ -119,18 +122,34 @@ impl BlockStoreBounds {
     }
 }
 
-/// What one call to [`BlockStore::prune`] removed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct BlockPruneReport {
-    /// False when the limiter stopped the call before it reached its targets; the progress
-    /// made is persisted and the next call resumes.
-    pub complete: bool,
-    /// Heights that fell below `base` (parts, seen commits, hashes deleted).
-    pub heights_pruned: u64,
-    /// Heights whose evidence data (meta and commit) was deleted.
-    pub evidence_heights_pruned: u64,
-    /// Atomic batches written.
-    pub batches: u64,
+/// The `N:{h}` record: the block's part count and its hash (so a block with a part missing is
+/// detected, and pruning finds the hash index entry).
+struct HashRecord {
+    parts: u32,
+    hash: Vec<u8>,
+}
+
+impl HashRecord {
+    fn encode(parts: u32, hash: &[u8]) -> Vec<u8> {
+        [&parts.to_be_bytes()[..], hash].concat()
+    }
+
+    fn decode(key: &[u8], bytes: &[u8]) -> Result<Self, StoreError> {
+        match bytes.split_first_chunk::<4>() {
+            Some((parts, hash)) if !hash.is_empty() => Ok(Self {
+                parts: u32::from_be_bytes(*parts),
+                hash: hash.to_vec(),
+            }),
+            _ => Err(StoreError::CorruptRecord {
+                what: "block hash",
+                key: hex(key),
+                detail: format!(
+                    "{} bytes, too short for a part count and a hash",
+                    bytes.len()
+                ),
+            }),
+        }
+    }
 }
 
 /// The block store. Reads never take the write lock; writes and pruning are serialised.
@@ -154,10 +173,19 @@ impl std::fmt::Debug for BlockStore {
 
 impl BlockStore {
     /// Opens the block store kept in `db`, reading its persisted bounds.
+    ///
+    /// A store of another format, a damaged bounds record, or block data without a bounds
+    /// record (a lost record would otherwise look like an empty store) is a typed error.
     pub fn open(db: Arc<dyn KvStore>) -> Result<Self, StoreError> {
-        let state = match db.get(BOUNDS_KEY)? {
-            Some(bytes) => BlockStoreBounds::decode(&bytes)?,
-            None => BlockStoreBounds::default(),
+        let state = match get_sealed(db.as_ref(), "block store bounds", BOUNDS_KEY)? {
+            Some(bytes) => {
+                check_format(db.as_ref())?;
+                BlockStoreBounds::decode(&bytes)?
+            }
+            None => {
+                nothing_without_bounds(db.as_ref(), "block store bounds", &keys::BLOCK_FAMILIES)?;
+                BlockStoreBounds::default()
+            }
         };
         Ok(Self {
             db,
@@ -215,17 +243,24 @@ impl BlockStore {
         }
         let h = block.height;
         let mut batch = WriteBatch::new();
-        batch.put(BLOCK_META.key(h), block.meta.clone());
+        if current.height == 0 {
+            put_format(&mut batch);
+        }
+        put_sealed(&mut batch, BLOCK_META.key(h), &block.meta);
         for (i, part) in (0..parts).zip(&block.parts) {
-            batch.put(part_key(h, i), part.clone());
+            put_sealed(&mut batch, part_key(h, i), part);
         }
-        batch.put(COMMITS.key(h), block.commit.clone());
-        batch.put(SEEN_COMMITS.key(h), block.seen_commit.clone());
+        put_sealed(&mut batch, COMMITS.key(h), &block.commit);
+        put_sealed(&mut batch, SEEN_COMMITS.key(h), &block.seen_commit);
         if let Some(ext) = &block.extended_commit {
-            batch.put(EXTENDED_COMMITS.key(h), ext.clone());
+            put_sealed(&mut batch, EXTENDED_COMMITS.key(h), ext);
         }
-        batch.put(HASH_BY_HEIGHT.key(h), block.hash.clone());
-        batch.put(hash_key(&block.hash), h.to_be_bytes().to_vec());
+        put_sealed(
+            &mut batch,
+            HASH_BY_HEIGHT.key(h),
+            &HashRecord::encode(parts, &block.hash),
+        );
+        put_sealed(&mut batch, hash_key(&block.hash), &h.to_be_bytes());
         let next = if current.height == 0 {
             BlockStoreBounds {
                 base: h,
@@ -238,7 +273,7 @@ impl BlockStore {
                 ..current
             }
         };
-        batch.put(BOUNDS_KEY, next.encode());
+        put_sealed(&mut batch, BOUNDS_KEY.to_vec(), &next.encode());
         self.db.write(batch, options)?;
         // The first block saved sets the base: nothing below it is served.
         self.base_floor.raise(next.base);
@@ -251,65 +286,128 @@ impl BlockStore {
     // meta and commits) is refused with `StoreError::Pruned`, also when pruning overtakes the
     // read while it runs. `Ok(None)` therefore means "not saved (yet)", never "pruned".
 
+    /// Reads `key` of `height` under `floor`: refused below the floor, unsealed, and — for a
+    /// record every height in `[floor, height]` has (`required`) — missing there is a
+    /// corruption, not "not saved".
     fn get_guarded(
         &self,
         floor: &ReadFloor,
         what: &'static str,
         height: u64,
         key: &[u8],
+        required: bool,
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        floor.guard(what, height, || Ok(self.db.get(key)?))
+        floor.guard(what, height, || {
+            let value = get_sealed(self.db.as_ref(), what, key)?;
+            if value.is_none() && required {
+                self.missing_within_bounds(floor, what, height, key)?;
+            }
+            Ok(value)
+        })
+    }
+
+    /// A corruption error when `height` lies within `[floor, height]` of the store.
+    fn missing_within_bounds(
+        &self,
+        floor: &ReadFloor,
+        what: &'static str,
+        height: u64,
+        key: &[u8],
+    ) -> Result<(), StoreError> {
+        let top = self.height();
+        if (floor.get()..=top).contains(&height) && floor.get() > 0 {
+            return Err(StoreError::CorruptRecord {
+                what,
+                key: hex(key),
+                detail: format!(
+                    "missing although height {height} lies within the store's bounds (up to {top}): the store is damaged"
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// The block meta at `height`, if saved; [`StoreError::Pruned`] below the evidence base.
     pub fn load_block_meta(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
         let key = BLOCK_META.key(height);
-        self.get_guarded(&self.evidence_floor, "block meta", height, &key)
+        self.get_guarded(&self.evidence_floor, "block meta", height, &key, true)
     }
 
     /// Part `index` of the block at `height`, if saved; [`StoreError::Pruned`] below the base.
     pub fn load_block_part(&self, height: u64, index: u32) -> Result<Option<Vec<u8>>, StoreError> {
         let key = part_key(height, index);
-        self.get_guarded(&self.base_floor, "block part", height, &key)
+        self.get_guarded(&self.base_floor, "block part", height, &key, false)
     }
 
     /// Every part of the block at `height` in order (empty if not saved); [`StoreError::Pruned`]
-    /// below the base, so a block is never returned with parts missing.
+    /// below the base, so a block is never returned with parts missing; a part count that does
+    /// not match the one saved with the block is a corruption.
     pub fn load_block_parts(&self, height: u64) -> Result<Vec<Vec<u8>>, StoreError> {
         self.base_floor.guard("block parts", height, || {
-            self.db
+            let parts = self
+                .db
                 .iter(
                     KeyRange::prefix(&BLOCK_PARTS.key(height)),
                     ScanOrder::Ascending,
                 )
-                .map(|kv| kv.map(|(_, v)| v).map_err(StoreError::from))
-                .collect()
+                .map(|kv| {
+                    let (key, value) = kv?;
+                    unseal("block part", &key, value)
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            let expected = self.hash_record(height)?.map(|r| r.parts);
+            match expected {
+                Some(count) if count as usize == parts.len() => Ok(parts),
+                None if parts.is_empty() => Ok(parts),
+                _ => Err(StoreError::CorruptRecord {
+                    what: "block parts",
+                    key: hex(&BLOCK_PARTS.key(height)),
+                    detail: format!(
+                        "{} parts found, {} saved with the block: the store is damaged",
+                        parts.len(),
+                        expected.map_or_else(|| "none".to_owned(), |c| c.to_string())
+                    ),
+                }),
+            }
         })
     }
 
     /// The commit for `height`, if saved; [`StoreError::Pruned`] below the evidence base.
     pub fn load_block_commit(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
         let key = COMMITS.key(height);
-        self.get_guarded(&self.evidence_floor, "commit", height, &key)
+        self.get_guarded(&self.evidence_floor, "commit", height, &key, true)
     }
 
     /// The seen commit for `height`, if saved; [`StoreError::Pruned`] below the base.
     pub fn load_seen_commit(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
         let key = SEEN_COMMITS.key(height);
-        self.get_guarded(&self.base_floor, "seen commit", height, &key)
+        self.get_guarded(&self.base_floor, "seen commit", height, &key, true)
     }
 
     /// The extended commit for `height`, if one was saved; [`StoreError::Pruned`] below the
     /// base.
     pub fn load_extended_commit(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
         let key = EXTENDED_COMMITS.key(height);
-        self.get_guarded(&self.base_floor, "extended commit", height, &key)
+        self.get_guarded(&self.base_floor, "extended commit", height, &key, false)
     }
 
     /// The hash of the block at `height`, if saved; [`StoreError::Pruned`] below the base.
     pub fn load_block_hash(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.base_floor.guard("block hash", height, || {
+            Ok(self.hash_record(height)?.map(|r| r.hash))
+        })
+    }
+
+    /// The hash record of `height` (unguarded): a corruption when missing within the bounds.
+    fn hash_record(&self, height: u64) -> Result<Option<HashRecord>, StoreError> {
         let key = HASH_BY_HEIGHT.key(height);
-        self.get_guarded(&self.base_floor, "block hash", height, &key)
+        match get_sealed(self.db.as_ref(), "block hash", &key)? {
+            Some(bytes) => HashRecord::decode(&key, &bytes).map(Some),
+            None => {
+                self.missing_within_bounds(&self.base_floor, "block hash", height, &key)?;
+                Ok(None)
+            }
+        }
     }
 
     /// The height of the block with `hash`, if saved and kept. A hash of a pruned block is
@@ -317,7 +415,7 @@ impl BlockStore {
     /// now) is [`StoreError::Pruned`].
     pub fn height_by_hash(&self, hash: &[u8]) -> Result<Option<u64>, StoreError> {
         let key = hash_key(hash);
-        let Some(bytes) = self.db.get(&key)? else {
+        let Some(bytes) = get_sealed(self.db.as_ref(), "hash index", &key)? else {
             return Ok(None);
         };
         let bytes: [u8; 8] =
@@ -390,8 +488,12 @@ impl BlockStore {
                 let hashes = self
                     .db
                     .iter(HASH_BY_HEIGHT.heights(from, to), ScanOrder::Ascending)
-                    .map(|kv| kv.map(|(_, hash)| hash))
-                    .collect::<Result<Vec<_>, StorageError>>()?;
+                    .map(|kv| {
+                        let (key, value) = kv?;
+                        let bytes = unseal("block hash", &key, value)?;
+                        Ok(HashRecord::decode(&key, &bytes)?.hash)
+                    })
+                    .collect::<Result<Vec<_>, StoreError>>()?;
                 for hash in hashes {
                     batch.delete(hash_key(&hash));
                 }
@@ -444,7 +546,7 @@ impl BlockStore {
 
     /// Writes `batch` with the new bounds, synced, and publishes the bounds.
     fn commit(&self, mut batch: WriteBatch, next: BlockStoreBounds) -> Result<(), StoreError> {
-        batch.put(BOUNDS_KEY, next.encode());
+        put_sealed(&mut batch, BOUNDS_KEY.to_vec(), &next.encode());
         self.db.write(batch, WriteOptions::DURABLE)?;
         *self.bounds.write() = next;
         Ok(())

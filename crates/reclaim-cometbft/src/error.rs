@@ -71,6 +71,17 @@ pub enum StoreError {
     /// A manual compaction failed on at least one range (the data is unaffected).
     #[error(transparent)]
     Compaction(#[from] CompactionFailed),
+    /// The store was written in a record format this build does not read.
+    #[error(
+        "store format {} is not supported (this build reads format {supported}); it was written by another version of reclaim",
+        found.map_or_else(|| "1 (unversioned)".to_owned(), |v| v.to_string())
+    )]
+    UnsupportedFormat {
+        /// The format found; `None` for a store written before formats were recorded.
+        found: Option<u32>,
+        /// The format this build reads and writes.
+        supported: u32,
+    },
     /// A pointer record refers to a full record that is missing: the store is damaged.
     #[error("{what} at height {height} points to height {target}, which is missing")]
     DanglingPointer {

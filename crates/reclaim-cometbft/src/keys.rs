@@ -149,13 +149,20 @@ pub const FAMILIES: [Family; 10] = [
     RESPONSES,
 ];
 
+/// The format version of the records (see `seal.rs`).
+pub const STORE_FORMAT: SingleKey = SingleKey {
+    name: "store format",
+    key: b"reclaimFormat",
+};
+
 /// Every single key.
-pub const SINGLE_KEYS: [SingleKey; 5] = [
+pub const SINGLE_KEYS: [SingleKey; 6] = [
     BLOCK_STORE_BOUNDS,
     STATE_STORE_BOUNDS,
     LATEST_RESPONSE,
     RETAIN_HEIGHTS,
     PENDING_COMPACTION,
+    STORE_FORMAT,
 ];
 
 /// The key of part `index` of the block at `height`.

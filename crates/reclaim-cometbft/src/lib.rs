@@ -22,6 +22,7 @@ pub mod error;
 pub mod executor;
 pub mod keys;
 pub mod retain;
+pub mod seal;
 pub mod segment;
 pub mod state_store;
 

@@ -20,6 +20,7 @@ use tracing::info;
 use crate::block_store::BlockStore;
 use crate::error::StoreError;
 use crate::keys;
+use crate::seal::{get_sealed, put_sealed};
 
 const RETAIN_KEY: &[u8] = keys::RETAIN_HEIGHTS.key;
 
@@ -147,7 +148,7 @@ impl RetainHeights {
         initial_companion_height: u64,
     ) -> Result<Self, StoreError> {
         let db = Arc::clone(blocks.db());
-        let stored = match db.get(RETAIN_KEY)? {
+        let stored = match get_sealed(db.as_ref(), "retain heights", RETAIN_KEY)? {
             Some(bytes) => {
                 let [application, companion] =
                     decode_u64s::<2>(&bytes).ok_or_else(|| StoreError::CorruptRecord {
@@ -234,9 +235,10 @@ impl RetainHeights {
             RetainSource::Companion => next.companion = Some(height),
         }
         let mut batch = WriteBatch::new();
-        batch.put(
-            RETAIN_KEY,
-            encode_u64s(&[next.application, next.companion.unwrap_or(0)]),
+        put_sealed(
+            &mut batch,
+            RETAIN_KEY.to_vec(),
+            &encode_u64s(&[next.application, next.companion.unwrap_or(0)]),
         );
         self.db
             .write(batch, WriteOptions::DURABLE)

@@ -33,6 +33,7 @@ use tracing::debug;
 
 use crate::error::StoreError;
 use crate::keys::{self, Family};
+use crate::seal::{check_format, get_sealed, nothing_without_bounds, put_format, put_sealed};
 use crate::segment::{EvidenceWindowSegment, WindowedStore};
 
 const RESPONSES: &[u8] = keys::RESPONSES.prefix;
@@ -214,7 +215,7 @@ impl Versioned {
 
     fn load_record(&self, db: &dyn KvStore, height: u64) -> Result<Option<Record>, StoreError> {
         let key = self.key(height);
-        let Some(bytes) = db.get(&key)? else {
+        let Some(bytes) = get_sealed(db, self.what, &key)? else {
             return Ok(None);
         };
         let corrupt = |detail: &str| StoreError::CorruptRecord {
@@ -361,9 +362,15 @@ impl std::fmt::Debug for StateStore {
 impl StateStore {
     /// Opens the state store kept in `db`.
     pub fn open(db: Arc<dyn KvStore>, options: StateStoreOptions) -> Result<Self, StoreError> {
-        let bounds = match db.get(META_KEY)? {
-            Some(bytes) => StateStoreBounds::decode(&bytes)?,
-            None => StateStoreBounds::default(),
+        let bounds = match get_sealed(db.as_ref(), "state store bounds", META_KEY)? {
+            Some(bytes) => {
+                check_format(db.as_ref())?;
+                StateStoreBounds::decode(&bytes)?
+            }
+            None => {
+                nothing_without_bounds(db.as_ref(), "state store bounds", &keys::STATE_FAMILIES)?;
+                StateStoreBounds::default()
+            }
         };
         let validators = VALIDATORS.with_checkpoints(options.validator_checkpoint_interval);
         let tips = if bounds.height == 0 {
@@ -436,16 +443,20 @@ impl StateStore {
         let (params, params_tip) =
             PARAMS.next_record(db, h, state.consensus_params.as_ref(), tips.map(|t| t.1))?;
         let mut batch = WriteBatch::new();
-        batch.put(self.validators.key(h), validators.encode());
-        batch.put(PARAMS.key(h), params.encode());
+        if current.height == 0 {
+            put_format(&mut batch);
+        }
+        put_sealed(&mut batch, self.validators.key(h), &validators.encode());
+        put_sealed(&mut batch, PARAMS.key(h), &params.encode());
         if self.options.discard_abci_responses {
             let mut latest = h.to_be_bytes().to_vec();
             latest.extend_from_slice(&state.finalize_block_response);
-            batch.put(LAST_RESPONSE_KEY, latest);
+            put_sealed(&mut batch, LAST_RESPONSE_KEY.to_vec(), &latest);
         } else {
-            batch.put(
+            put_sealed(
+                &mut batch,
                 height_key(RESPONSES, h),
-                state.finalize_block_response.clone(),
+                &state.finalize_block_response,
             );
         }
         let next = if current.height == 0 {
@@ -461,7 +472,7 @@ impl StateStore {
                 ..current
             }
         };
-        batch.put(META_KEY, next.encode());
+        put_sealed(&mut batch, META_KEY.to_vec(), &next.encode());
         self.db.write(batch, options)?;
         self.base_floor.raise(next.base);
         self.validators_floor.raise(next.validators_base);
@@ -475,14 +486,37 @@ impl StateStore {
     pub fn load_validators(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
         self.validators_floor
             .guard(self.validators.what, height, || {
-                self.validators.load(self.db.as_ref(), height)
+                let value = self.validators.load(self.db.as_ref(), height)?;
+                self.required(value, &self.validators, &self.validators_floor, height)
             })
+    }
+
+    /// `value` of a versioned family, or a corruption when it is missing although `height`
+    /// lies within `[floor, height]` of the store.
+    fn required(
+        &self,
+        value: Option<Vec<u8>>,
+        family: &Versioned,
+        floor: &ReadFloor,
+        height: u64,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        if value.is_none() && floor.get() > 0 && (floor.get()..=self.height()).contains(&height) {
+            return Err(StoreError::CorruptRecord {
+                what: family.what,
+                key: hex(&family.key(height)),
+                detail: format!(
+                    "missing although height {height} lies within the store's bounds: the store is damaged"
+                ),
+            });
+        }
+        Ok(value)
     }
 
     /// The consensus params for `height`, if saved; [`StoreError::Pruned`] below the base.
     pub fn load_consensus_params(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
         self.base_floor.guard(PARAMS.what, height, || {
-            PARAMS.load(self.db.as_ref(), height)
+            let value = PARAMS.load(self.db.as_ref(), height)?;
+            self.required(value, &PARAMS, &self.base_floor, height)
         })
     }
 
@@ -524,10 +558,15 @@ impl StateStore {
     }
 
     fn load_response_unguarded(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        if let Some(response) = self.db.get(&height_key(RESPONSES, height))? {
+        let key = height_key(RESPONSES, height);
+        if let Some(response) = get_sealed(self.db.as_ref(), "finalize-block response", &key)? {
             return Ok(Some(response));
         }
-        let latest = self.db.get(LAST_RESPONSE_KEY)?;
+        let latest = get_sealed(
+            self.db.as_ref(),
+            "latest finalize-block response",
+            LAST_RESPONSE_KEY,
+        )?;
         if let Some(latest) = latest {
             let corrupt = || StoreError::CorruptRecord {
                 what: "latest finalize-block response",
@@ -549,6 +588,18 @@ impl StateStore {
                 return Err(StoreError::ResponseDiscarded {
                     height,
                     latest: latest_height,
+                });
+            }
+        } else if !self.options.discard_abci_responses {
+            // Every height of a store that never discarded responses has one.
+            let bounds = self.bounds();
+            if bounds.base > 0 && (bounds.base..=bounds.height).contains(&height) {
+                return Err(StoreError::CorruptRecord {
+                    what: "finalize-block response",
+                    key: hex(&key),
+                    detail: format!(
+                        "missing although height {height} lies within the store's bounds: the store is damaged"
+                    ),
                 });
             }
         }
@@ -637,7 +688,7 @@ impl StateStore {
         mut batch: WriteBatch,
         next: StateStoreBounds,
     ) -> Result<(), StoreError> {
-        batch.put(META_KEY, next.encode());
+        put_sealed(&mut batch, META_KEY.to_vec(), &next.encode());
         // Readers are turned away before anything they could ask for disappears.
         self.base_floor.raise(next.base);
         self.validators_floor.raise(next.validators_base);

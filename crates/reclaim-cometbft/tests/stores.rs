@@ -187,14 +187,31 @@ fn corrupt_bounds_are_a_typed_error_on_open() {
         ),
         "{err}"
     );
-    // All-zero bounds are the empty store; a base above the height is not.
+    // A bounds record that is not sealed is damage too.
+    let err = StateStore::open(Arc::clone(&db), StateStoreOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("checksum mismatch"), "{err}");
+    // Sealed all-zero bounds are the empty store; a base above the height is not.
+    let sealed = |key: &[u8], value: &[u8]| reclaim_cometbft::seal::seal(key, value);
+    let mut batch = WriteBatch::new();
+    batch.put(
+        b"stateStoreMeta".to_vec(),
+        sealed(b"stateStoreMeta", &[0; 40]),
+    );
+    batch.put(
+        b"reclaimFormat".to_vec(),
+        sealed(
+            b"reclaimFormat",
+            &reclaim_cometbft::seal::STORE_FORMAT_VERSION.to_be_bytes(),
+        ),
+    );
+    store.write(batch, WriteOptions::BUFFERED).unwrap();
     assert!(StateStore::open(Arc::clone(&db), StateStoreOptions::default()).is_ok());
     let mut batch = WriteBatch::new();
     let bad: Vec<u8> = [9u64, 3, 9, 0, 0]
         .iter()
         .flat_map(|f| f.to_be_bytes())
         .collect();
-    batch.put(b"stateStoreMeta".to_vec(), bad);
+    batch.put(b"stateStoreMeta".to_vec(), sealed(b"stateStoreMeta", &bad));
     store.write(batch, WriteOptions::BUFFERED).unwrap();
     let err = StateStore::open(db, StateStoreOptions::default()).unwrap_err();
     assert!(err.to_string().contains("inconsistent bounds"), "{err}");

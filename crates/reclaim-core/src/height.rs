@@ -61,7 +61,8 @@ impl ReadFloor {
         self.0.fetch_max(height, Ordering::SeqCst);
     }
 
-    /// Runs `read` for `height` unless the floor is above it, before or after the read.
+    /// Runs `read` for `height` unless the floor is above it, before or after the read (then
+    /// the refusal replaces the read's result, error or not).
     pub fn guard<T, E: From<PrunedHeight>>(
         &self,
         what: &'static str,
@@ -77,9 +78,11 @@ impl ReadFloor {
             }
         };
         check()?;
-        let value = read()?;
+        let value = read();
+        // A floor raised while reading wins over whatever the read saw (a value, a record
+        // missing half-way through, an error): the height is pruned now.
         check()?;
-        Ok(value)
+        value
     }
 }
 

@@ -44,9 +44,15 @@
 //!   (spacejam/sled#1527). The log and the last complete snapshot hold everything it held.
 //! * Writes and rewrite steps are refused with [`StorageError::NoSpace`] before the file system's
 //!   free space falls below [`FREE_SPACE_RESERVE`]: sled 0.34 hangs after a failed write.
+//! * A damaged log makes sled 0.34 recover silently to an *earlier* state (everything after the
+//!   damage is dropped, acknowledged writes included). The adapter counts its writes and, on a
+//!   clean close (`close` or drop), records the count both inside sled (tree
+//!   `reclaim-meta`) and beside it (`CLEAN`, written durably): an open that finds sled's count
+//!   below `CLEAN`'s refuses the store as [`StorageError::Corrupt`] instead of serving the
+//!   rolled-back state. (Damage after a crash, before any clean close, is not covered.)
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use parking_lot::{Mutex, RwLock};
@@ -64,6 +70,12 @@ use tracing::{info, warn};
 pub const ENGINE: &str = "sled";
 /// The file naming the live generation.
 pub const CURRENT_FILE: &str = "CURRENT";
+/// The file recording, at each clean close, the generation and sled's write count.
+pub const CLEAN_FILE: &str = "CLEAN";
+/// sled's tree holding the adapter's own records (the write count), apart from the data.
+const META_TREE: &str = "reclaim-meta";
+/// The write count's key in [`META_TREE`].
+const WRITES_KEY: &[u8] = b"writes";
 
 /// Entries copied per `apply_batch` during a rewrite.
 const COPY_BATCH_ENTRIES: usize = 4096;
@@ -83,6 +95,8 @@ pub struct SledStore {
     writer: Mutex<()>,
     /// Set when sled panicked inside a call: the handle refuses every later call.
     poisoned: AtomicBool,
+    /// Writes applied over the store's life (recorded at each clean close).
+    writes: AtomicU64,
     _lock: StoreDirLock,
 }
 
@@ -209,6 +223,47 @@ fn is_lock_conflict(e: &sled::Error) -> bool {
 }
 
 /// Forgets this process's handle on a generation that is being removed.
+/// The write count recorded inside sled at its last clean close (0 when none).
+fn recorded_writes(db: &sled::Db) -> Result<u64, StorageError> {
+    let meta = db
+        .open_tree(META_TREE)
+        .map_err(|e| engine_error("open meta tree", e))?;
+    Ok(meta
+        .get(WRITES_KEY)
+        .map_err(|e| engine_error("read write count", e))?
+        .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+        .map_or(0, u64::from_be_bytes))
+}
+
+/// Refuses generation `number` when [`CLEAN_FILE`] says a clean close of it saw more writes
+/// than sled now holds: sled recovered to an earlier state, dropping acknowledged writes.
+fn check_not_rolled_back(root: &Path, number: u64, writes: u64) -> Result<(), StorageError> {
+    let path = root.join(CLEAN_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(StorageError::io_at("read CLEAN", &path, e)),
+    };
+    let mut fields = text.split_whitespace().map(str::parse::<u64>);
+    let (Some(Ok(generation)), Some(Ok(clean))) = (fields.next(), fields.next()) else {
+        return Err(StorageError::Corrupt {
+            engine: ENGINE,
+            path,
+            detail: format!("CLEAN holds {text:?}, not a generation and a write count"),
+        });
+    };
+    if generation == number && clean > writes {
+        return Err(StorageError::Corrupt {
+            engine: ENGINE,
+            path: generation_dir(root, number),
+            detail: format!(
+                "sled recovered to an earlier state: {clean} writes at the last clean close, {writes} now (its log is damaged)"
+            ),
+        });
+    }
+    Ok(())
+}
+
 fn retire_generation(root: &Path, number: u64) {
     live_handles().lock().remove(&generation_dir(root, number));
 }
@@ -275,13 +330,33 @@ impl SledStore {
             )?;
         }
         let db = open_generation(&root, number)?;
+        let writes = recorded_writes(&db)?;
+        check_not_rolled_back(&root, number, writes)?;
         Ok(Self {
             root,
             live: RwLock::new(Generation { number, db }),
             writer: Mutex::new(()),
             poisoned: AtomicBool::new(false),
+            writes: AtomicU64::new(writes),
             _lock: lock,
         })
+    }
+
+    /// Records the write count inside sled and in [`CLEAN_FILE`] (a clean close).
+    fn record_clean_close(&self) -> Result<(), StorageError> {
+        let live = self.live.read();
+        let writes = self.writes.load(Ordering::SeqCst);
+        let meta = live
+            .db
+            .open_tree(META_TREE)
+            .map_err(|e| engine_error("open meta tree", e))?;
+        meta.insert(WRITES_KEY, &writes.to_be_bytes())
+            .map_err(|e| engine_error("record write count", e))?;
+        live.db.flush().map_err(|e| engine_error("flush", e))?;
+        write_durably(
+            &self.root.join(CLEAN_FILE),
+            format!("{} {writes}", live.number).as_bytes(),
+        )
     }
 
     /// The store directory.
@@ -293,11 +368,8 @@ impl SledStore {
     /// `open` reads the files again (dropping a `SledStore` keeps the handle for a fast, safe
     /// reopen in this process; see the module docs).
     pub fn close(self) -> Result<(), StorageError> {
-        let number = {
-            let live = self.live.read();
-            live.db.flush().map_err(|e| engine_error("flush", e))?;
-            live.number
-        };
+        self.record_clean_close()?;
+        let number = self.live.read().number;
         retire_generation(&self.root, number);
         Ok(())
     }
@@ -356,6 +428,16 @@ impl SledStore {
             target
                 .apply_batch(batch)
                 .map_err(|e| engine_error("rewrite write", e))?;
+            // The new generation carries the write count on.
+            target
+                .open_tree(META_TREE)
+                .and_then(|meta| {
+                    meta.insert(
+                        WRITES_KEY,
+                        &self.writes.load(Ordering::SeqCst).to_be_bytes(),
+                    )
+                })
+                .map_err(|e| engine_error("rewrite write count", e))?;
             target
                 .flush()
                 .map_err(|e| engine_error("rewrite flush", e))?;
@@ -395,6 +477,19 @@ fn remove_stale_generations(root: &Path, live: u64) -> Result<(), StorageError> 
         }
     }
     Ok(())
+}
+
+impl Drop for SledStore {
+    /// A drop is a clean close for the rollback check (the process keeps sled's handle; see
+    /// [`SledStore::close`]). Nothing is recorded for a poisoned handle.
+    fn drop(&mut self) {
+        if self.poisoned.load(Ordering::Acquire) {
+            return;
+        }
+        if let Err(e) = self.record_clean_close() {
+            warn!(error = %e, "could not record the sled store's clean close");
+        }
+    }
 }
 
 impl KvRead for SledStore {
@@ -461,6 +556,7 @@ impl KvWrite for SledStore {
             live.db
                 .apply_batch(sled_batch)
                 .map_err(|e| engine_error("apply_batch", e))?;
+            self.writes.fetch_add(1, Ordering::SeqCst);
             if options.sync {
                 live.db.flush().map_err(|e| engine_error("flush", e))?;
             }
