@@ -67,6 +67,7 @@ pub fn open_existing_read_only(
             engine.name()
         );
     }
+    refuse_if_held(dir)?;
     Ok((engine, engine.open_read_only(dir)?))
 }
 
@@ -86,13 +87,19 @@ pub fn open_existing_with(
     options: &reclaim::OpenOptions,
 ) -> anyhow::Result<(Engine, Arc<dyn KvStore>)> {
     let engine = detect(dir, expected)?;
+    refuse_if_held(dir)?;
+    Ok((engine, open(engine, dir, options)?))
+}
+
+/// Refuses a store another process holds for writing (a running node).
+fn refuse_if_held(dir: &Path) -> anyhow::Result<()> {
     if reclaim::core::dir::is_locked(dir)? {
         bail!(
             "store at {} is in use by another process (is a node running on it?); nothing was changed",
             dir.display()
         );
     }
-    Ok((engine, open(engine, dir, options)?))
+    Ok(())
 }
 
 /// The engine of the existing store directory `dir`, refusing a missing directory, a file, a

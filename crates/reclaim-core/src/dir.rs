@@ -364,6 +364,55 @@ pub fn directory_size(path: &Path) -> Result<u64, StorageError> {
     Ok(total)
 }
 
+/// The file in which an adapter records, at each clean close, a high-water mark of what its
+/// engine held (a write count, a sequence number) with the engine's generation.
+pub const CLEAN_FILE: &str = "CLEAN";
+
+/// Records a clean close of generation `generation` of the store in `dir` whose engine held
+/// up to `mark` (durably: written through a temporary file, fsynced, renamed).
+pub fn record_clean_close(dir: &Path, generation: u64, mark: u64) -> Result<(), StorageError> {
+    write_durably(
+        &dir.join(CLEAN_FILE),
+        format!("{generation} {mark}").as_bytes(),
+    )
+}
+
+/// Refuses an engine that opened at a lower `mark` than the one recorded at the last clean
+/// close of the same `generation`: the engine recovered to an earlier state (damage to its
+/// log or manifest), dropping writes it had acknowledged. No record, or one of another
+/// generation, is no evidence either way. The check is read-only.
+pub fn check_clean_close(
+    dir: &Path,
+    engine: &'static str,
+    generation: u64,
+    mark: u64,
+) -> Result<(), StorageError> {
+    let path = dir.join(CLEAN_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(StorageError::io_at("read clean-close record", &path, e)),
+    };
+    let mut fields = text.split_whitespace().map(str::parse::<u64>);
+    let (Some(Ok(recorded_generation)), Some(Ok(recorded))) = (fields.next(), fields.next()) else {
+        return Err(StorageError::Corrupt {
+            engine,
+            path,
+            detail: format!("{CLEAN_FILE} holds {text:?}, not a generation and a mark"),
+        });
+    };
+    if recorded_generation == generation && recorded > mark {
+        return Err(StorageError::Corrupt {
+            engine,
+            path: dir.to_owned(),
+            detail: format!(
+                "the engine recovered to an earlier state: {recorded} at the last clean close, {mark} now (its log or manifest is damaged; acknowledged writes would be lost)"
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Writes `bytes` to `path` through a temporary file, fsyncs it, renames it into place and
 /// fsyncs the directory: after a crash the file holds either its old or its new content.
 pub fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
@@ -516,6 +565,20 @@ mod tests {
         let err = open_store_dir_read_only(&dir.path().join("nope"), "redb").unwrap_err();
         assert!(err.to_string().contains("does not exist"), "{err}");
         assert!(!dir.path().join("nope").exists());
+    }
+
+    #[test]
+    fn a_rollback_below_the_clean_close_mark_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        check_clean_close(dir.path(), "e", 1, 0).unwrap();
+        record_clean_close(dir.path(), 3, 100).unwrap();
+        check_clean_close(dir.path(), "e", 3, 100).unwrap();
+        check_clean_close(dir.path(), "e", 3, 250).unwrap();
+        check_clean_close(dir.path(), "e", 4, 0).unwrap();
+        let err = check_clean_close(dir.path(), "e", 3, 99).unwrap_err();
+        assert!(err.to_string().contains("earlier state"), "{err}");
+        std::fs::write(dir.path().join(CLEAN_FILE), b"garbage").unwrap();
+        assert!(check_clean_close(dir.path(), "e", 3, 100).is_err());
     }
 
     #[test]

@@ -4,7 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use reclaim_core::dir::{EntryKind, SharedDirLock, directory_size, open_store_dir_read_only};
+use reclaim_core::dir::{
+    EntryKind, SharedDirLock, check_clean_close, directory_size, open_store_dir_read_only,
+};
 use reclaim_core::kv::KeyValue;
 use reclaim_core::{
     Capabilities, Compactable, KeyRange, KvRead, KvWrite, ScanOrder, StorageError, WriteBatch,
@@ -54,6 +56,7 @@ impl RocksReader {
         opts.create_if_missing(false);
         opts.set_db_log_dir(log_dir.path());
         let db = DB::open_for_read_only(&opts, &path, false).map_err(|e| open_error(&path, &e))?;
+        check_clean_close(&path, ENGINE, 0, db.latest_sequence_number())?;
         Ok(Self {
             db,
             path,

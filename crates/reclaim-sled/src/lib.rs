@@ -47,7 +47,7 @@
 //! * A damaged log makes sled 0.34 recover silently to an *earlier* state (everything after the
 //!   damage is dropped, acknowledged writes included). The adapter counts its writes and, on a
 //!   clean close (`close` or drop), records the count both inside sled (tree
-//!   `reclaim-meta`) and beside it (`CLEAN`, written durably): an open that finds sled's count
+//!   `reclaim-meta`) and beside it ([`reclaim_core::dir::CLEAN_FILE`], written durably): an open that finds sled's count
 //!   below `CLEAN`'s refuses the store as [`StorageError::Corrupt`] instead of serving the
 //!   rolled-back state. (Damage after a crash, before any clean close, is not covered.)
 
@@ -57,7 +57,8 @@ use std::time::Instant;
 
 use parking_lot::{Mutex, RwLock};
 use reclaim_core::dir::{
-    EntryKind, StoreDirLock, directory_size, open_store_dir, sync_dir, write_durably,
+    EntryKind, StoreDirLock, check_clean_close, directory_size, open_store_dir, record_clean_close,
+    sync_dir, write_durably,
 };
 use reclaim_core::kv::{KeyValue, collect_scan, contained, expand_range_deletes};
 use reclaim_core::{
@@ -70,8 +71,6 @@ use tracing::{info, warn};
 pub const ENGINE: &str = "sled";
 /// The file naming the live generation.
 pub const CURRENT_FILE: &str = "CURRENT";
-/// The file recording, at each clean close, the generation and sled's write count.
-pub const CLEAN_FILE: &str = "CLEAN";
 /// sled's tree holding the adapter's own records (the write count), apart from the data.
 const META_TREE: &str = "reclaim-meta";
 /// The write count's key in [`META_TREE`].
@@ -235,35 +234,6 @@ fn recorded_writes(db: &sled::Db) -> Result<u64, StorageError> {
         .map_or(0, u64::from_be_bytes))
 }
 
-/// Refuses generation `number` when [`CLEAN_FILE`] says a clean close of it saw more writes
-/// than sled now holds: sled recovered to an earlier state, dropping acknowledged writes.
-fn check_not_rolled_back(root: &Path, number: u64, writes: u64) -> Result<(), StorageError> {
-    let path = root.join(CLEAN_FILE);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(StorageError::io_at("read CLEAN", &path, e)),
-    };
-    let mut fields = text.split_whitespace().map(str::parse::<u64>);
-    let (Some(Ok(generation)), Some(Ok(clean))) = (fields.next(), fields.next()) else {
-        return Err(StorageError::Corrupt {
-            engine: ENGINE,
-            path,
-            detail: format!("CLEAN holds {text:?}, not a generation and a write count"),
-        });
-    };
-    if generation == number && clean > writes {
-        return Err(StorageError::Corrupt {
-            engine: ENGINE,
-            path: generation_dir(root, number),
-            detail: format!(
-                "sled recovered to an earlier state: {clean} writes at the last clean close, {writes} now (its log is damaged)"
-            ),
-        });
-    }
-    Ok(())
-}
-
 fn retire_generation(root: &Path, number: u64) {
     live_handles().lock().remove(&generation_dir(root, number));
 }
@@ -331,7 +301,7 @@ impl SledStore {
         }
         let db = open_generation(&root, number)?;
         let writes = recorded_writes(&db)?;
-        check_not_rolled_back(&root, number, writes)?;
+        check_clean_close(&root, ENGINE, number, writes)?;
         Ok(Self {
             root,
             live: RwLock::new(Generation { number, db }),
@@ -353,10 +323,7 @@ impl SledStore {
         meta.insert(WRITES_KEY, &writes.to_be_bytes())
             .map_err(|e| engine_error("record write count", e))?;
         live.db.flush().map_err(|e| engine_error("flush", e))?;
-        write_durably(
-            &self.root.join(CLEAN_FILE),
-            format!("{} {writes}", live.number).as_bytes(),
-        )
+        record_clean_close(&self.root, live.number, writes)
     }
 
     /// The store directory.
