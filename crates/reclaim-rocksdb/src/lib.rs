@@ -24,6 +24,7 @@
 //! * A [`WriteBatch`] is one RocksDB write batch: atomic; [`WriteOptions::sync`] syncs the WAL.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 mod reader;
 pub use reader::RocksReader;
@@ -147,6 +148,8 @@ pub struct RocksStore {
     path: PathBuf,
     /// Shared by ordinary writes; exclusive for a range delete with an unbounded end.
     write_gate: RwLock<()>,
+    /// Set when a write failed: the drop then skips its flush and clean-close record.
+    write_failed: AtomicBool,
     _lock: StoreDirLock,
 }
 
@@ -201,6 +204,7 @@ impl RocksStore {
             db,
             path,
             write_gate: RwLock::new(()),
+            write_failed: AtomicBool::new(false),
             _lock: lock,
         })
     }
@@ -304,6 +308,9 @@ impl Drop for RocksStore {
     /// store acknowledged lives only in the write-ahead log afterwards: damage to a closed
     /// store's log can then lose nothing silently.
     fn drop(&mut self) {
+        if self.write_failed.load(Ordering::Acquire) {
+            return;
+        }
         if let Err(e) = self.db.flush() {
             tracing::warn!(error = %e, "could not flush RocksDB's memtables on close");
             return;
@@ -373,9 +380,12 @@ impl KvWrite for RocksStore {
         }
         let mut write = rocksdb::WriteOptions::default();
         write.set_sync(options.sync);
-        self.db
-            .write_opt(rocks, &write)
-            .map_err(|e| engine_error("write", &e))
+        self.db.write_opt(rocks, &write).map_err(|e| {
+            // A store that failed a write (a full disk) is not closed cleanly: its drop
+            // neither flushes nor records a clean close.
+            self.write_failed.store(true, Ordering::Release);
+            engine_error("write", &e)
+        })
     }
 }
 
