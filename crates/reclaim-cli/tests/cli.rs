@@ -1,5 +1,6 @@
 //! Runs the built `reclaim` binary: every subcommand, and each refusal.
 
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use assert_cmd::Command;
@@ -600,4 +601,42 @@ fn inspect_and_dry_runs_change_nothing() {
         snapshot_files(&store) == before,
         "a read-only command changed the store's files"
     );
+}
+
+/// Messages say each cause once, name the path, and carry no colour codes off a terminal;
+/// a report on a store whose path is not UTF-8 is written after the work, never failing it.
+#[test]
+fn messages_are_plain_and_name_what_failed() {
+    let output = reclaim()
+        .args([
+            "--config",
+            "/nonexistent/reclaim.toml",
+            "inspect",
+            "/nonexistent/store",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("/nonexistent/reclaim.toml"), "{stderr}");
+    assert_eq!(stderr.matches("os error 2").count(), 1, "{stderr}");
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "colour codes off a terminal: {stderr:?}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let name = std::ffi::OsStr::from_bytes(b"store-\xff");
+    let store = dir.path().join(name);
+    simulate(&store, "redb", &["--no-compact", "--retain", "290"]);
+    let output = reclaim()
+        .args(["--json", "prune", "--retain-height", "20"])
+        .arg(&store)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["base_after"], 20);
+    assert!(report["dir"].as_str().unwrap().contains("store-\u{fffd}"));
 }
