@@ -164,23 +164,7 @@ pub fn open_store_dir(path: &Path, engine: &'static str) -> Result<StoreDirLock,
             }
             _ => StorageError::io_at("open store lock file", &lock_path, e),
         })?;
-    let deadline = std::time::Instant::now() + LOCK_RETRY;
-    loop {
-        match file.try_lock() {
-            Ok(()) => break,
-            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(StorageError::Locked {
-                    path: path.to_owned(),
-                });
-            }
-            Err(std::fs::TryLockError::Error(e)) => {
-                return Err(StorageError::io_at("lock store", &lock_path, e));
-            }
-        }
-    }
+    lock_with_retry(&file, path, &lock_path, LockKind::Exclusive)?;
     let mut created = false;
     match detect_engine(path)? {
         Some(found) if found == engine => {}
@@ -275,28 +259,49 @@ pub fn open_store_dir_read_only(
         Err(e) => return Err(StorageError::io_at("open store lock file", &lock_path, e)),
     };
     if let Some(file) = &file {
-        let deadline = std::time::Instant::now() + LOCK_RETRY;
-        loop {
-            match file.try_lock_shared() {
-                Ok(()) => break,
-                Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
-                    std::thread::sleep(std::time::Duration::from_millis(10));
-                }
-                Err(std::fs::TryLockError::WouldBlock) => {
-                    return Err(StorageError::Locked {
-                        path: path.to_owned(),
-                    });
-                }
-                Err(std::fs::TryLockError::Error(e)) => {
-                    return Err(StorageError::io_at("lock store (shared)", &lock_path, e));
-                }
-            }
-        }
+        lock_with_retry(file, path, &lock_path, LockKind::Shared)?;
     }
     Ok(SharedDirLock {
         _file: file,
         path: path.to_owned(),
     })
+}
+
+#[derive(Clone, Copy)]
+enum LockKind {
+    Exclusive,
+    Shared,
+}
+
+/// Takes the store's lock on `file`, retrying for [`LOCK_RETRY`] before reporting
+/// [`StorageError::Locked`] for the store `dir`.
+fn lock_with_retry(
+    file: &File,
+    dir: &Path,
+    lock_path: &Path,
+    kind: LockKind,
+) -> Result<(), StorageError> {
+    let deadline = std::time::Instant::now() + LOCK_RETRY;
+    loop {
+        let attempt = match kind {
+            LockKind::Exclusive => file.try_lock(),
+            LockKind::Shared => file.try_lock_shared(),
+        };
+        match attempt {
+            Ok(()) => return Ok(()),
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(StorageError::Locked {
+                    path: dir.to_owned(),
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(StorageError::io_at("lock store", lock_path, e));
+            }
+        }
+    }
 }
 
 /// The engine named by the store directory's marker, `None` if it has none.

@@ -32,6 +32,7 @@ pub mod memory;
 pub mod metric;
 pub mod pruning;
 pub mod range;
+pub mod read_only;
 pub mod worker;
 
 pub use compaction::{
@@ -51,4 +52,5 @@ pub use pruning::{
     RetainHeightSource, SegmentBounds, SegmentReport,
 };
 pub use range::KeyRange;
+pub use read_only::ReadOnly;
 pub use worker::StopSignal;

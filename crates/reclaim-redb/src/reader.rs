@@ -1,22 +1,19 @@
 //! [`RedbReader`]: a redb store opened for a look that changes nothing: a shared directory
-//! lock, redb's read-only database, every write and compaction refused.
+//! lock, redb's read-only database; [`ReadOnly`] refuses every write and compaction.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
-use reclaim_core::dir::{EntryKind, SharedDirLock, directory_size, open_store_dir_read_only};
+use reclaim_core::dir::{EntryKind, SharedDirLock, open_store_dir_read_only};
 use reclaim_core::kv::{KeyValue, contained};
-use reclaim_core::{
-    Capabilities, Compactable, KeyRange, KvRead, KvWrite, ScanOrder, StorageError, WriteBatch,
-    WriteOptions,
-};
+use reclaim_core::{KeyRange, KvRead, ReadOnly, ScanOrder, StorageError};
 use redb::ReadOnlyDatabase;
 
 use crate::{DB_FILE, ENGINE, RedbStore, open_error, read_get, read_scan};
 
-/// A redb store opened read-only. Writes and compactions are refused with
-/// [`StorageError::ReadOnly`]; nothing under the store directory is written, so it works on a
-/// read-only file system and beside other readers (not beside a writer).
+/// A redb store opened read-only, as a [`ReadOnly`] store: writes and compactions are refused
+/// with [`StorageError::ReadOnly`]; nothing under the store directory is written, so it works
+/// on a read-only file system and beside other readers (not beside a writer).
 pub struct RedbReader {
     db: ReadOnlyDatabase,
     path: PathBuf,
@@ -37,7 +34,7 @@ impl RedbReader {
     /// [`open_store_dir_read_only`], [`StorageError::Missing`] when the database file is lost,
     /// [`StorageError::Corrupt`] when it is damaged or needs a repair after a crash (which only
     /// a read-write open does).
-    pub fn open(path: impl AsRef<Path>) -> Result<Self, StorageError> {
+    pub fn open(path: impl AsRef<Path>) -> Result<ReadOnly<Self>, StorageError> {
         let path = path.as_ref().to_owned();
         let lock = open_store_dir_read_only(&path, ENGINE)?;
         lock.require(ENGINE, DB_FILE, EntryKind::File, "database file")?;
@@ -50,12 +47,13 @@ impl RedbReader {
             }
         })?;
         let db = opened.map_err(|e| open_error(&path, &file, e))?;
-        Ok(Self {
+        let reader = Self {
             db,
-            path,
+            path: path.clone(),
             poisoned: AtomicBool::new(false),
             _lock: lock,
-        })
+        };
+        Ok(ReadOnly::new(reader, &path, RedbStore::CAPABILITIES))
     }
 
     /// The store directory.
@@ -78,27 +76,5 @@ impl KvRead for RedbReader {
         contained(ENGINE, "scan", &self.poisoned, || {
             read_scan(&self.db, range, order, limit)
         })
-    }
-}
-
-impl KvWrite for RedbReader {
-    fn write(&self, _batch: WriteBatch, _options: WriteOptions) -> Result<(), StorageError> {
-        Err(StorageError::ReadOnly { operation: "write" })
-    }
-}
-
-impl Compactable for RedbReader {
-    fn compact_range(&self, _range: &KeyRange) -> Result<(), StorageError> {
-        Err(StorageError::ReadOnly {
-            operation: "compaction",
-        })
-    }
-
-    fn size_on_disk(&self) -> Result<u64, StorageError> {
-        directory_size(&self.path)
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        RedbStore::CAPABILITIES
     }
 }

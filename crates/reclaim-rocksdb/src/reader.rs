@@ -1,25 +1,20 @@
 //! [`RocksReader`]: a RocksDB store opened for a look that changes nothing: a shared directory
 //! lock, RocksDB's read-only mode, its info log written outside the store, every write and
-//! compaction refused.
+//! compaction refused by [`ReadOnly`].
 
 use std::path::{Path, PathBuf};
 
-use reclaim_core::dir::{
-    EntryKind, SharedDirLock, check_clean_close, directory_size, open_store_dir_read_only,
-};
+use reclaim_core::dir::{EntryKind, SharedDirLock, check_clean_close, open_store_dir_read_only};
 use reclaim_core::kv::KeyValue;
-use reclaim_core::{
-    Capabilities, Compactable, KeyRange, KvRead, KvWrite, ScanOrder, StorageError, WriteBatch,
-    WriteOptions,
-};
+use reclaim_core::{KeyRange, KvRead, ReadOnly, ScanOrder, StorageError};
 use rocksdb::{DB, Options};
 
 use crate::{ENGINE, RocksStore, engine_error, open_error, rocks_scan};
 
-/// A RocksDB store opened read-only. Writes and compactions are refused with
-/// [`StorageError::ReadOnly`]; nothing under the store directory is written (RocksDB's info
-/// log goes to a temporary directory removed on drop), so it works beside other readers (not
-/// beside a writer) and on a read-only file system.
+/// A RocksDB store opened read-only, as a [`ReadOnly`] store: writes and compactions are
+/// refused with [`StorageError::ReadOnly`]; nothing under the store directory is written
+/// (RocksDB's info log goes to a temporary directory removed on drop), so it works beside other
+/// readers (not beside a writer) and on a read-only file system.
 pub struct RocksReader {
     db: DB,
     path: PathBuf,
@@ -39,7 +34,7 @@ impl RocksReader {
     /// Opens the existing store in `path` read-only. Errors: those of
     /// [`open_store_dir_read_only`], [`StorageError::Missing`] when its files are lost,
     /// [`StorageError::Corrupt`] when they are damaged.
-    pub fn open(path: impl AsRef<Path>) -> Result<Self, StorageError> {
+    pub fn open(path: impl AsRef<Path>) -> Result<ReadOnly<Self>, StorageError> {
         let path = path.as_ref().to_owned();
         let lock = open_store_dir_read_only(&path, ENGINE)?;
         lock.require(
@@ -57,12 +52,13 @@ impl RocksReader {
         opts.set_db_log_dir(log_dir.path());
         let db = DB::open_for_read_only(&opts, &path, false).map_err(|e| open_error(&path, &e))?;
         check_clean_close(&path, ENGINE, 0, db.latest_sequence_number())?;
-        Ok(Self {
+        let reader = Self {
             db,
-            path,
+            path: path.clone(),
             _log_dir: log_dir,
             _lock: lock,
-        })
+        };
+        Ok(ReadOnly::new(reader, &path, RocksStore::CAPABILITIES))
     }
 }
 
@@ -78,27 +74,5 @@ impl KvRead for RocksReader {
         limit: usize,
     ) -> Result<Vec<KeyValue>, StorageError> {
         rocks_scan(&self.db, range, order, limit)
-    }
-}
-
-impl KvWrite for RocksReader {
-    fn write(&self, _batch: WriteBatch, _options: WriteOptions) -> Result<(), StorageError> {
-        Err(StorageError::ReadOnly { operation: "write" })
-    }
-}
-
-impl Compactable for RocksReader {
-    fn compact_range(&self, _range: &KeyRange) -> Result<(), StorageError> {
-        Err(StorageError::ReadOnly {
-            operation: "compaction",
-        })
-    }
-
-    fn size_on_disk(&self) -> Result<u64, StorageError> {
-        directory_size(&self.path)
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        RocksStore::CAPABILITIES
     }
 }
