@@ -109,102 +109,84 @@ impl Harness {
 /// A case: a named function that panics when the adapter breaks the contract.
 pub type Case = (&'static str, fn(&Harness));
 
-/// Cases every adapter runs.
-pub const CASES: &[Case] = &[
-    ("get_put_delete", cases::get_put_delete),
-    ("batch_applies_in_order", cases::batch_applies_in_order),
-    (
-        "batch_is_atomic_to_readers",
-        cases::batch_is_atomic_to_readers,
-    ),
-    ("delete_range_edges", cases::delete_range_edges),
-    (
-        "ordered_scans_with_bounds_and_limits",
-        cases::ordered_scans_with_bounds_and_limits,
-    ),
-    (
-        "synced_write_survives_reopen",
-        cases::synced_write_survives_reopen,
-    ),
-    (
-        "compaction_preserves_live_data",
-        cases::compaction_preserves_live_data,
-    ),
-    (
-        "compaction_of_empty_store_and_range",
-        cases::compaction_of_empty_store_and_range,
-    ),
-    (
-        "compaction_concurrent_with_reads_and_writes",
-        cases::compaction_concurrent_with_reads_and_writes,
-    ),
-    (
-        "compaction_reclaims_space",
-        cases::compaction_reclaims_space,
-    ),
-    (
-        "random_operations_match_the_reference",
-        cases::random_operations_match_the_reference,
-    ),
-    (
-        "executor_prunes_without_compactor",
-        executor::executor_prunes_without_compactor,
-    ),
-    (
-        "executor_single_flight_holds",
-        executor::executor_single_flight_holds,
-    ),
-    (
-        "executor_resumes_after_crash",
-        executor::executor_resumes_after_crash,
-    ),
-    (
-        "executor_repeated_prune_is_idempotent",
-        executor::executor_repeated_prune_is_idempotent,
-    ),
-    (
-        "executor_pruned_chain_compacts_to_retained_size",
-        executor::executor_pruned_chain_compacts_to_retained_size,
-    ),
-    (
-        "compaction_slices_and_plans_cover_the_ranges",
-        pacing::compaction_slices_and_plans_cover_the_ranges,
-    ),
-    (
-        "paced_compaction_after_pruning",
-        pacing::paced_compaction_after_pruning,
-    ),
-    (
-        "bounded_pruning_runs_resume",
-        pacing::bounded_pruning_runs_resume,
-    ),
-    (
-        "retain_heights_are_held_back_and_persisted",
-        pacing::retain_heights_are_held_back_and_persisted,
-    ),
-    (
-        "reads_racing_pruning_are_exact_or_refused",
-        pacing::reads_racing_pruning_are_exact_or_refused,
-    ),
-    (
-        "background_pruner_follows_the_retain_height",
-        pacing::background_pruner_follows_the_retain_height,
-    ),
-    (
-        "dropping_deleted_ranges_keeps_live_data",
-        pacing::dropping_deleted_ranges_keeps_live_data,
-    ),
-];
+/// **The one list of cases.** Each line is `kind module::case`: `all` cases run against every
+/// adapter, `disk` cases only against adapters that keep files. [`CASES`], [`DISK_CASES`] and
+/// [`conformance_suite!`] are all generated from it, so a case added here runs everywhere,
+/// including the broken-adapter walk.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __with_cases {
+    ($callback:ident; $($args:tt)*) => {
+        $crate::$callback! { [$($args)*]
+            all cases::get_put_delete,
+            all cases::batch_applies_in_order,
+            all cases::batch_is_atomic_to_readers,
+            all cases::delete_range_edges,
+            all cases::ordered_scans_with_bounds_and_limits,
+            all cases::synced_write_survives_reopen,
+            all cases::buffered_writes_survive_a_clean_close,
+            all cases::keys_up_to_the_declared_length_work,
+            all cases::compaction_preserves_live_data,
+            all cases::compaction_of_empty_store_and_range,
+            all cases::compaction_concurrent_with_reads_and_writes,
+            all cases::compaction_reclaims_space,
+            all cases::range_deletes_cost_what_the_engine_declares,
+            all cases::online_compaction_does_not_block_reads_or_writes,
+            all cases::random_operations_match_the_reference,
+            all executor::executor_prunes_without_compactor,
+            all executor::executor_single_flight_holds,
+            all executor::executor_resumes_after_crash,
+            all executor::executor_repeated_prune_is_idempotent,
+            all executor::executor_pruned_chain_compacts_to_retained_size,
+            all executor::executor_load_with_watchdog,
+            all pacing::compaction_slices_and_plans_cover_the_ranges,
+            all pacing::paced_compaction_after_pruning,
+            all pacing::bounded_pruning_runs_resume,
+            all pacing::retain_heights_are_held_back_and_persisted,
+            all pacing::reads_racing_pruning_are_exact_or_refused,
+            all pacing::background_pruner_follows_the_retain_height,
+            all pacing::dropping_deleted_ranges_keeps_live_data,
+            all pacing::dropping_deleted_ranges_never_resurrects_keys,
+            disk cases::bad_paths_are_refused,
+            disk cases::a_held_store_is_refused,
+            disk cases::a_store_whose_files_are_lost_is_refused,
+        }
+    };
+}
 
-/// Cases only adapters that keep files run.
-pub const DISK_CASES: &[Case] = &[
-    ("bad_paths_are_refused", cases::bad_paths_are_refused),
-    ("a_held_store_is_refused", cases::a_held_store_is_refused),
-    (
-        "a_store_whose_files_are_lost_is_refused",
-        cases::a_store_whose_files_are_lost_is_refused,
-    ),
-];
+/// Generates [`CASES`] and [`DISK_CASES`] from the case list.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __case_consts {
+    ([] $($kind:ident $module:ident :: $case:ident,)*) => {
+        /// Cases every adapter runs (generated from the one case list).
+        pub const CASES: &[$crate::Case] =
+            $crate::__filter_cases!(all; []; $($kind $module $case,)*);
+        /// Cases only adapters that keep files run (generated from the one case list).
+        pub const DISK_CASES: &[$crate::Case] =
+            $crate::__filter_cases!(disk; []; $($kind $module $case,)*);
+    };
+}
+
+/// The entries of the case list of one kind, as a slice expression.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __filter_cases {
+    ($want:ident; [$($acc:tt)*]; ) => { &[$($acc)*] };
+    (all; [$($acc:tt)*]; all $module:ident $case:ident, $($rest:tt)*) => {
+        $crate::__filter_cases!(all; [$($acc)*
+            (stringify!($case), $crate::$module::$case as fn(&$crate::Harness)),]; $($rest)*)
+    };
+    (disk; [$($acc:tt)*]; disk $module:ident $case:ident, $($rest:tt)*) => {
+        $crate::__filter_cases!(disk; [$($acc)*
+            (stringify!($case), $crate::$module::$case as fn(&$crate::Harness)),]; $($rest)*)
+    };
+    ($want:ident; [$($acc:tt)*]; $other:ident $module:ident $case:ident, $($rest:tt)*) => {
+        $crate::__filter_cases!($want; [$($acc)*]; $($rest)*)
+    };
+}
+
+__with_cases!(__case_consts;);
 
 /// Runs one case and returns its panic message as an error.
 pub fn run_case(case: fn(&Harness), harness: &Harness) -> Result<(), String> {
@@ -220,69 +202,39 @@ pub fn run_case(case: fn(&Harness), harness: &Harness) -> Result<(), String> {
 /// Expands into a module named `$name` with one `#[test]` per conformance case, run against
 /// the adapter opened by `$open` (an expression of type
 /// `Fn(&Path) -> Result<Arc<dyn KvStore>, StorageError>`). Add `, in_memory` for an adapter
-/// without files.
+/// without files (the `disk` cases are then left out).
 #[macro_export]
 macro_rules! conformance_suite {
     ($name:ident, $open:expr) => {
-        $crate::conformance_suite!(@module $name, $open, [
-            get_put_delete, batch_applies_in_order, batch_is_atomic_to_readers,
-            delete_range_edges, ordered_scans_with_bounds_and_limits, synced_write_survives_reopen,
-            compaction_preserves_live_data, compaction_of_empty_store_and_range,
-            compaction_concurrent_with_reads_and_writes, compaction_reclaims_space,
-            random_operations_match_the_reference, bad_paths_are_refused, a_held_store_is_refused,
-            a_store_whose_files_are_lost_is_refused
-        ], [
-            executor_prunes_without_compactor, executor_single_flight_holds,
-            executor_resumes_after_crash, executor_repeated_prune_is_idempotent,
-            executor_pruned_chain_compacts_to_retained_size, executor_load_with_watchdog
-        ], [
-            compaction_slices_and_plans_cover_the_ranges, paced_compaction_after_pruning,
-            bounded_pruning_runs_resume, retain_heights_are_held_back_and_persisted,
-            reads_racing_pruning_are_exact_or_refused,
-            background_pruner_follows_the_retain_height, dropping_deleted_ranges_keeps_live_data
-        ]);
+        $crate::__with_cases!(__suite_module; $name, $open, on_disk);
     };
     ($name:ident, $open:expr, in_memory) => {
-        $crate::conformance_suite!(@module $name, $open, [
-            get_put_delete, batch_applies_in_order, batch_is_atomic_to_readers,
-            delete_range_edges, ordered_scans_with_bounds_and_limits, synced_write_survives_reopen,
-            compaction_preserves_live_data, compaction_of_empty_store_and_range,
-            compaction_concurrent_with_reads_and_writes, compaction_reclaims_space,
-            random_operations_match_the_reference
-        ], [
-            executor_prunes_without_compactor, executor_single_flight_holds,
-            executor_resumes_after_crash, executor_repeated_prune_is_idempotent,
-            executor_pruned_chain_compacts_to_retained_size, executor_load_with_watchdog
-        ], [
-            compaction_slices_and_plans_cover_the_ranges, paced_compaction_after_pruning,
-            bounded_pruning_runs_resume, retain_heights_are_held_back_and_persisted,
-            reads_racing_pruning_are_exact_or_refused,
-            background_pruner_follows_the_retain_height, dropping_deleted_ranges_keeps_live_data
-        ]);
+        $crate::__with_cases!(__suite_module; $name, $open, in_memory);
     };
-    (@module $name:ident, $open:expr, [$($case:ident),* $(,)?], [$($exec:ident),* $(,)?],
-        [$($pace:ident),* $(,)?]) => {
+}
+
+/// The test module of [`conformance_suite!`], generated from the case list.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __suite_module {
+    ([$name:ident, $open:expr, $mode:ident] $($kind:ident $module:ident :: $case:ident,)*) => {
         mod $name {
             #[allow(unused_imports)]
             use super::*;
-            $(
-                #[test]
-                fn $case() {
-                    $crate::cases::$case(&$crate::Harness::new($open));
-                }
-            )*
-            $(
-                #[test]
-                fn $exec() {
-                    $crate::executor::$exec(&$crate::Harness::new($open));
-                }
-            )*
-            $(
-                #[test]
-                fn $pace() {
-                    $crate::pacing::$pace(&$crate::Harness::new($open));
-                }
-            )*
+            $( $crate::__suite_test!($mode $kind $module $case $open); )*
+        }
+    };
+}
+
+/// One test of [`conformance_suite!`]; `disk` cases are left out of an in-memory suite.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __suite_test {
+    (in_memory disk $module:ident $case:ident $open:expr) => {};
+    ($mode:ident $kind:ident $module:ident $case:ident $open:expr) => {
+        #[test]
+        fn $case() {
+            $crate::$module::$case(&$crate::Harness::new($open));
         }
     };
 }

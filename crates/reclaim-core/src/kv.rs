@@ -187,7 +187,12 @@ pub struct Capabilities {
     pub compaction_scope: CompactionScope,
     /// After deleting most data and compacting, bytes on disk stay within this factor of a fresh
     /// store holding only the survivors (only meaningful when `compaction_reclaims_space`).
+    /// Both sides are measured above an empty store's size, so fixed overhead (a preallocated
+    /// journal) neither helps nor hurts.
     pub max_space_factor_after_compaction: f64,
+    /// The longest key the engine accepts (the empty key included): keys up to this length
+    /// work; a longer one is refused with an error, never truncated, never a panic.
+    pub max_key_bytes: usize,
 }
 
 /// Range compaction and disk accounting.

@@ -41,6 +41,10 @@ use reclaim_core::{
 use redb::{Database, Durability, ReadableDatabase, TableDefinition};
 use tracing::debug;
 
+/// The longest key this adapter promises to store (tested by the conformance suite; the
+/// engine itself may take longer ones).
+pub const MAX_KEY_BYTES: usize = 1 << 20;
+
 /// Engine name used in markers, logs and capabilities.
 pub const ENGINE: &str = "redb";
 /// The database file inside the store directory.
@@ -109,11 +113,13 @@ impl RedbStore {
     /// What this adapter declares (the read-only [`RedbReader`] declares the same).
     pub const CAPABILITIES: Capabilities = Capabilities {
         engine: ENGINE,
-        native_range_delete: true,
+        // `retain_in` deletes key by key inside one transaction: atomic, but O(keys) writes.
+        native_range_delete: false,
         compaction_reclaims_space: true,
         compaction_access: CompactionAccess::PausesAll,
         compaction_scope: CompactionScope::WholeStore,
         max_space_factor_after_compaction: 1.2,
+        max_key_bytes: MAX_KEY_BYTES,
     };
 
     /// Opens (creating if needed) the store in directory `path`.

@@ -44,6 +44,10 @@ use rocksdb::{
     ReadOptions,
 };
 
+/// The longest key this adapter promises to store (tested by the conformance suite; the
+/// engine itself may take longer ones).
+pub const MAX_KEY_BYTES: usize = 1 << 20;
+
 /// Engine name used in markers, logs and capabilities.
 pub const ENGINE: &str = "rocksdb";
 
@@ -184,6 +188,7 @@ impl RocksStore {
         compaction_access: CompactionAccess::Online,
         compaction_scope: CompactionScope::Range,
         max_space_factor_after_compaction: 1.2,
+        max_key_bytes: MAX_KEY_BYTES,
     };
 
     /// Opens (creating if needed) the store in directory `path`.

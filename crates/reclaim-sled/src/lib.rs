@@ -67,6 +67,10 @@ use reclaim_core::{
 };
 use tracing::{info, warn};
 
+/// The longest key this adapter promises to store (tested by the conformance suite; the
+/// engine itself may take longer ones).
+pub const MAX_KEY_BYTES: usize = 1 << 20;
+
 /// Engine name used in markers, logs and capabilities.
 pub const ENGINE: &str = "sled";
 /// The file naming the live generation.
@@ -582,6 +586,7 @@ impl Compactable for SledStore {
             compaction_access: CompactionAccess::PausesWrites,
             compaction_scope: CompactionScope::WholeStore,
             max_space_factor_after_compaction: 1.2,
+            max_key_bytes: MAX_KEY_BYTES,
         }
     }
 }
