@@ -11,6 +11,7 @@
 //! | `redb` (default) | redb 4, pure Rust | [`redb::RedbStore`] |
 //! | `sled` | sled 0.34 | [`sled::SledStore`] |
 //! | `rocksdb` | RocksDB 11 (bundled C++, needs libclang to build) | [`rocksdb::RocksStore`] |
+//! | `fjall` | fjall 3, pure-Rust LSM | [`fjall::FjallStore`] |
 //!
 //! ```toml
 //! reclaim = { version = "0.1", default-features = false, features = ["rocksdb"] }
@@ -43,6 +44,10 @@ pub use reclaim_sled as sled;
 #[cfg(feature = "rocksdb")]
 pub use reclaim_rocksdb as rocksdb;
 
+/// The fjall engine (feature `fjall`).
+#[cfg(feature = "fjall")]
+pub use reclaim_fjall as fjall;
+
 use std::path::Path;
 use std::sync::Arc;
 
@@ -60,6 +65,8 @@ pub enum Engine {
     Sled,
     /// RocksDB (feature `rocksdb`).
     Rocksdb,
+    /// fjall 3 (feature `fjall`).
+    Fjall,
 }
 
 /// What a node may set when it opens a store, whatever the engine.
@@ -82,10 +89,16 @@ impl OpenOptions {
 
 impl Engine {
     /// Every engine, built or not.
-    pub const ALL: [Self; 4] = [Self::Memory, Self::Redb, Self::Sled, Self::Rocksdb];
+    pub const ALL: [Self; 5] = [
+        Self::Memory,
+        Self::Redb,
+        Self::Sled,
+        Self::Rocksdb,
+        Self::Fjall,
+    ];
 
     /// The engines that keep a store directory, built or not.
-    pub const ON_DISK: [Self; 3] = [Self::Redb, Self::Sled, Self::Rocksdb];
+    pub const ON_DISK: [Self; 4] = [Self::Redb, Self::Sled, Self::Rocksdb, Self::Fjall];
 
     /// True for the engines that keep a store directory.
     pub fn is_on_disk(self) -> bool {
@@ -104,6 +117,7 @@ impl Engine {
             Self::Redb => "redb",
             Self::Sled => "sled",
             Self::Rocksdb => "rocksdb",
+            Self::Fjall => "fjall",
         }
     }
 
@@ -119,11 +133,13 @@ impl Engine {
             Self::Redb => cfg!(feature = "redb"),
             Self::Sled => cfg!(feature = "sled"),
             Self::Rocksdb => cfg!(feature = "rocksdb"),
+            Self::Fjall => cfg!(feature = "fjall"),
         }
     }
 
     /// True if this engine can open a store read-only ([`Engine::open_read_only`]): redb and
-    /// RocksDB; not sled 0.34 (opening writes a snapshot) nor the in-memory engine.
+    /// RocksDB; not sled 0.34 (opening writes a snapshot), fjall 3 (no read-only mode) nor the
+    /// in-memory engine.
     pub fn can_open_read_only(self) -> bool {
         matches!(self, Self::Redb | Self::Rocksdb)
     }
@@ -175,6 +191,8 @@ impl Engine {
                     ..rocksdb::RocksOptions::default()
                 },
             )?)),
+            #[cfg(feature = "fjall")]
+            Self::Fjall => Ok(Arc::new(fjall::FjallStore::open(dir)?)),
             #[allow(unreachable_patterns)]
             missing => {
                 let _ = dir;

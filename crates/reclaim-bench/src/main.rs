@@ -525,9 +525,10 @@ impl Targets {
         }
         for &(engine, ratio, pause) in &self.p99_ratio {
             match engine {
-                Engine::Rocksdb => writeln!(
+                Engine::Rocksdb | Engine::Fjall => writeln!(
                     md,
-                    "| rocksdb p99 commit latency while compacting ≤ 1.5× idle | {ratio:.2}× | {} |",
+                    "| {} p99 commit latency while compacting ≤ 1.5× idle | {ratio:.2}× | {} |",
+                    engine.name(),
                     verdict(ratio <= 1.5)
                 )?,
                 Engine::Redb | Engine::Sled => writeln!(

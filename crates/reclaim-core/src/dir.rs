@@ -395,6 +395,15 @@ pub fn check_clean_close(
     let path = dir.join(CLEAN_FILE);
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
+        // No record; but a link to nowhere in its place is a lost record, not an absent one.
+        Err(e) if e.kind() == ErrorKind::NotFound && std::fs::symlink_metadata(&path).is_ok() => {
+            return Err(StorageError::Missing {
+                engine,
+                path,
+                what: "clean-close record",
+                detail: "it is a link to a file that does not exist".into(),
+            });
+        }
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(StorageError::io_at("read clean-close record", &path, e)),
     };
