@@ -455,8 +455,8 @@ pub fn compaction_reclaims_space(h: &Harness) {
     let survivors = fresh.size_on_disk().expect("size");
     let above = |bytes: u64| bytes.saturating_sub(empty);
     let ratio = above(compacted) as f64 / above(survivors).max(1) as f64;
-    println!(
-        "conformance-figure: engine={} empty={empty} full={full} after_delete={pruned} \
+    crate::report::figure(&format!(
+        "engine={} empty={empty} full={full} after_delete={pruned} \
          after_compaction={compacted} fresh_survivors={survivors} ratio_above_empty={ratio:.3} \
          declared_max={} allocated_after_compaction={} allocated_fresh={} allocated_empty={}",
         capabilities.engine,
@@ -464,7 +464,7 @@ pub fn compaction_reclaims_space(h: &Harness) {
         allocated_bytes(&h.store_dir()),
         allocated_bytes(&fresh_dir),
         allocated_bytes(&empty_dir)
-    );
+    ));
     if capabilities.compaction_reclaims_space {
         // A compaction may move data out of a preallocated journal into tables (fjall): the
         // store may grow by the survivors' own footprint, never by more (replaced files kept).
@@ -853,12 +853,12 @@ pub fn range_deletes_cost_what_the_engine_declares(h: &Harness) {
             .unwrap_or_default()
     };
     let (small, large) = (best(2_000), best(20_000));
-    println!(
-        "conformance-figure: range_delete native={native} keys_2000={:.2}ms keys_20000={:.2}ms ratio={:.1}",
+    crate::report::figure(&format!(
+        "range_delete native={native} keys_2000={:.2}ms keys_20000={:.2}ms ratio={:.1}",
         small.as_secs_f64() * 1e3,
         large.as_secs_f64() * 1e3,
         large.as_secs_f64() / small.as_secs_f64().max(1e-9)
-    );
+    ));
     if native {
         let allowed = small * 4 + std::time::Duration::from_millis(20);
         assert!(
@@ -943,14 +943,14 @@ pub fn online_compaction_does_not_block_reads_or_writes(h: &Harness) {
         });
     });
     let (worst_read, worst_write) = (worst(&reads), worst(&writes));
-    println!(
-        "conformance-figure: compaction_access={access:?} reads_during={} writes_during={} longest_read={:.1}ms longest_write={:.1}ms bound={}ms",
+    crate::report::figure(&format!(
+        "compaction_access={access:?} reads_during={} writes_during={} longest_read={:.1}ms longest_write={:.1}ms bound={}ms",
         reads.lock().map(|r| r.len()).unwrap_or(0),
         writes.lock().map(|w| w.len()).unwrap_or(0),
         worst_read.as_secs_f64() * 1e3,
         worst_write.as_secs_f64() * 1e3,
         ONLINE_STALL_BOUND.as_millis()
-    );
+    ));
     if matches!(
         access,
         CompactionAccess::Online | CompactionAccess::PausesWrites

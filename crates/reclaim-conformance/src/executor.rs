@@ -240,11 +240,11 @@ pub fn executor_pruned_chain_compacts_to_retained_size(h: &Harness) {
         .expect("compact fresh");
     let limit = fresh_store.size_on_disk().expect("size").max(1);
     let ratio = compacted as f64 / limit as f64;
-    println!(
-        "conformance-figure: engine={} chain_full={full} pruned_90pct_compacted={compacted} \
+    crate::report::figure(&format!(
+        "engine={} chain_full={full} pruned_90pct_compacted={compacted} \
          fresh_retained={limit} ratio={ratio:.3} declared_max={}",
         capabilities.engine, capabilities.max_space_factor_after_compaction
-    );
+    ));
     if capabilities.compaction_reclaims_space {
         assert!(
             ratio <= capabilities.max_space_factor_after_compaction,
@@ -357,15 +357,15 @@ pub fn executor_load_with_watchdog(h: &Harness) {
     );
     let stats = compactor.stats();
     let counts: Vec<u64> = progress.iter().map(|c| c.load(Ordering::SeqCst)).collect();
-    println!(
-        "conformance-figure: engine={} load_seconds={seconds} commits={} reads={} prunes={} compactions={} skipped={}",
+    crate::report::figure(&format!(
+        "engine={} load_seconds={seconds} commits={} reads={} prunes={} compactions={} skipped={}",
         store.capabilities().engine,
         counts[0],
         counts[1],
         counts[2],
         stats.succeeded,
         stats.skipped_busy
-    );
+    ));
     assert!(
         counts.iter().all(|&c| c > 0),
         "a thread never ran: {counts:?}"

@@ -17,7 +17,9 @@
 //! `conformance_suite!(memory, factory, in_memory);`.
 //!
 //! Each case panics with a message saying what broke; [`run_case`] turns that into a result
-//! for tooling. Cases that measure (space after compaction) print a `conformance-figure:` line.
+//! for tooling. Cases that measure (space, pauses, costs) record figures ([`report::figure`]),
+//! printed as `conformance-figure:` lines; [`report::Report`] runs every case against an
+//! adapter and renders the results and figures as a table a CI job can publish.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -32,6 +34,7 @@ pub mod data;
 pub mod executor;
 pub mod memory;
 pub mod pacing;
+pub mod report;
 
 /// Opens the store kept in a directory (creating it if needed).
 pub type OpenFn = dyn Fn(&Path) -> Result<Arc<dyn KvStore>, StorageError> + Send + Sync;

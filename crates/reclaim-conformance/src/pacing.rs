@@ -319,12 +319,12 @@ pub fn reads_racing_pruning_are_exact_or_refused(h: &Harness) {
         done.store(true, Ordering::SeqCst);
     });
     assert!(served.load(Ordering::Relaxed) > 0, "no read was served");
-    println!(
-        "conformance-figure: engine={} racing_reads_served={} refused_as_pruned={}",
+    crate::report::figure(&format!(
+        "engine={} racing_reads_served={} refused_as_pruned={}",
         store.capabilities().engine,
         served.load(Ordering::Relaxed),
         refused.load(Ordering::Relaxed)
-    );
+    ));
     check_invariants(&chain, 1);
 }
 
