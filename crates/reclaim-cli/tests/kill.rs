@@ -236,3 +236,4 @@ kill_tests!(redb, "redb", reclaim::redb::RedbStore);
 // refused to open; the adapter removes such files before opening (docs/reliability.md).
 kill_tests!(sled, "sled", reclaim::sled::SledStore);
 kill_tests!(rocksdb, "rocksdb", reclaim::rocksdb::RocksStore);
+kill_tests!(fjall, "fjall", reclaim::fjall::FjallStore);
