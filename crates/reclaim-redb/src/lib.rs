@@ -80,6 +80,22 @@ fn engine_error(operation: &'static str, error: impl Into<redb::Error>) -> Stora
     }
 }
 
+/// Runs redb's `open` of `file` (in the store `dir`), turning a panic (redb asserts on some
+/// damaged files instead of returning an error) and every error into a typed error.
+fn open_database<D>(
+    dir: &Path,
+    file: &Path,
+    open: impl FnOnce() -> Result<D, redb::DatabaseError> + std::panic::UnwindSafe,
+) -> Result<D, StorageError> {
+    std::panic::catch_unwind(open)
+        .map_err(|_| StorageError::Corrupt {
+            engine: ENGINE,
+            path: file.to_owned(),
+            detail: "the engine panicked while reading the file".into(),
+        })?
+        .map_err(|e| open_error(dir, file, e))
+}
+
 /// What a failed redb open means, for the store in `dir` whose database file is `file`.
 fn open_error(dir: &Path, file: &Path, e: redb::DatabaseError) -> StorageError {
     let corrupt = |detail: String| StorageError::Corrupt {
@@ -130,16 +146,7 @@ impl RedbStore {
         // of a lost one (a deleted file, a dangling link, an unmounted volume).
         lock.require(ENGINE, DB_FILE, EntryKind::File, "database file")?;
         let file = path.join(DB_FILE);
-        // redb's debug builds assert on some corruptions instead of returning an error: a
-        // damaged file must still be an error here, never a panic.
-        let opened = std::panic::catch_unwind(|| Database::create(&file)).map_err(|_| {
-            StorageError::Corrupt {
-                engine: ENGINE,
-                path: file.clone(),
-                detail: "the engine panicked while reading the file".into(),
-            }
-        })?;
-        let db = opened.map_err(|e| open_error(&path, &file, e))?;
+        let db = open_database(&path, &file, || Database::create(&file))?;
         let store = Self {
             db: RwLock::new(db),
             path,

@@ -9,7 +9,7 @@ use reclaim_core::kv::{KeyValue, contained};
 use reclaim_core::{KeyRange, KvRead, ReadOnly, ScanOrder, StorageError};
 use redb::ReadOnlyDatabase;
 
-use crate::{DB_FILE, ENGINE, RedbStore, open_error, read_get, read_scan};
+use crate::{DB_FILE, ENGINE, RedbStore, open_database, read_get, read_scan};
 
 /// A redb store opened read-only, as a [`ReadOnly`] store: writes and compactions are refused
 /// with [`StorageError::ReadOnly`]; nothing under the store directory is written, so it works
@@ -39,14 +39,7 @@ impl RedbReader {
         let lock = open_store_dir_read_only(&path, ENGINE)?;
         lock.require(ENGINE, DB_FILE, EntryKind::File, "database file")?;
         let file = path.join(DB_FILE);
-        let opened = std::panic::catch_unwind(|| ReadOnlyDatabase::open(&file)).map_err(|_| {
-            StorageError::Corrupt {
-                engine: ENGINE,
-                path: file.clone(),
-                detail: "the engine panicked while reading the file".into(),
-            }
-        })?;
-        let db = opened.map_err(|e| open_error(&path, &file, e))?;
+        let db = open_database(&path, &file, || ReadOnlyDatabase::open(&file))?;
         let reader = Self {
             db,
             path: path.clone(),
