@@ -152,6 +152,17 @@ pub struct SimulationReport {
     pub bytes_retained_data: u64,
     /// `bytes_end / bytes_retained_data`.
     pub end_over_retained: f64,
+    /// The steady state is measured from this height on: the second half of the run, and
+    /// never before the retain window has filled.
+    pub steady_from_height: u64,
+    /// Mean bytes on disk over the steady state's samples (0 without samples).
+    pub bytes_steady_mean: u64,
+    /// Largest bytes on disk over the steady state's samples.
+    pub bytes_steady_peak: u64,
+    /// `bytes_steady_mean / bytes_retained_data`.
+    pub steady_mean_over_retained: f64,
+    /// `bytes_steady_peak / bytes_retained_data`.
+    pub steady_peak_over_retained: f64,
     /// Commit latency while no compaction was in flight.
     pub commit_idle: Latency,
     /// Commit latency while a compaction was in flight.
@@ -252,6 +263,21 @@ fn wait_for_compaction(compactor: &Compactor, dir: &Path) -> anyhow::Result<()> 
             );
         }
     }
+}
+
+/// Mean and peak bytes on disk over the samples at or above `from_height` (zeros without one).
+fn steady_state(samples: &[Sample], from_height: u64) -> (u64, u64) {
+    let window: Vec<u64> = samples
+        .iter()
+        .filter(|s| s.height >= from_height)
+        .map(|s| s.bytes_on_disk)
+        .collect();
+    if window.is_empty() {
+        return (0, 0);
+    }
+    let sum: u128 = window.iter().map(|&b| u128::from(b)).sum();
+    let mean = u64::try_from(sum / window.len() as u128).unwrap_or(u64::MAX);
+    (mean, window.iter().copied().max().unwrap_or(0))
 }
 
 /// Set by SIGINT or SIGTERM.
@@ -471,6 +497,10 @@ fn simulate(
         compactions: compactor.stats().succeeded,
     });
     progress.finish_and_clear();
+    // The end alone hides what a node lives with (the last compaction may land right at the
+    // end): mean and peak over the second half, once the retain window has filled.
+    let steady_from_height = (args.heights / 2).max(args.retain.saturating_add(args.prune_every));
+    let (steady_mean, steady_peak) = steady_state(&samples, steady_from_height);
     let bytes_retained_data = db
         .iter(KeyRange::full(), ScanOrder::Ascending)
         .try_fold(0u64, |sum, kv| {
@@ -497,6 +527,11 @@ fn simulate(
         bytes_end,
         bytes_retained_data,
         end_over_retained: bytes_end as f64 / bytes_retained_data.max(1) as f64,
+        steady_from_height,
+        bytes_steady_mean: steady_mean,
+        bytes_steady_peak: steady_peak,
+        steady_mean_over_retained: steady_mean as f64 / bytes_retained_data.max(1) as f64,
+        steady_peak_over_retained: steady_peak as f64 / bytes_retained_data.max(1) as f64,
         commit_idle: Latency::of(idle),
         commit_during_compaction: Latency::of(busy),
         seconds: started.elapsed().as_secs_f64(),
@@ -563,6 +598,20 @@ fn print_table(reports: &[SimulationReport]) {
     });
     row("end / retained data", &|r| {
         format!("{:.2}x", r.end_over_retained)
+    });
+    row("steady state: mean / peak", &|r| {
+        format!(
+            "{} / {} from height {}",
+            human_bytes(r.bytes_steady_mean),
+            human_bytes(r.bytes_steady_peak),
+            r.steady_from_height
+        )
+    });
+    row("steady state / retained data", &|r| {
+        format!(
+            "{:.2}x mean, {:.2}x peak",
+            r.steady_mean_over_retained, r.steady_peak_over_retained
+        )
     });
     let latency = |l: &Latency| {
         if l.samples == 0 {
@@ -636,4 +685,32 @@ fn write_outputs(out: &Path, reports: &[SimulationReport]) -> anyhow::Result<()>
         })
         .collect();
     crate::plot::bytes_on_disk(&out.join("bytes_on_disk.svg"), &runs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Sample, steady_state};
+
+    fn sample(height: u64, bytes_on_disk: u64) -> Sample {
+        Sample {
+            seconds: 0.0,
+            height,
+            base: 1,
+            bytes_on_disk,
+            compactions: 0,
+        }
+    }
+
+    #[test]
+    fn steady_state_covers_only_the_window() {
+        let samples = [
+            sample(10, 900),
+            sample(50, 100),
+            sample(60, 300),
+            sample(70, 200),
+        ];
+        assert_eq!(steady_state(&samples, 50), (200, 300));
+        assert_eq!(steady_state(&samples, 80), (0, 0));
+        assert_eq!(steady_state(&samples, 0), (375, 900));
+    }
 }
