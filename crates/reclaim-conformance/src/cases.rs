@@ -967,3 +967,45 @@ pub fn online_compaction_does_not_block_reads_or_writes(h: &Harness) {
         );
     }
 }
+
+/// Where the adapter estimates what a compaction would give back
+/// ([`reclaim_core::Compactable::space_report`]), the estimate after deleting 90 % of 16 MiB
+/// and what the compaction then really returns agree within a quarter of the store's size plus
+/// 1 MiB. An adapter that knows no estimate (`None`) passes; the figure is printed either way.
+pub fn space_estimates_match_what_compaction_gives_back(h: &Harness) {
+    const VALUES: u32 = 2000;
+    let store = h.open();
+    for chunk in 0..VALUES / 100 {
+        let mut batch = WriteBatch::new();
+        for i in chunk * 100..(chunk + 1) * 100 {
+            batch.put(key(i), random_bytes(u64::from(i) + 7, 8 << 10));
+        }
+        store.write(batch, WriteOptions::DURABLE).expect("fill");
+    }
+    let mut batch = WriteBatch::new();
+    batch.delete_range(range(&key(0), &key(VALUES * 9 / 10)));
+    store
+        .write(batch, WriteOptions::DURABLE)
+        .expect("delete 90%");
+    let report = store.space_report().expect("space report");
+    store.compact_range(&KeyRange::full()).expect("compact");
+    let after = store.size_on_disk().expect("size");
+    let returned = report.on_disk.saturating_sub(after);
+    crate::report::figure(&format!(
+        "space_estimate engine={} on_disk={} estimated_reclaimable={} returned={returned}",
+        store.capabilities().engine,
+        report.on_disk,
+        report
+            .reclaimable
+            .map_or_else(|| "unknown".to_owned(), |r| r.to_string())
+    ));
+    if let Some(estimate) = report.reclaimable {
+        let tolerance = report.on_disk / 4 + (1 << 20);
+        assert!(
+            estimate.abs_diff(returned) <= tolerance,
+            "{}: estimated {estimate} reclaimable bytes of {}, compaction returned {returned} (tolerance {tolerance})",
+            store.capabilities().engine,
+            report.on_disk
+        );
+    }
+}

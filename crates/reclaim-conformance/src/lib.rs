@@ -133,6 +133,7 @@ macro_rules! __with_cases {
             all cases::compaction_of_empty_store_and_range,
             all cases::compaction_concurrent_with_reads_and_writes,
             all cases::compaction_reclaims_space,
+            all cases::space_estimates_match_what_compaction_gives_back,
             all cases::range_deletes_cost_what_the_engine_declares,
             all cases::online_compaction_does_not_block_reads_or_writes,
             all cases::random_operations_match_the_reference,

@@ -38,6 +38,8 @@ enum Defect {
     ResurrectsOnDrop,
     /// Writes without sync are undone when the last handle is dropped.
     LosesBufferedWrites,
+    /// Estimates that nothing is reclaimable whatever compaction would give back.
+    UnderstatesReclaimable,
 }
 
 /// A fixed overhead the modelled engine keeps on disk (like fjall's preallocated journal).
@@ -222,6 +224,17 @@ impl Compactable for Broken {
         Ok(())
     }
 
+    fn space_report(&self) -> Result<reclaim_core::SpaceReport, StorageError> {
+        let reclaimable = match self.defect {
+            Defect::UnderstatesReclaimable => 0,
+            _ => self.dead.load(Ordering::SeqCst),
+        };
+        Ok(reclaim_core::SpaceReport {
+            on_disk: self.size_on_disk()?,
+            reclaimable: Some(reclaimable),
+        })
+    }
+
     fn size_on_disk(&self) -> Result<u64, StorageError> {
         let journal = if self.defect == Defect::NoOpCompaction {
             JOURNAL_BYTES
@@ -372,6 +385,14 @@ fn buffered_writes_lost_on_a_clean_close_are_caught() {
     assert_caught(
         Defect::LosesBufferedWrites,
         &["buffered_writes_survive_a_clean_close"],
+    );
+}
+
+#[test]
+fn a_wrong_space_estimate_is_caught() {
+    assert_caught(
+        Defect::UnderstatesReclaimable,
+        &["space_estimates_match_what_compaction_gives_back"],
     );
 }
 

@@ -245,6 +245,10 @@ impl Compactable for FaultyStore {
         self.inner.size_on_disk()
     }
 
+    fn space_report(&self) -> Result<crate::kv::SpaceReport, StorageError> {
+        self.inner.space_report()
+    }
+
     fn capabilities(&self) -> Capabilities {
         self.inner.capabilities()
     }

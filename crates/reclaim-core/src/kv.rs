@@ -195,6 +195,17 @@ pub struct Capabilities {
     pub max_key_bytes: usize,
 }
 
+/// What an engine says about its space, cheaply enough to ask after every pruning run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SpaceReport {
+    /// Bytes on disk, as [`Compactable::size_on_disk`] measures them.
+    pub on_disk: u64,
+    /// The engine's estimate of what a compaction of the whole store would give back; `None`
+    /// when the engine cannot tell (the conformance suite holds a `Some` to what compaction then
+    /// really returns).
+    pub reclaimable: Option<u64>,
+}
+
 /// Range compaction and disk accounting.
 ///
 /// Guarantees an implementation must give: compaction never changes what reads return, in or
@@ -252,6 +263,15 @@ pub trait Compactable: Send + Sync {
     /// same measure the conformance suite and the benchmarks use). In-memory stores report the
     /// bytes of live keys and values.
     fn size_on_disk(&self) -> Result<u64, StorageError>;
+
+    /// Bytes on disk and, where the engine can tell cheaply, an estimate of what a compaction
+    /// would give back. The default measures the size and knows no estimate.
+    fn space_report(&self) -> Result<SpaceReport, StorageError> {
+        Ok(SpaceReport {
+            on_disk: self.size_on_disk()?,
+            reclaimable: None,
+        })
+    }
 
     /// What this adapter promises.
     fn capabilities(&self) -> Capabilities;

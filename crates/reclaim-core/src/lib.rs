@@ -43,7 +43,7 @@ pub use compaction::{
 pub use error::StorageError;
 pub use kv::{
     BatchOp, Capabilities, Compactable, CompactionAccess, CompactionScope, KvRead, KvReadExt,
-    KvStore, KvWrite, ScanOrder, WriteBatch, WriteOptions,
+    KvStore, KvWrite, ScanOrder, SpaceReport, WriteBatch, WriteOptions,
 };
 pub use memory::MemoryStore;
 pub use pruning::{

@@ -13,7 +13,7 @@ use parking_lot::RwLock;
 use crate::error::StorageError;
 use crate::kv::{
     BatchOp, Capabilities, Compactable, CompactionAccess, CompactionScope, KeyValue, KvRead,
-    KvWrite, ScanOrder, WriteBatch, WriteOptions, collect_scan,
+    KvWrite, ScanOrder, SpaceReport, WriteBatch, WriteOptions, collect_scan,
 };
 use crate::range::KeyRange;
 
@@ -140,6 +140,14 @@ impl Compactable for MemoryStore {
             .iter()
             .map(|(k, v)| (k.len() + v.len()) as u64)
             .sum())
+    }
+
+    fn space_report(&self) -> Result<SpaceReport, StorageError> {
+        // Deletes free memory at once: nothing is left for a compaction.
+        Ok(SpaceReport {
+            on_disk: self.size_on_disk()?,
+            reclaimable: Some(0),
+        })
     }
 
     fn capabilities(&self) -> Capabilities {

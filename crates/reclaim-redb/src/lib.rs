@@ -36,7 +36,7 @@ use reclaim_core::dir::{EntryKind, StoreDirLock, directory_size, open_store_dir}
 use reclaim_core::kv::{KeyValue, collect_scan, contained};
 use reclaim_core::{
     BatchOp, Capabilities, Compactable, CompactionAccess, CompactionScope, KeyRange, KvRead,
-    KvWrite, ScanOrder, StorageError, WriteBatch, WriteOptions,
+    KvWrite, ScanOrder, SpaceReport, StorageError, WriteBatch, WriteOptions,
 };
 use redb::{Database, Durability, ReadableDatabase, TableDefinition};
 use tracing::debug;
@@ -316,6 +316,15 @@ impl Compactable for RedbStore {
 
     fn size_on_disk(&self) -> Result<u64, StorageError> {
         directory_size(&self.path)
+    }
+
+    /// redb's own count of allocated but unused bytes (`fragmented_bytes`, read in a write
+    /// transaction that is aborted): what `compact` can give back.
+    fn space_report(&self) -> Result<SpaceReport, StorageError> {
+        Ok(SpaceReport {
+            on_disk: self.size_on_disk()?,
+            reclaimable: Some(self.fragmented_bytes()?),
+        })
     }
 
     fn capabilities(&self) -> Capabilities {
