@@ -26,8 +26,8 @@ pub use reclaim_core::*;
 /// CometBFT's storage domain: key schema, block and state stores, retain heights, `[storage]`.
 pub use reclaim_cometbft as cometbft;
 pub use reclaim_cometbft::{
-    BLOCK_SEGMENT, Block, BlockSegment, BlockStore, BlockStoreBounds, Config, ConfigError,
-    DEFAULT_EVIDENCE_MAX_AGE_HEIGHTS, HeightState, PruningSettings, RetainHeightError,
+    BLOCK_SEGMENT, Block, BlockSegment, BlockStore, BlockStoreBounds, CompactionPolicyKind, Config,
+    ConfigError, DEFAULT_EVIDENCE_MAX_AGE_HEIGHTS, HeightState, PruningSettings, RetainHeightError,
     RetainHeights, RetainSource, RetainState, STATE_SEGMENT, StateSegment, StateStore,
     StateStoreBounds, StateStoreOptions, StorageConfig, StoreError, keys, pruning_executor,
 };

@@ -56,6 +56,11 @@ pub struct SimulateArgs {
     /// as in CometBFT; at least 1).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub compaction_interval: Option<u64>,
+    /// When compaction runs: `interval` (CometBFT's, every `--compaction-interval` pruned
+    /// heights) or `space` (only when the engine estimates enough reclaimable space; overrides
+    /// `[storage] compaction_policy`).
+    #[arg(long, value_parser = ["interval", "space"])]
+    pub compaction_policy: Option<String>,
     /// Run without compaction, to see what pruning alone does to the disk.
     #[arg(long)]
     pub no_compact: bool,
@@ -117,6 +122,8 @@ pub struct SimulationReport {
     pub backend: Engine,
     /// Whether compaction ran.
     pub compaction: bool,
+    /// The compaction policy in force (`off`, `interval` or `space`).
+    pub policy: &'static str,
     /// The cap on the engine's background compaction I/O, bytes per second, when one was set
     /// (`--io-limit-mib`, `[storage.compaction_pacing] io_bytes_per_sec`; RocksDB only).
     pub io_bytes_per_sec: Option<u64>,
@@ -393,9 +400,17 @@ fn simulate(
         .compaction_interval
         .unwrap_or(storage.compaction_interval);
     options.evidence_max_age_heights = args.retain / 2;
+    if let Some(policy) = &args.compaction_policy {
+        options.policy = if policy == "space" {
+            reclaim::CompactionPolicyKind::Space
+        } else {
+            reclaim::CompactionPolicyKind::Interval
+        };
+    }
     if let Some(max) = args.max_heights_per_run {
         options.limits.max_heights = Some(max);
     }
+    let policy = options.compaction_policy().name();
     let executor = Arc::new(
         pruning_executor(&blocks, &states, options).with_compactor(Arc::clone(&compactor)),
     );
@@ -510,6 +525,7 @@ fn simulate(
     Ok(SimulationReport {
         backend: args.backend,
         compaction: compact,
+        policy,
         io_bytes_per_sec: io_limit,
         heights_written: args.heights,
         heights_pruned,
@@ -581,6 +597,7 @@ fn print_table(reports: &[SimulationReport]) {
             r.prunes, r.pruner_runs, r.pruner_wakeups_merged
         )
     });
+    row("compaction policy", &|r| r.policy.to_owned());
     row("compactions run / skipped / failed", &|r| {
         format!(
             "{} / {} / {}",

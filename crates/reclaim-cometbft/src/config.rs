@@ -58,14 +58,34 @@ pub struct Config {
     pub storage: StorageConfig,
 }
 
+/// Which rule decides, with `compact = true`, when pruning is followed by a compaction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CompactionPolicyKind {
+    /// CometBFT's: every `compaction_interval` pruned heights.
+    #[default]
+    Interval,
+    /// reclaim's: only when the engines estimate enough reclaimable space
+    /// (`compaction_min_reclaimable_bytes` and `_percent`), else by the interval.
+    Space,
+}
+
 /// CometBFT's `[storage]` section.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
     /// Compact the stores after pruning (CometBFT default: false).
     pub compact: bool,
-    /// Pruned heights between compactions (CometBFT default: 1000; must be at least 1).
+    /// Pruned heights between compactions (CometBFT default: 1000; must be at least 1); the
+    /// space policy's fallback when an engine gives no estimate.
     pub compaction_interval: u64,
+    /// reclaim: `"interval"` (CometBFT's, the default) or `"space"`.
+    pub compaction_policy: CompactionPolicyKind,
+    /// reclaim, space policy: reclaimable bytes below which compaction waits (default 64 MiB).
+    pub compaction_min_reclaimable_bytes: u64,
+    /// reclaim, space policy: reclaimable share of the bytes on disk, in percent (1–100),
+    /// below which compaction waits (default 30).
+    pub compaction_min_reclaimable_percent: u8,
     /// Keep only the latest finalize-block response.
     pub discard_abci_responses: bool,
     /// `[storage.pruning]`.
@@ -79,6 +99,11 @@ impl Default for StorageConfig {
         Self {
             compact: false,
             compaction_interval: DEFAULT_COMPACTION_INTERVAL,
+            compaction_policy: CompactionPolicyKind::Interval,
+            compaction_min_reclaimable_bytes: reclaim_core::SpaceAwarePolicy::DEFAULT
+                .min_reclaimable_bytes,
+            compaction_min_reclaimable_percent: reclaim_core::SpaceAwarePolicy::DEFAULT
+                .min_reclaimable_percent,
             discard_abci_responses: false,
             pruning: PruningConfig::default(),
             compaction_pacing: PacingConfig::default(),
@@ -230,6 +255,12 @@ impl Config {
                 reason: "must be at least 1",
             });
         }
+        if !(1..=100).contains(&self.storage.compaction_min_reclaimable_percent) {
+            return Err(ConfigError::Invalid {
+                key: "storage.compaction_min_reclaimable_percent",
+                reason: "must be from 1 to 100",
+            });
+        }
         if self.storage.pruning.interval.is_zero() {
             return Err(ConfigError::Invalid {
                 key: "storage.pruning.interval",
@@ -345,6 +376,28 @@ mod tests {
         ] {
             assert!(Config::from_toml_str(bad).is_err(), "{bad} accepted");
         }
+    }
+
+    #[test]
+    fn the_space_policy_is_selected_and_tuned_in_storage() {
+        let c = Config::from_toml_str(
+            "[storage]\ncompact = true\ncompaction_policy = \"space\"\n\
+             compaction_min_reclaimable_bytes = 1048576\ncompaction_min_reclaimable_percent = 20\n",
+        )
+        .unwrap();
+        assert_eq!(c.storage.compaction_policy, CompactionPolicyKind::Space);
+        assert_eq!(c.storage.compaction_min_reclaimable_bytes, 1 << 20);
+        for bad in [
+            "[storage]\ncompaction_policy = \"sometimes\"\n",
+            "[storage]\ncompaction_min_reclaimable_percent = 0\n",
+            "[storage]\ncompaction_min_reclaimable_percent = 101\n",
+        ] {
+            assert!(Config::from_toml_str(bad).is_err(), "{bad} accepted");
+        }
+        assert_eq!(
+            Config::from_toml_str("").unwrap().storage.compaction_policy,
+            CompactionPolicyKind::Interval
+        );
     }
 
     #[test]

@@ -4,13 +4,13 @@
 
 use std::sync::Arc;
 
-use reclaim_core::compaction::{CompactionPolicy, IntervalPolicy, NeverCompact};
+use reclaim_core::compaction::{CompactionPolicy, IntervalPolicy, NeverCompact, SpaceAwarePolicy};
 use reclaim_core::pruning::{
     DEFAULT_BATCH_HEIGHTS, PendingRecord, PruneLimits, PruningExecutor, PruningOptions,
 };
 
 use crate::block_store::{BlockSegment, BlockStore, DEFAULT_EVIDENCE_MAX_AGE_HEIGHTS};
-use crate::config::{DEFAULT_COMPACTION_INTERVAL, StorageConfig};
+use crate::config::{CompactionPolicyKind, DEFAULT_COMPACTION_INTERVAL, StorageConfig};
 use crate::keys;
 use crate::state_store::{StateSegment, StateStore};
 
@@ -29,6 +29,10 @@ pub struct PruningSettings {
     pub compaction_interval: u64,
     /// Bounds on each pruning run.
     pub limits: PruneLimits,
+    /// The rule that decides when (with `compact`).
+    pub policy: CompactionPolicyKind,
+    /// The space policy's thresholds.
+    pub space: SpaceAwarePolicy,
 }
 
 impl Default for PruningSettings {
@@ -39,18 +43,26 @@ impl Default for PruningSettings {
             compact: false,
             compaction_interval: DEFAULT_COMPACTION_INTERVAL,
             limits: PruneLimits::UNBOUNDED,
+            policy: CompactionPolicyKind::Interval,
+            space: SpaceAwarePolicy::DEFAULT,
         }
     }
 }
 
 impl PruningSettings {
-    /// The compaction policy these settings select: none with `compact = false`, CometBFT's
-    /// interval otherwise.
+    /// The compaction policy these settings select: none with `compact = false`; otherwise
+    /// CometBFT's interval, or the space policy (falling back to the interval where an engine
+    /// gives no estimate).
     pub fn compaction_policy(&self) -> Arc<dyn CompactionPolicy> {
-        if self.compact {
-            Arc::new(IntervalPolicy::new(self.compaction_interval))
-        } else {
-            Arc::new(NeverCompact)
+        match (self.compact, self.policy) {
+            (false, _) => Arc::new(NeverCompact),
+            (true, CompactionPolicyKind::Interval) => {
+                Arc::new(IntervalPolicy::new(self.compaction_interval))
+            }
+            (true, CompactionPolicyKind::Space) => Arc::new(SpaceAwarePolicy {
+                fallback_interval: self.compaction_interval,
+                ..self.space
+            }),
         }
     }
 
@@ -71,6 +83,12 @@ impl From<&StorageConfig> for PruningSettings {
             limits: PruneLimits {
                 max_heights: config.pruning.max_heights_per_run,
                 max_duration: config.pruning.max_run_time,
+            },
+            policy: config.compaction_policy,
+            space: SpaceAwarePolicy {
+                min_reclaimable_bytes: config.compaction_min_reclaimable_bytes,
+                min_reclaimable_percent: config.compaction_min_reclaimable_percent,
+                fallback_interval: config.compaction_interval,
             },
             ..Self::default()
         }

@@ -30,7 +30,7 @@ pub use block_store::{
     BLOCK_SEGMENT, Block, BlockSegment, BlockStore, BlockStoreBounds,
     DEFAULT_EVIDENCE_MAX_AGE_HEIGHTS,
 };
-pub use config::{Config, ConfigError, StorageConfig};
+pub use config::{CompactionPolicyKind, Config, ConfigError, StorageConfig};
 pub use error::StoreError;
 pub use executor::{PruningSettings, pruning_executor};
 pub use retain::{RetainHeightError, RetainHeights, RetainSource, RetainState};

@@ -38,7 +38,7 @@ pub mod worker;
 pub use compaction::{
     Busy, CommitLatencyGate, CompactionFailed, CompactionPolicy, CompactionTask, Compactor,
     CompactorStats, EnqueueOutcome, IntervalPolicy, LoadSignal, NeverCompact, Pacing,
-    PendingCompaction, PolicyDecision, SingleFlight, TaskReport, TimeWindow,
+    PendingCompaction, PolicyDecision, SingleFlight, SpaceAwarePolicy, TaskReport, TimeWindow,
 };
 pub use error::StorageError;
 pub use kv::{

@@ -24,6 +24,7 @@ pub use gate::{Busy, FlightClaim, SingleFlight};
 pub use pacing::{CommitLatencyGate, LoadSignal, Pacing, TimeWindow};
 pub use policy::{
     CompactionPolicy, IntervalPolicy, NeverCompact, PendingCompaction, PolicyDecision,
+    SpaceAwarePolicy,
 };
 pub use runner::{
     CompactionFailed, TargetFailure, TaskReport, compact_ranges_now, run_task, run_task_now,

@@ -8,6 +8,8 @@
 
 use std::fmt;
 
+use crate::kv::SpaceReport;
+
 /// What pruning has deleted since the last compaction started: the heights pruned and the
 /// height range `[from, to)` they span (over every registered segment).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -65,8 +67,15 @@ pub trait CompactionPolicy: Send + Sync + fmt::Debug {
     /// The name used in logs and configuration.
     fn name(&self) -> &'static str;
 
-    /// The decision for what is pending now.
-    fn decide(&self, pending: &PendingCompaction) -> PolicyDecision;
+    /// Whether `decide` reads `space` (the executor then asks every engine for its
+    /// [`SpaceReport`] before deciding; otherwise it passes an empty one and asks nobody).
+    fn wants_space(&self) -> bool {
+        false
+    }
+
+    /// The decision for what is pending now, given the engines' space (summed over every
+    /// engine the segments use; `reclaimable` is `None` unless every engine estimated it).
+    fn decide(&self, pending: &PendingCompaction, space: &SpaceReport) -> PolicyDecision;
 }
 
 /// CometBFT's rule: compact once `interval` heights have been pruned since the last compaction
@@ -95,7 +104,7 @@ impl CompactionPolicy for IntervalPolicy {
         "interval"
     }
 
-    fn decide(&self, pending: &PendingCompaction) -> PolicyDecision {
+    fn decide(&self, pending: &PendingCompaction, _space: &SpaceReport) -> PolicyDecision {
         if pending.is_empty() || pending.pruned_heights < self.interval {
             return PolicyDecision::Wait;
         }
@@ -113,8 +122,62 @@ impl CompactionPolicy for NeverCompact {
         "off"
     }
 
-    fn decide(&self, _pending: &PendingCompaction) -> PolicyDecision {
+    fn decide(&self, _pending: &PendingCompaction, _space: &SpaceReport) -> PolicyDecision {
         PolicyDecision::Off
+    }
+}
+
+/// Compacts only when the space is there (TiKV's rule, by measured dead space): once the
+/// engines estimate at least `min_reclaimable_bytes` reclaimable **and** at least
+/// `min_reclaimable_percent` % of their bytes on disk. Engines that cannot estimate fall back to
+/// CometBFT's interval rule (`fallback_interval` pruned heights).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpaceAwarePolicy {
+    /// Reclaimable bytes below which compaction is not worth it.
+    pub min_reclaimable_bytes: u64,
+    /// Share of the bytes on disk, in percent (1–100), below which it is not worth it either.
+    pub min_reclaimable_percent: u8,
+    /// Pruned heights between compactions when the engines give no estimate.
+    pub fallback_interval: u64,
+}
+
+impl SpaceAwarePolicy {
+    /// Defaults: 64 MiB and 30 % (TiKV's `region-compact-tombstones-percent`), falling back to
+    /// CometBFT's 1000 heights.
+    pub const DEFAULT: Self = Self {
+        min_reclaimable_bytes: 64 << 20,
+        min_reclaimable_percent: 30,
+        fallback_interval: 1000,
+    };
+}
+
+impl CompactionPolicy for SpaceAwarePolicy {
+    fn name(&self) -> &'static str {
+        "space"
+    }
+
+    fn wants_space(&self) -> bool {
+        true
+    }
+
+    fn decide(&self, pending: &PendingCompaction, space: &SpaceReport) -> PolicyDecision {
+        if pending.is_empty() {
+            return PolicyDecision::Wait;
+        }
+        let worth_it = match space.reclaimable {
+            Some(reclaimable) => {
+                reclaimable >= self.min_reclaimable_bytes
+                    && u128::from(reclaimable) * 100
+                        >= u128::from(space.on_disk) * u128::from(self.min_reclaimable_percent)
+            }
+            None => pending.pruned_heights >= self.fallback_interval.max(1),
+        };
+        if worth_it {
+            let (from, to) = pending.height_range();
+            PolicyDecision::Compact { from, to }
+        } else {
+            PolicyDecision::Wait
+        }
     }
 }
 
@@ -167,7 +230,7 @@ mod tests {
         ];
         for (interval, pending, expected) in cases {
             assert_eq!(
-                IntervalPolicy::new(interval).decide(&pending),
+                IntervalPolicy::new(interval).decide(&pending, &SpaceReport::default()),
                 expected,
                 "interval {interval}, {pending:?}"
             );
@@ -177,8 +240,56 @@ mod tests {
     #[test]
     fn never_compact_is_off_whatever_is_pending() {
         for p in [pending(0, None, 0), pending(u64::MAX, Some(1), 2)] {
-            assert_eq!(NeverCompact.decide(&p), PolicyDecision::Off);
+            assert_eq!(
+                NeverCompact.decide(&p, &SpaceReport::default()),
+                PolicyDecision::Off
+            );
         }
+    }
+
+    #[test]
+    fn space_aware_policy_table() {
+        const MIB: u64 = 1 << 20;
+        let policy = SpaceAwarePolicy {
+            min_reclaimable_bytes: 64 * MIB,
+            min_reclaimable_percent: 30,
+            fallback_interval: 1000,
+        };
+        let space = |on_disk: u64, reclaimable: Option<u64>| SpaceReport {
+            on_disk,
+            reclaimable,
+        };
+        let some = pending(10, Some(5), 15);
+        let compact = PolicyDecision::Compact { from: 5, to: 15 };
+        let cases = [
+            // (pending, space, decision)
+            (
+                pending(0, None, 0),
+                space(900 * MIB, Some(800 * MIB)),
+                PolicyDecision::Wait,
+            ),
+            (some, space(1000 * MIB, Some(300 * MIB)), compact),
+            (
+                some,
+                space(1000 * MIB, Some(299 * MIB)),
+                PolicyDecision::Wait,
+            ),
+            (some, space(100 * MIB, Some(63 * MIB)), PolicyDecision::Wait),
+            (some, space(100 * MIB, Some(64 * MIB)), compact),
+            (some, space(0, Some(0)), PolicyDecision::Wait),
+            (some, space(u64::MAX, Some(u64::MAX)), compact),
+            // No estimate: CometBFT's interval decides.
+            (some, space(1000 * MIB, None), PolicyDecision::Wait),
+            (pending(1000, Some(5), 15), space(1000 * MIB, None), compact),
+        ];
+        for (pending, space, expected) in cases {
+            assert_eq!(
+                policy.decide(&pending, &space),
+                expected,
+                "{pending:?} {space:?}"
+            );
+        }
+        assert!(policy.wants_space() && !IntervalPolicy::new(1).wants_space());
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::compaction::policy::{
 };
 use crate::compaction::runner::{CompactionFailed, TaskReport, run_task_now};
 use crate::compaction::task::CompactionTask;
-use crate::kv::{Compactable, KvStore};
+use crate::kv::{Compactable, KvStore, SpaceReport};
 use crate::metric;
 use crate::pruning::limits::{PruneLimiter, PruneLimits};
 use crate::pruning::pending::PendingRecord;
@@ -385,7 +385,12 @@ impl PruningExecutor {
 
     /// Asks the policy, then persists, builds, dispatches and logs.
     fn compact_if_due(&self, pending: &mut PendingCompaction) -> CompactionDecision {
-        let (from, to) = match self.policy.decide(pending) {
+        let space = if self.policy.wants_space() {
+            self.space()
+        } else {
+            SpaceReport::default()
+        };
+        let (from, to) = match self.policy.decide(pending, &space) {
             PolicyDecision::Off => return CompactionDecision::Disabled,
             PolicyDecision::Wait => {
                 self.persist(pending);
@@ -407,6 +412,32 @@ impl PruningExecutor {
             *pending = PendingCompaction::default();
         }
         decision
+    }
+
+    /// The space of every engine the segments use (each counted once): bytes summed, and the
+    /// reclaimable estimate summed when every engine gave one. An engine that fails to report
+    /// counts as unknown (logged).
+    pub fn space(&self) -> SpaceReport {
+        let mut total = SpaceReport {
+            on_disk: 0,
+            reclaimable: Some(0),
+        };
+        for target in group_by_engine(&self.segments) {
+            match target.store.space_report() {
+                Ok(report) => {
+                    total.on_disk = total.on_disk.saturating_add(report.on_disk);
+                    total.reclaimable = total
+                        .reclaimable
+                        .zip(report.reclaimable)
+                        .map(|(a, b)| a.saturating_add(b));
+                }
+                Err(e) => {
+                    warn!(target = %target.name(), error = %e, "cannot read the engine's space");
+                    total.reclaimable = None;
+                }
+            }
+        }
+        total
     }
 
     fn persist(&self, pending: &PendingCompaction) {
