@@ -440,6 +440,8 @@ struct CompactReport {
     bytes_before: u64,
     bytes_after: u64,
     bytes_reclaimed: u64,
+    /// The engine's estimate of what the compaction would give back, taken before it ran.
+    bytes_estimated_reclaimable: Option<u64>,
     seconds: f64,
 }
 
@@ -461,7 +463,8 @@ pub fn compact(args: &CompactArgs, storage: &StorageConfig, json: bool) -> anyho
         args.backend,
         &reclaim::OpenOptions::from_config(storage),
     )?;
-    let bytes_before = db.size_on_disk()?;
+    let space = db.space_report()?;
+    let bytes_before = space.on_disk;
     let started = Instant::now();
     let spinner = ProgressBar::new_spinner();
     spinner.set_message(format!("compacting {range}"));
@@ -485,6 +488,7 @@ pub fn compact(args: &CompactArgs, storage: &StorageConfig, json: bool) -> anyho
         bytes_before,
         bytes_after,
         bytes_reclaimed: bytes_before.saturating_sub(bytes_after),
+        bytes_estimated_reclaimable: space.reclaimable,
         seconds,
     };
     if json {
@@ -502,6 +506,12 @@ pub fn compact(args: &CompactArgs, storage: &StorageConfig, json: bool) -> anyho
         human_bytes(bytes_before),
         human_bytes(bytes_after),
         human_bytes(report.bytes_reclaimed)
+    );
+    out!(
+        "estimated      {} reclaimable before compacting",
+        report
+            .bytes_estimated_reclaimable
+            .map_or_else(|| "(this engine gives no estimate)".to_owned(), human_bytes)
     );
     out!("took           {seconds:.2} s");
     Ok(())
