@@ -108,7 +108,19 @@ fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(&scratch)?;
     let started = Instant::now();
     let mut md = String::new();
-    let command: Vec<String> = std::env::args().collect();
+    // The program by its name only: a report never carries a path of the machine it ran on.
+    let command: Vec<String> = std::env::args()
+        .enumerate()
+        .map(|(i, arg)| {
+            if i == 0 {
+                std::path::Path::new(&arg)
+                    .file_name()
+                    .map_or_else(|| arg.clone(), |n| n.to_string_lossy().into_owned())
+            } else {
+                arg
+            }
+        })
+        .collect();
     writeln!(md, "# Benchmarks\n")?;
     writeln!(
         md,
