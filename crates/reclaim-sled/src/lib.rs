@@ -318,6 +318,8 @@ impl SledStore {
 
     /// Records the write count inside sled and in [`CLEAN_FILE`] (a clean close).
     fn record_clean_close(&self) -> Result<(), StorageError> {
+        // sled hangs after an ENOSPC in its log: never write the record onto a full disk.
+        self.ensure_free_space("close", 4096)?;
         let live = self.live.read();
         let writes = self.writes.load(Ordering::SeqCst);
         let meta = live
