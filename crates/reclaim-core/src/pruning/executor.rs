@@ -400,6 +400,16 @@ impl PruningExecutor {
             }
             PolicyDecision::Compact { from, to } => (from, to),
         };
+        if self.policy.wants_space() {
+            // What the policy saw: the reason for this compaction, for the operator.
+            debug!(
+                policy = self.policy.name(),
+                pruned_since_last = pending.pruned_heights,
+                bytes_on_disk = space.on_disk,
+                reclaimable = ?space.reclaimable,
+                "compaction due by the space policy"
+            );
+        }
         let task = self.task_for_heights(POST_PRUNING_LABEL, from, to);
         // Persisted before the compaction starts: a write right after it would make some
         // engines (redb) grow their freshly compacted file again.
