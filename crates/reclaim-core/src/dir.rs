@@ -443,6 +443,13 @@ pub fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
     Ok(())
 }
 
+/// Bytes an unprivileged process may still write on the file system holding `path`.
+pub fn available_space(path: &Path) -> Result<u64, StorageError> {
+    let stats = rustix::fs::statvfs(path)
+        .map_err(|e| StorageError::io_at("statvfs", path, std::io::Error::from(e)))?;
+    Ok(stats.f_bavail.saturating_mul(stats.f_frsize))
+}
+
 /// Fsyncs a directory so that renames and creations inside it survive a crash.
 pub fn sync_dir(path: &Path) -> Result<(), StorageError> {
     File::open(path)

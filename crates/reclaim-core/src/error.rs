@@ -99,6 +99,23 @@ pub enum StorageError {
         /// The engine's message.
         message: String,
     },
+    /// A long operation (a compaction) stopped because the node is shutting down; it left the
+    /// store as it was before the operation started.
+    #[error("{operation} was interrupted by shutdown; the store is as it was before it started")]
+    Interrupted {
+        /// The operation that stopped.
+        operation: &'static str,
+    },
+    /// A long operation gave up because the store changed faster than it could follow (an
+    /// online rewrite whose captured writes outgrew their bound); the store is as it was before
+    /// the operation started, and it may be retried.
+    #[error("{operation} gave up: {detail}; the store is unchanged")]
+    Overtaken {
+        /// The operation that gave up.
+        operation: &'static str,
+        /// What outran it.
+        detail: String,
+    },
     /// The store has been closed, or a previous fatal error made it unusable.
     #[error("store is closed: {reason}")]
     Closed {

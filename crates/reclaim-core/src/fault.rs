@@ -253,3 +253,18 @@ impl Compactable for FaultyStore {
         self.inner.capabilities()
     }
 }
+
+/// The environment variable naming the crash point at which [`crash_point`] aborts the process.
+pub const CRASH_AT_ENV: &str = "RECLAIM_CRASH_AT";
+
+/// Aborts the process (no destructor runs, no buffer is flushed: as a kill would) when
+/// [`CRASH_AT_ENV`] names `step`. Kill tests run a child with it set to each step of a
+/// protocol in turn (e.g. the online rewrite's `rewrite.pointer_written`).
+pub fn crash_point(step: &str) {
+    static TARGET: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let target = TARGET.get_or_init(|| std::env::var(CRASH_AT_ENV).ok());
+    if target.as_deref() == Some(step) {
+        eprintln!("crash point {step}: aborting");
+        std::process::abort();
+    }
+}

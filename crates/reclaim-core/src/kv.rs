@@ -206,6 +206,40 @@ pub struct SpaceReport {
     pub reclaimable: Option<u64>,
 }
 
+/// How a compaction that runs for long inside one [`Compactable::compact_range_paced`] call
+/// (an online rewrite of the whole store) paces itself: it does about [`step_bytes`] of work,
+/// then asks [`before_step`] for its next turn.
+///
+/// [`step_bytes`]: CompactionPacer::step_bytes
+/// [`before_step`]: CompactionPacer::before_step
+pub trait CompactionPacer: Sync {
+    /// Bytes of engine data to process between two turns.
+    fn step_bytes(&self) -> u64;
+
+    /// Waits until the next step may run (a pause, a busy node, a time window). Returns
+    /// [`StorageError::Interrupted`] when the compactor is stopping: the engine must then
+    /// abandon the compaction and leave the store as it was.
+    fn before_step(&self) -> Result<(), StorageError>;
+}
+
+/// Work an unpaced compaction does between two checks: 8 MiB of engine data.
+pub const UNPACED_STEP_BYTES: u64 = 8 << 20;
+
+/// A pacer that never waits (steps of [`UNPACED_STEP_BYTES`]): a plain
+/// [`Compactable::compact_range`] call.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Unpaced;
+
+impl CompactionPacer for Unpaced {
+    fn step_bytes(&self) -> u64 {
+        UNPACED_STEP_BYTES
+    }
+
+    fn before_step(&self) -> Result<(), StorageError> {
+        Ok(())
+    }
+}
+
 /// Range compaction and disk accounting.
 ///
 /// Guarantees an implementation must give: compaction never changes what reads return, in or
@@ -215,6 +249,20 @@ pub trait Compactable: Send + Sync {
     /// Compacts the keys in `range` (either end may be unbounded) so that space held by deleted
     /// data is returned where the engine can do so.
     fn compact_range(&self, range: &KeyRange) -> Result<(), StorageError>;
+
+    /// [`Compactable::compact_range`], asking `pacer` for a turn between steps of its work, so
+    /// that an engine whose one call runs long (a rewrite of the whole store) still yields to a
+    /// busy node, pauses, and stops at shutdown ([`StorageError::Interrupted`], the store left
+    /// as it was). The default ignores the pacer: right for engines whose calls are short or
+    /// cannot be cut.
+    fn compact_range_paced(
+        &self,
+        range: &KeyRange,
+        pacer: &dyn CompactionPacer,
+    ) -> Result<(), StorageError> {
+        let _ = pacer;
+        self.compact_range(range)
+    }
 
     /// Cuts `range` into consecutive, disjoint sub-ranges whose union is `range`, each holding
     /// about `target_bytes` of the engine's data, so that a paced compaction can compact one

@@ -14,6 +14,8 @@
 //! * [`pruning`]: the [`PruningExecutor`] (crash-safe, resumable, bounded pruning of every
 //!   registered [`PruneSegment`], followed by targeted compaction) and the
 //!   [`BackgroundPruner`] loop.
+//! * [`rewrite`]: the online rewrite ([`rewrite::GenerationalStore`]), compaction for engines
+//!   that cannot compact while the node runs.
 //! * [`height`]: height-ordered keys and the read floor, for segment authors.
 //! * [`worker`]: the named thread with a wakeable [`StopSignal`] both loops run on.
 //! * [`metric`]: the names of the metrics recorded through the `metrics` facade.
@@ -33,6 +35,7 @@ pub mod metric;
 pub mod pruning;
 pub mod range;
 pub mod read_only;
+pub mod rewrite;
 pub mod worker;
 
 pub use compaction::{
@@ -42,8 +45,8 @@ pub use compaction::{
 };
 pub use error::StorageError;
 pub use kv::{
-    BatchOp, Capabilities, Compactable, CompactionAccess, CompactionScope, KvRead, KvReadExt,
-    KvStore, KvWrite, ScanOrder, SpaceReport, WriteBatch, WriteOptions,
+    BatchOp, Capabilities, Compactable, CompactionAccess, CompactionPacer, CompactionScope, KvRead,
+    KvReadExt, KvStore, KvWrite, ScanOrder, SpaceReport, Unpaced, WriteBatch, WriteOptions,
 };
 pub use memory::MemoryStore;
 pub use pruning::{

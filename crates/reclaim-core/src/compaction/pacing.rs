@@ -14,6 +14,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::error::StorageError;
+use crate::kv::CompactionPacer;
 use crate::worker::StopSignal;
 
 /// Something the node feeds that tells whether foreground work is heavy right now.
@@ -316,6 +318,61 @@ impl Pacing {
                 deferred_by_load += poll;
             }
         }
+    }
+}
+
+/// The [`CompactionPacer`] a runner hands to one engine call: between the call's steps it
+/// pauses, waits for the load signal and the time windows as between slices, and turns a stop
+/// into [`StorageError::Interrupted`]. Steps are [`Pacing::max_slice_bytes`] long (unpaced:
+/// [`crate::kv::UNPACED_STEP_BYTES`]).
+pub(crate) struct StepPacer<'a> {
+    pacing: &'a Pacing,
+    stop: &'a StopSignal,
+    waited_micros: AtomicU64,
+}
+
+impl<'a> StepPacer<'a> {
+    pub(crate) fn new(pacing: &'a Pacing, stop: &'a StopSignal) -> Self {
+        Self {
+            pacing,
+            stop,
+            waited_micros: AtomicU64::new(0),
+        }
+    }
+
+    /// How long the steps waited for their turns.
+    pub(crate) fn waited(&self) -> Duration {
+        Duration::from_micros(self.waited_micros.load(Ordering::Relaxed))
+    }
+}
+
+impl CompactionPacer for StepPacer<'_> {
+    fn step_bytes(&self) -> u64 {
+        match self.pacing.max_slice_bytes {
+            0 => crate::kv::UNPACED_STEP_BYTES,
+            bytes => bytes,
+        }
+    }
+
+    fn before_step(&self) -> Result<(), StorageError> {
+        let interrupted = StorageError::Interrupted {
+            operation: "compaction",
+        };
+        if self.stop.is_stopped() {
+            return Err(interrupted);
+        }
+        if self.pacing.is_unpaced() {
+            return Ok(());
+        }
+        if !self.pacing.pause_between_slices.is_zero()
+            && self.stop.sleep(self.pacing.pause_between_slices)
+        {
+            return Err(interrupted);
+        }
+        let turn = self.pacing.wait_turn(self.stop).ok_or(interrupted)?;
+        self.waited_micros
+            .fetch_add(duration_micros(turn.waited), Ordering::Relaxed);
+        Ok(())
     }
 }
 

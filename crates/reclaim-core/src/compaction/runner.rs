@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, error, info, warn};
 
-use crate::compaction::pacing::{Pacing, Turn};
+use crate::compaction::pacing::{Pacing, StepPacer, Turn};
 use crate::compaction::task::CompactionTask;
 use crate::error::StorageError;
 use crate::kv::{Compactable, CompactionScope};
@@ -212,7 +212,11 @@ pub fn run_task(task: &CompactionTask, pacing: &Pacing, stop: &StopSignal) -> Ta
                 metrics::histogram!(metric::COMPACTION_WAIT_SECONDS)
                     .record(turn.waited.as_secs_f64());
                 let slice_started = Instant::now();
-                let outcome = catch_unwind(AssertUnwindSafe(|| target.store.compact_range(slice)));
+                let pacer = StepPacer::new(pacing, stop);
+                let outcome = catch_unwind(AssertUnwindSafe(|| {
+                    target.store.compact_range_paced(slice, &pacer)
+                }));
+                report.waited += pacer.waited();
                 let took = slice_started.elapsed();
                 report.slices += 1;
                 report.longest_slice = report.longest_slice.max(took);
@@ -223,6 +227,12 @@ pub fn run_task(task: &CompactionTask, pacing: &Pacing, stop: &StopSignal) -> Ta
                             range = %slice, duration_ms = took.as_millis() as u64,
                             waited_ms = turn.waited.as_millis() as u64, "compaction_slice");
                         report.ranges_compacted += 1;
+                        continue;
+                    }
+                    // Shutdown stopped the call; the engine left the store as it was.
+                    Ok(Err(StorageError::Interrupted { .. })) => {
+                        info!(label, target = name, engine, range = %slice, "compaction slice interrupted by shutdown");
+                        report.ranges_skipped += 1;
                         continue;
                     }
                     Ok(Err(e)) => failure_from_error(name, slice, &e),

@@ -1,0 +1,52 @@
+//! What an engine provides to be rewritten online.
+
+use std::path::Path;
+
+use crate::error::StorageError;
+use crate::kv::{Capabilities, KvStore};
+
+/// An engine whose instances live one per directory, so that a [`super::GenerationalStore`]
+/// can keep the live one and build the next one beside it.
+///
+/// Guarantees asked of an implementation: `open` with `create` makes a new, empty instance in
+/// an empty directory, and without it refuses a directory whose files are lost
+/// ([`StorageError::Missing`]) instead of creating an empty instance; `persist` returns only
+/// when every write the instance acknowledged is on stable storage; an instance never writes
+/// outside its directory.
+pub trait GenerationEngine: Send + Sync + 'static {
+    /// One instance of the engine (one generation).
+    type Store: KvStore + 'static;
+
+    /// The engine's name, for markers, logs and errors.
+    fn name(&self) -> &'static str;
+
+    /// Opens the instance in `dir`: a new, empty one when `create` (the directory exists and is
+    /// empty), else the existing one.
+    fn open(&self, dir: &Path, create: bool) -> Result<Self::Store, StorageError>;
+
+    /// Makes every write `store` acknowledged durable.
+    fn persist(&self, store: &Self::Store) -> Result<(), StorageError>;
+
+    /// Closes `store` for good; its directory `dir` is removed next. The default drops it.
+    fn close(&self, store: Self::Store, dir: &Path) -> Result<(), StorageError> {
+        let _ = dir;
+        drop(store);
+        Ok(())
+    }
+
+    /// Forgets anything this process keeps about the instance in `dir` (a cached handle)
+    /// before that directory is removed without having been opened by this store.
+    fn forget(&self, dir: &Path) {
+        let _ = dir;
+    }
+
+    /// Free bytes the engine must always leave on its file system (a rewrite needs this on top
+    /// of the copy); 0 when it copes with a full disk.
+    fn free_space_reserve(&self) -> u64 {
+        0
+    }
+
+    /// What one instance promises; the generational store declares the same, except that its
+    /// compaction is [`crate::kv::CompactionAccess::Online`] and rewrites the whole store.
+    fn capabilities(&self) -> Capabilities;
+}

@@ -1,0 +1,269 @@
+//! The online rewrite ([`GenerationalStore`]) on an in-memory engine: what it copies while a
+//! writer keeps writing, how it stops, gives up and cleans up. Crash safety at every step is
+//! tested on the real engines (`reclaim-conformance`'s rewrite kill test).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+use reclaim_core::rewrite::{GenerationEngine, GenerationalStore, RewriteSettings};
+use reclaim_core::{
+    Capabilities, Compactable, CompactionAccess, CompactionPacer, CompactionScope, KeyRange,
+    KvRead, KvReadExt, KvWrite, MemoryStore, ScanOrder, StorageError, WriteBatch, WriteOptions,
+};
+
+/// Each generation is a fresh in-memory store (nothing survives a reopen: enough for what
+/// happens inside one process).
+struct MemoryGenerations;
+
+impl GenerationEngine for MemoryGenerations {
+    type Store = MemoryStore;
+
+    fn name(&self) -> &'static str {
+        "memory"
+    }
+
+    fn open(&self, dir: &Path, create: bool) -> Result<MemoryStore, StorageError> {
+        if create {
+            std::fs::write(dir.join("memory"), b"in memory").unwrap();
+        }
+        Ok(MemoryStore::new())
+    }
+
+    fn persist(&self, _store: &MemoryStore) -> Result<(), StorageError> {
+        Ok(())
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        MemoryStore::new().capabilities()
+    }
+}
+
+/// Steps of `step` bytes; interrupts after `allow` steps (`u32::MAX`: never).
+struct TinySteps {
+    step: u64,
+    allow: u32,
+    taken: AtomicU32,
+}
+
+impl TinySteps {
+    fn new(step: u64, allow: u32) -> Self {
+        Self {
+            step,
+            allow,
+            taken: AtomicU32::new(0),
+        }
+    }
+}
+
+impl CompactionPacer for TinySteps {
+    fn step_bytes(&self) -> u64 {
+        self.step
+    }
+
+    fn before_step(&self) -> Result<(), StorageError> {
+        if self.taken.fetch_add(1, Ordering::SeqCst) >= self.allow {
+            return Err(StorageError::Interrupted { operation: "test" });
+        }
+        // Long enough for the writer to get writes in between steps.
+        std::thread::sleep(std::time::Duration::from_micros(200));
+        Ok(())
+    }
+}
+
+fn open(dir: &Path, settings: RewriteSettings) -> Arc<GenerationalStore<MemoryGenerations>> {
+    Arc::new(GenerationalStore::open_with(dir, MemoryGenerations, settings).unwrap())
+}
+
+fn contents(store: &dyn KvRead) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    store
+        .iter(KeyRange::full(), ScanOrder::Ascending)
+        .map(Result::unwrap)
+        .collect()
+}
+
+fn fill(store: &dyn KvWrite, keys: u32) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    let mut model = BTreeMap::new();
+    let mut batch = WriteBatch::new();
+    for i in 0..keys {
+        let (k, v) = (format!("k{i:06}").into_bytes(), vec![(i % 251) as u8; 100]);
+        batch.put(k.clone(), v.clone());
+        model.insert(k, v);
+    }
+    store.write(batch, WriteOptions::DURABLE).unwrap();
+    model
+}
+
+/// A tiny deterministic generator (no dependency on a seeded RNG's stability).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+}
+
+/// A writer applies puts, deletes and range deletes, in one thread, while rewrites run with
+/// steps small enough that every write lands between copy steps; after each rewrite the store
+/// holds exactly what the writer wrote.
+#[test]
+fn a_rewrite_under_writes_holds_exactly_what_was_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), RewriteSettings::default());
+    let model = Arc::new(parking_lot::Mutex::new(fill(store.as_ref(), 2_000)));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (store, model, stop) = (Arc::clone(&store), Arc::clone(&model), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let mut rng = Lcg(7);
+            let mut writes = 0u32;
+            while !stop.load(Ordering::SeqCst) || writes < 2_000 {
+                let mut batch = WriteBatch::new();
+                let mut model = model.lock();
+                for _ in 0..1 + rng.next() % 4 {
+                    let index = rng.next() % 3_000;
+                    let key = format!("k{index:06}").into_bytes();
+                    match rng.next() % 10 {
+                        0..=5 => {
+                            let value = vec![(rng.next() % 256) as u8; (rng.next() % 300) as usize];
+                            batch.put(key.clone(), value.clone());
+                            model.insert(key, value);
+                        }
+                        6..=8 => {
+                            batch.delete(key.clone());
+                            model.remove(&key);
+                        }
+                        _ => {
+                            let end = format!("k{:06}", index + rng.next() % 20).into_bytes();
+                            if let Ok(range) = KeyRange::new(Some(key.clone()), Some(end)) {
+                                let doomed: Vec<_> = model
+                                    .range(key.clone()..)
+                                    .map(|(k, _)| k.clone())
+                                    .filter(|k| range.contains(k))
+                                    .collect();
+                                for k in doomed {
+                                    model.remove(&k);
+                                }
+                                batch.delete_range(range);
+                            }
+                        }
+                    }
+                }
+                // The model and the store change under one lock: the model's order is the
+                // store's order.
+                store.write(batch, WriteOptions::BUFFERED).unwrap();
+                drop(model);
+                writes += 1;
+            }
+        })
+    };
+    let mut replayed = 0;
+    for round in 0..5 {
+        store
+            .compact_range_paced(&KeyRange::full(), &TinySteps::new(2_000, u32::MAX))
+            .unwrap();
+        let stats = store.last_rewrite().unwrap();
+        assert_eq!(stats.generation, 2 + round);
+        assert!(stats.entries_copied > 1_000, "{stats:?}");
+        replayed += stats.batches_replayed;
+        let model = model.lock();
+        assert_eq!(contents(store.as_ref()), *model, "after rewrite {round}");
+    }
+    stop.store(true, Ordering::SeqCst);
+    writer.join().unwrap();
+    assert!(
+        replayed > 100,
+        "only {replayed} writes landed during the rewrites"
+    );
+    assert_eq!(contents(store.as_ref()), *model.lock());
+    let stats = store.last_rewrite().unwrap();
+    eprintln!("last rewrite: {stats:?}");
+    // Only the live generation is left on disk.
+    let generations: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.unwrap().file_name().into_string().ok())
+        .filter(|n| n.starts_with("gen-"))
+        .collect();
+    assert_eq!(generations, vec![format!("gen-{:06}", store.generation())]);
+}
+
+#[test]
+fn a_stop_between_steps_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), RewriteSettings::default());
+    let model = fill(store.as_ref(), 3_000);
+    let err = store
+        .compact_range_paced(&KeyRange::full(), &TinySteps::new(4_096, 3))
+        .unwrap_err();
+    assert!(matches!(err, StorageError::Interrupted { .. }), "{err}");
+    assert_eq!(store.generation(), 1);
+    assert_eq!(contents(store.as_ref()), model);
+    assert!(!dir.path().join("gen-000002").exists());
+    // Writes after the abandoned rewrite are not captured any more, and work.
+    let mut batch = WriteBatch::new();
+    batch.put(b"after".to_vec(), b"x".to_vec());
+    store.write(batch, WriteOptions::DURABLE).unwrap();
+    store.compact_range(&KeyRange::full()).unwrap();
+    assert_eq!(store.generation(), 2);
+    assert_eq!(store.get(b"after").unwrap().as_deref(), Some(&b"x"[..]));
+}
+
+/// Writes that outgrow the capture bound make the rewrite give up; nothing is lost.
+#[test]
+fn writes_outrunning_the_capture_bound_make_it_give_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = RewriteSettings {
+        capture_limit_bytes: 4_096,
+        ..RewriteSettings::default()
+    };
+    let store = open(dir.path(), settings);
+    let mut model = fill(store.as_ref(), 1_000);
+    /// Writes 10 KiB before each step: more than the bound.
+    struct Flood<'a>(&'a GenerationalStore<MemoryGenerations>, AtomicU32);
+    impl CompactionPacer for Flood<'_> {
+        fn step_bytes(&self) -> u64 {
+            1_000
+        }
+        fn before_step(&self) -> Result<(), StorageError> {
+            let n = self.1.fetch_add(1, Ordering::SeqCst);
+            let mut batch = WriteBatch::new();
+            batch.put(format!("flood{n:04}").into_bytes(), vec![1; 10_240]);
+            self.0.write(batch, WriteOptions::BUFFERED)
+        }
+    }
+    let flood = Flood(store.as_ref(), AtomicU32::new(0));
+    let err = store
+        .compact_range_paced(&KeyRange::full(), &flood)
+        .unwrap_err();
+    assert!(matches!(err, StorageError::Overtaken { .. }), "{err}");
+    assert_eq!(store.generation(), 1);
+    for n in 0..flood.1.load(Ordering::SeqCst) {
+        model.insert(format!("flood{n:04}").into_bytes(), vec![1; 10_240]);
+    }
+    assert_eq!(contents(store.as_ref()), model);
+    assert!(!dir.path().join("gen-000002").exists());
+}
+
+#[test]
+fn an_open_keeps_only_the_generation_current_names() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(open(dir.path(), RewriteSettings::default()));
+    std::fs::create_dir(dir.path().join("gen-000002")).unwrap();
+    std::fs::write(dir.path().join("gen-000002/partial"), b"x").unwrap();
+    let store = open(dir.path(), RewriteSettings::default());
+    assert_eq!(store.generation(), 1);
+    assert!(!dir.path().join("gen-000002").exists());
+    let caps = store.capabilities();
+    assert_eq!(caps.compaction_access, CompactionAccess::Online);
+    assert_eq!(caps.compaction_scope, CompactionScope::WholeStore);
+    drop(store);
+    // A lost pointer is refused, not replaced by an empty store.
+    std::fs::remove_file(dir.path().join("CURRENT")).unwrap();
+    let err = GenerationalStore::open(dir.path(), MemoryGenerations).unwrap_err();
+    assert!(matches!(err, StorageError::Missing { .. }), "{err}");
+}
