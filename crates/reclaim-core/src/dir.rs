@@ -133,6 +133,18 @@ impl StoreDirLock {
     }
 }
 
+/// [`StoreDirLock::require`] for an entry `name` inside `dir` (a subdirectory of a locked store,
+/// such as one generation of a [`crate::rewrite::GenerationalStore`]) that must exist.
+pub fn require_entry(
+    dir: &Path,
+    engine: &'static str,
+    name: &str,
+    kind: EntryKind,
+    what: &'static str,
+) -> Result<(), StorageError> {
+    StoreDirLock::require_in(dir, false, engine, name, kind, what)
+}
+
 /// Creates (if needed), locks and checks the store directory `path` for `engine`.
 ///
 /// Errors, each changing nothing on disk: `path` is a file or cannot be created

@@ -5,21 +5,29 @@
 //! ## How compaction works here, and what it costs
 //!
 //! redb keeps every table in one file and frees pages in place; a large delete can *double* the
-//! file until [`redb::Database::compact`] rewrites it. `compact` needs `&mut Database` and no live
-//! transaction, so the adapter keeps the database behind a read-write lock:
+//! file until it is rewritten. redb's own [`redb::Database::compact`] rewrites it in place but
+//! needs the database to itself: every read and write waits for it, for a time that grows with
+//! the live data. So the store is kept as *generations* ([`reclaim_core::rewrite`]): each
+//! generation directory holds one redb file, and compaction is the core's online rewrite, which
+//! copies the live data into a fresh file while reads and writes go on, and switches over under
+//! a write lock held for a few flushes. Declared as [`CompactionAccess::Online`] and
+//! [`CompactionScope::WholeStore`].
 //!
-//! * every read and write holds the lock **shared** for the length of one transaction (scans are
-//!   bounded, so no transaction outlives a call);
-//! * compaction takes it **exclusively**, then calls `compact` until it reports no more progress.
+//! ```text
+//! DIR/
+//!   RECLAIM_BACKEND, reclaim.lock, CURRENT   (reclaim_core::dir, reclaim_core::rewrite)
+//!   gen-000003/store.redb                    the live generation
+//! ```
 //!
-//! Other threads therefore *wait* while compaction runs; they never fail because of it. A range
-//! request compacts the whole file (redb has no range form): declared as
-//! [`CompactionScope::WholeStore`] and [`CompactionAccess::PausesAll`].
+//! One generation ([`RedbFile`]) still compacts in place when asked directly
+//! ([`RedbFile::compact_range`]): that is redb's `compact` under an exclusive lock.
 //!
 //! ## Invariants
 //!
-//! * The store is a directory holding `store.redb`, reclaim's engine marker and lock
-//!   ([`reclaim_core::dir`]): a second opener gets [`StorageError::Locked`].
+//! * The store is a directory holding its generations, reclaim's engine marker and lock
+//!   ([`reclaim_core::dir`]): a second opener gets [`StorageError::Locked`]. A store written by
+//!   an earlier reclaim (one `store.redb` beside the marker, no `CURRENT`) is refused as
+//!   [`StorageError::Corrupt`] with that explanation.
 //! * Every [`WriteBatch`] is one redb write transaction: all or nothing, also across a crash.
 //!   [`WriteOptions::sync`] maps to [`Durability::Immediate`], otherwise [`Durability::None`]
 //!   (durable at the next synced commit; never torn).
@@ -32,11 +40,12 @@ mod reader;
 pub use reader::RedbReader;
 
 use parking_lot::RwLock;
-use reclaim_core::dir::{EntryKind, StoreDirLock, directory_size, open_store_dir};
+use reclaim_core::dir::directory_size;
 use reclaim_core::kv::{KeyValue, collect_scan, contained};
+use reclaim_core::rewrite::{GenerationEngine, GenerationLayout, GenerationalStore};
 use reclaim_core::{
-    BatchOp, Capabilities, Compactable, CompactionAccess, CompactionScope, KeyRange, KvRead,
-    KvWrite, ScanOrder, SpaceReport, StorageError, WriteBatch, WriteOptions,
+    BatchOp, Capabilities, Compactable, CompactionAccess, CompactionPacer, CompactionScope,
+    KeyRange, KvRead, KvWrite, ScanOrder, SpaceReport, StorageError, WriteBatch, WriteOptions,
 };
 use redb::{Database, Durability, ReadableDatabase, TableDefinition};
 use tracing::debug;
@@ -55,21 +64,101 @@ const MAX_COMPACTION_ROUNDS: u32 = 4;
 
 const TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("reclaim");
 
-/// A reclaim store on redb.
-pub struct RedbStore {
+/// One generation of a redb store: one redb file, compacted in place (redb's `compact`, every
+/// other access waiting) when asked directly.
+pub struct RedbFile {
     db: RwLock<Database>,
-    path: PathBuf,
+    file: PathBuf,
     /// Set when redb panicked inside a call: the handle refuses every later call.
     poisoned: AtomicBool,
-    _lock: StoreDirLock,
+}
+
+impl std::fmt::Debug for RedbFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedbFile")
+            .field("file", &self.file)
+            .finish()
+    }
+}
+
+/// redb as a [`GenerationEngine`]: one [`RedbFile`] per generation directory.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RedbEngine;
+
+impl GenerationEngine for RedbEngine {
+    type Store = RedbFile;
+
+    fn name(&self) -> &'static str {
+        ENGINE
+    }
+
+    fn open(&self, dir: &Path, create: bool) -> Result<RedbFile, StorageError> {
+        let file = dir.join(DB_FILE);
+        if !create {
+            // Never create a new, empty file in place of a lost one.
+            reclaim_core::dir::require_entry(
+                dir,
+                ENGINE,
+                DB_FILE,
+                reclaim_core::dir::EntryKind::File,
+                "database file",
+            )?;
+        }
+        let db = open_database(dir, &file, || Database::create(&file))?;
+        let store = RedbFile {
+            db: RwLock::new(db),
+            file,
+            poisoned: AtomicBool::new(false),
+        };
+        // Create the table once so that reads never meet a missing table.
+        store.write(WriteBatch::new(), WriteOptions::DURABLE)?;
+        Ok(store)
+    }
+
+    /// A synced empty commit: redb then has every earlier commit on stable storage.
+    fn persist(&self, store: &RedbFile) -> Result<(), StorageError> {
+        store.write(WriteBatch::new(), WriteOptions::DURABLE)
+    }
+
+    /// The copy is written in many transactions, each freeing the pages the previous one
+    /// wrote on the tree's right edge: compact the new file in place before it goes live (its
+    /// exclusive lock holds up nobody yet).
+    fn settle(&self, store: &RedbFile) -> Result<(), StorageError> {
+        store.compact_range(&KeyRange::full())
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        RedbFile::CAPABILITIES
+    }
+}
+
+/// A reclaim store on redb, kept as generations and compacted online (see the crate docs).
+pub struct RedbStore {
+    inner: GenerationalStore<RedbEngine>,
 }
 
 impl std::fmt::Debug for RedbStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedbStore")
-            .field("path", &self.path)
+            .field("path", &self.inner.path())
+            .field("generation", &self.inner.generation())
             .finish()
     }
+}
+
+/// The database file of the live generation of the redb store in `dir` (for tools and tests
+/// that look at the file itself).
+pub fn live_database_file(dir: &Path) -> Result<PathBuf, StorageError> {
+    let layout = GenerationLayout::new(dir);
+    let number = layout
+        .read_current(ENGINE)?
+        .ok_or_else(|| StorageError::Missing {
+            engine: ENGINE,
+            path: layout.current_path(),
+            what: "generation pointer (CURRENT)",
+            detail: "it does not exist".into(),
+        })?;
+    Ok(layout.dir(number).join(DB_FILE))
 }
 
 fn engine_error(operation: &'static str, error: impl Into<redb::Error>) -> StorageError {
@@ -125,8 +214,9 @@ fn open_error(dir: &Path, file: &Path, e: redb::DatabaseError) -> StorageError {
     }
 }
 
-impl RedbStore {
-    /// What this adapter declares (the read-only [`RedbReader`] declares the same).
+impl RedbFile {
+    /// What one generation declares: its own compaction is redb's `compact`, which every other
+    /// access waits for.
     pub const CAPABILITIES: Capabilities = Capabilities {
         engine: ENGINE,
         // `retain_in` deletes key by key inside one transaction: atomic, but O(keys) writes.
@@ -138,33 +228,8 @@ impl RedbStore {
         max_key_bytes: MAX_KEY_BYTES,
     };
 
-    /// Opens (creating if needed) the store in directory `path`.
-    pub fn open(path: impl AsRef<Path>) -> Result<Self, StorageError> {
-        let path = path.as_ref().to_owned();
-        let lock = open_store_dir(&path, ENGINE)?;
-        // An existing store must still have its file: never create a new, empty one in place
-        // of a lost one (a deleted file, a dangling link, an unmounted volume).
-        lock.require(ENGINE, DB_FILE, EntryKind::File, "database file")?;
-        let file = path.join(DB_FILE);
-        let db = open_database(&path, &file, || Database::create(&file))?;
-        let store = Self {
-            db: RwLock::new(db),
-            path,
-            poisoned: AtomicBool::new(false),
-            _lock: lock,
-        };
-        // Create the table once so that reads never meet a missing table.
-        store.write(WriteBatch::new(), WriteOptions::DURABLE)?;
-        Ok(store)
-    }
-
-    /// The store directory.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Bytes redb reports as allocated but unused (what compaction can give back), read from a
-    /// write transaction's statistics.
+    /// Bytes redb reports as allocated but unused (what a compaction can give back), read from
+    /// a write transaction's statistics.
     pub fn fragmented_bytes(&self) -> Result<u64, StorageError> {
         contained(ENGINE, "stats", &self.poisoned, || {
             let db = self.db.read();
@@ -176,6 +241,60 @@ impl RedbStore {
             Ok(stats.fragmented_bytes())
         })
     }
+}
+
+impl RedbStore {
+    /// What this adapter declares (the read-only [`RedbReader`] declares the same).
+    pub const CAPABILITIES: Capabilities = Capabilities {
+        compaction_access: CompactionAccess::Online,
+        ..RedbFile::CAPABILITIES
+    };
+
+    /// Opens (creating if needed) the store in directory `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StorageError> {
+        let path = path.as_ref();
+        refuse_single_file_layout(path)?;
+        Ok(Self {
+            inner: GenerationalStore::open(path, RedbEngine)?,
+        })
+    }
+
+    /// The store directory.
+    pub fn path(&self) -> &Path {
+        self.inner.path()
+    }
+
+    /// The live generation's number (one more after each compaction).
+    pub fn generation(&self) -> u64 {
+        self.inner.generation()
+    }
+
+    /// Bytes redb reports as allocated but unused in the live generation.
+    pub fn fragmented_bytes(&self) -> Result<u64, StorageError> {
+        self.inner.with_live(RedbFile::fragmented_bytes)
+    }
+
+    /// The generations and the online rewrite underneath.
+    pub fn generations(&self) -> &GenerationalStore<RedbEngine> {
+        &self.inner
+    }
+}
+
+/// Refuses a store written by an earlier reclaim: one `store.redb` beside the marker and no
+/// generation pointer.
+fn refuse_single_file_layout(path: &Path) -> Result<(), StorageError> {
+    let layout = GenerationLayout::new(path);
+    if path.join(DB_FILE).is_file() && !layout.current_path().exists() {
+        return Err(StorageError::Corrupt {
+            engine: ENGINE,
+            path: path.to_owned(),
+            detail: format!(
+                "it holds {DB_FILE} without {}: the single-file layout of an earlier reclaim, which this version does not open (copy the data out with that version)",
+                reclaim_core::rewrite::CURRENT_FILE
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// A point read in one read transaction of `db` (a read-write or a read-only database).
@@ -212,7 +331,7 @@ fn read_scan(
     })
 }
 
-impl KvRead for RedbStore {
+impl KvRead for RedbFile {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
         contained(ENGINE, "get", &self.poisoned, || {
             read_get(&*self.db.read(), key)
@@ -231,7 +350,7 @@ impl KvRead for RedbStore {
     }
 }
 
-impl KvWrite for RedbStore {
+impl KvWrite for RedbFile {
     fn write(&self, batch: WriteBatch, options: WriteOptions) -> Result<(), StorageError> {
         contained(ENGINE, "write", &self.poisoned, || {
             let db = self.db.read();
@@ -274,7 +393,7 @@ impl KvWrite for RedbStore {
     }
 }
 
-impl Compactable for RedbStore {
+impl Compactable for RedbFile {
     fn compact_range(&self, range: &KeyRange) -> Result<(), StorageError> {
         contained(ENGINE, "compact_range", &self.poisoned, || {
             if range.is_empty() {
@@ -286,11 +405,11 @@ impl Compactable for RedbStore {
             // pages they freed can be released. A compaction round can end with the file *larger*
             // (redb relocates pages before it truncates), and the next round then shrinks it: run
             // rounds while the file keeps shrinking.
-            let file = self.path.join(DB_FILE);
+            let file = &self.file;
             let file_size = || {
-                std::fs::metadata(&file)
+                std::fs::metadata(file)
                     .map(|m| m.len())
-                    .map_err(|e| StorageError::io_at("stat redb file", &file, e))
+                    .map_err(|e| StorageError::io_at("stat redb file", file, e))
             };
             let mut smallest = file_size()?;
             let mut passes = 0u32;
@@ -315,7 +434,10 @@ impl Compactable for RedbStore {
     }
 
     fn size_on_disk(&self) -> Result<u64, StorageError> {
-        directory_size(&self.path)
+        match self.file.parent() {
+            Some(dir) => directory_size(dir),
+            None => Ok(0),
+        }
     }
 
     /// redb's own count of allocated but unused bytes (`fragmented_bytes`, read in a write
@@ -325,6 +447,54 @@ impl Compactable for RedbStore {
             on_disk: self.size_on_disk()?,
             reclaimable: Some(self.fragmented_bytes()?),
         })
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Self::CAPABILITIES
+    }
+}
+
+impl KvRead for RedbStore {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        self.inner.get(key)
+    }
+
+    fn scan(
+        &self,
+        range: &KeyRange,
+        order: ScanOrder,
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StorageError> {
+        self.inner.scan(range, order, limit)
+    }
+}
+
+impl KvWrite for RedbStore {
+    fn write(&self, batch: WriteBatch, options: WriteOptions) -> Result<(), StorageError> {
+        self.inner.write(batch, options)
+    }
+}
+
+/// Compaction is the core's online rewrite into a new generation.
+impl Compactable for RedbStore {
+    fn compact_range(&self, range: &KeyRange) -> Result<(), StorageError> {
+        self.inner.compact_range(range)
+    }
+
+    fn compact_range_paced(
+        &self,
+        range: &KeyRange,
+        pacer: &dyn CompactionPacer,
+    ) -> Result<(), StorageError> {
+        self.inner.compact_range_paced(range, pacer)
+    }
+
+    fn size_on_disk(&self) -> Result<u64, StorageError> {
+        self.inner.size_on_disk()
+    }
+
+    fn space_report(&self) -> Result<SpaceReport, StorageError> {
+        self.inner.space_report()
     }
 
     fn capabilities(&self) -> Capabilities {

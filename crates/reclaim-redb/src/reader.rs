@@ -9,7 +9,10 @@ use reclaim_core::kv::{KeyValue, contained};
 use reclaim_core::{KeyRange, KvRead, ReadOnly, ScanOrder, StorageError};
 use redb::ReadOnlyDatabase;
 
-use crate::{DB_FILE, ENGINE, RedbStore, open_database, read_get, read_scan};
+use crate::{
+    DB_FILE, ENGINE, RedbStore, live_database_file, open_database, read_get, read_scan,
+    refuse_single_file_layout,
+};
 
 /// A redb store opened read-only, as a [`ReadOnly`] store: writes and compactions are refused
 /// with [`StorageError::ReadOnly`]; nothing under the store directory is written, so it works
@@ -37,8 +40,23 @@ impl RedbReader {
     pub fn open(path: impl AsRef<Path>) -> Result<ReadOnly<Self>, StorageError> {
         let path = path.as_ref().to_owned();
         let lock = open_store_dir_read_only(&path, ENGINE)?;
-        lock.require(ENGINE, DB_FILE, EntryKind::File, "database file")?;
-        let file = path.join(DB_FILE);
+        refuse_single_file_layout(&path)?;
+        lock.require(
+            ENGINE,
+            reclaim_core::rewrite::CURRENT_FILE,
+            EntryKind::File,
+            "generation pointer (CURRENT)",
+        )?;
+        let file = live_database_file(&path)?;
+        let relative = file
+            .strip_prefix(&path)
+            .unwrap_or(std::path::Path::new(DB_FILE));
+        lock.require(
+            ENGINE,
+            &relative.to_string_lossy(),
+            EntryKind::File,
+            "database file",
+        )?;
         let db = open_database(&path, &file, || ReadOnlyDatabase::open(&file))?;
         let reader = Self {
             db,

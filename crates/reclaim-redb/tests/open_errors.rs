@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use reclaim_conformance::damage::{check_damaged, fill, flip_bytes, truncate};
 use reclaim_core::{KvStore, StorageError};
-use reclaim_redb::{DB_FILE, RedbStore};
+use reclaim_redb::{RedbStore, live_database_file};
 
 fn filled_store() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -25,7 +25,7 @@ fn open(
 #[test]
 fn flipped_bytes_are_a_corruption_error() {
     let dir = filled_store();
-    flip_bytes(&dir.path().join(DB_FILE), 7);
+    flip_bytes(&live_database_file(dir.path()).unwrap(), 7);
     let err =
         check_damaged(open(dir.path())).expect("a file with every 7th byte flipped must not open");
     assert!(
@@ -40,7 +40,7 @@ fn flipped_bytes_are_a_corruption_error() {
 #[test]
 fn a_truncated_file_never_panics_or_returns_wrong_data() {
     let dir = filled_store();
-    truncate(&dir.path().join(DB_FILE), 0.5);
+    truncate(&live_database_file(dir.path()).unwrap(), 0.5);
     check_damaged(open(dir.path()));
 }
 
@@ -48,7 +48,7 @@ fn a_truncated_file_never_panics_or_returns_wrong_data() {
 fn a_file_that_is_not_redb_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     drop(RedbStore::open(dir.path()).unwrap());
-    std::fs::write(dir.path().join(DB_FILE), vec![0x42; 4096]).unwrap();
+    std::fs::write(live_database_file(dir.path()).unwrap(), vec![0x42; 4096]).unwrap();
     let err = RedbStore::open(dir.path()).unwrap_err();
     assert!(err.to_string().contains("redb"), "{err}");
 }
@@ -76,5 +76,21 @@ fn compaction_shrinks_the_file_and_reports_no_fragmentation() {
     reclaim_core::Compactable::compact_range(&store, &reclaim_core::KeyRange::full()).unwrap();
     let after = reclaim_core::Compactable::size_on_disk(&store).unwrap();
     assert!(after < before / 2, "{before} -> {after}");
-    assert!(store.fragmented_bytes().unwrap() < 64 << 10);
+    let fragmented = store.fragmented_bytes().unwrap();
+    assert!(
+        fragmented < 64 << 10,
+        "{fragmented} bytes fragmented after {after}"
+    );
+}
+
+#[test]
+fn a_store_of_the_single_file_layout_is_refused_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(RedbStore::open(dir.path()).unwrap());
+    let file = live_database_file(dir.path()).unwrap();
+    std::fs::rename(&file, dir.path().join(reclaim_redb::DB_FILE)).unwrap();
+    std::fs::remove_file(dir.path().join(reclaim_core::rewrite::CURRENT_FILE)).unwrap();
+    let err = RedbStore::open(dir.path()).unwrap_err();
+    assert!(matches!(err, StorageError::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains("single-file layout"), "{err}");
 }

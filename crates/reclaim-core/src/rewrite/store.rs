@@ -387,6 +387,7 @@ impl<E: GenerationEngine> GenerationalStore<E> {
             crash_point("rewrite.copy_step");
         }
         crash_point("rewrite.copied");
+        self.engine.settle(target)?;
         self.engine.persist(target)?;
         for _ in 0..self.settings.max_catch_up_rounds {
             let (replayed_bytes, replayed) = self.replay(capture, target)?;
