@@ -35,6 +35,7 @@ pub mod executor;
 pub mod memory;
 pub mod pacing;
 pub mod report;
+pub mod rewrite_kill;
 
 /// Opens the store kept in a directory (creating it if needed).
 pub type OpenFn = dyn Fn(&Path) -> Result<Arc<dyn KvStore>, StorageError> + Send + Sync;
