@@ -24,11 +24,15 @@ struct Tmpfs {
 
 impl Tmpfs {
     fn mount() -> Result<Self, String> {
+        Self::mount_sized(FS_BYTES)
+    }
+
+    fn mount_sized(bytes: u64) -> Result<Self, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let mount = dir.path().join("fs");
         std::fs::create_dir(&mount).map_err(|e| e.to_string())?;
         let output = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={FS_BYTES}"), "tmpfs"])
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
             .arg(&mount)
             .output()
             .map_err(|e| format!("cannot run mount: {e}"))?;
@@ -116,6 +120,32 @@ fn full_disk(engine: &str, open: fn(&Path) -> Result<Arc<dyn KvStore>, StorageEr
             store.get(&key(i)).unwrap(),
             Some(random_bytes(u64::from(i), VALUE_BYTES)),
             "{engine}: acknowledged write {i} lost"
+        );
+    }
+    // Room for the engine's reserve but not for a copy of everything: a compaction that
+    // rewrites online refuses or stops cleanly (or compacts in place), never losing a write or
+    // leaving a half-built generation behind.
+    match store.compact_range(&KeyRange::full()) {
+        Ok(()) => eprintln!("{engine}: compaction with little room succeeded"),
+        Err(e) => {
+            eprintln!("{engine}: compaction with little room refused: {e}");
+            assert!(
+                matches!(e, StorageError::NoSpace { .. }),
+                "{engine}: not a NoSpace: {e}"
+            );
+        }
+    }
+    let generations = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.unwrap().file_name().into_string().ok())
+        .filter(|n| n.starts_with("gen-"))
+        .count();
+    assert!(generations <= 1, "{engine}: {generations} generations left");
+    for i in 0..acknowledged {
+        assert_eq!(
+            store.get(&key(i)).unwrap(),
+            Some(random_bytes(u64::from(i), VALUE_BYTES)),
+            "{engine}: write {i} lost by a compaction without room"
         );
     }
     // Space is back: delete most data, compact, and write again.
@@ -274,4 +304,99 @@ fn rocksdb_full_disk() {
             dir, options,
         )?))
     });
+}
+
+/// An online rewrite whose copy does not fit: a store of about 10 MiB live data on a file
+/// system left with `room` bytes free. The compaction refuses or stops cleanly with
+/// [`StorageError::NoSpace`] (or, for an engine that can, compacts in place): every write is
+/// still there, only one generation is left, and once space is freed the rewrite runs.
+fn rewrite_without_room(
+    engine: &str,
+    room: u64,
+    open: fn(&Path) -> Result<Arc<dyn KvStore>, StorageError>,
+) {
+    let fs = match Tmpfs::mount_sized(128 << 20) {
+        Ok(fs) => fs,
+        Err(why) => {
+            eprintln!(
+                "rewrite-without-room test for {engine} skipped: cannot mount a tmpfs ({why})"
+            );
+            return;
+        }
+    };
+    let dir = fs.mount.join("store");
+    let store = open(&dir).unwrap();
+    let writes = 160u32;
+    for i in 0..writes {
+        let mut batch = WriteBatch::new();
+        batch.put(key(i), random_bytes(u64::from(i), VALUE_BYTES));
+        store.write(batch, WriteOptions::DURABLE).unwrap();
+    }
+    let free = reclaim::dir::available_space(&fs.mount).unwrap();
+    eprintln!(
+        "{engine}: {} bytes on disk, {free} free before the ballast",
+        store.size_on_disk().unwrap()
+    );
+    let ballast = fs.mount.join("ballast");
+    std::fs::write(&ballast, vec![0u8; free.saturating_sub(room) as usize]).unwrap();
+    let generations = || {
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.unwrap().file_name().into_string().ok())
+            .filter(|n| n.starts_with("gen-"))
+            .collect::<Vec<_>>()
+    };
+    let before = generations();
+    match store.compact_range(&KeyRange::full()) {
+        Ok(()) => eprintln!("{engine}: compaction without room for a copy succeeded in place"),
+        Err(e) => {
+            eprintln!("{engine}: compaction without room for a copy refused: {e}");
+            assert!(matches!(e, StorageError::NoSpace { .. }), "{engine}: {e}");
+            assert_eq!(
+                generations(),
+                before,
+                "{engine}: a refused rewrite changed the layout"
+            );
+        }
+    }
+    assert_eq!(generations().len(), 1, "{engine}: {:?}", generations());
+    for i in 0..writes {
+        assert_eq!(
+            store.get(&key(i)).unwrap(),
+            Some(random_bytes(u64::from(i), VALUE_BYTES)),
+            "{engine}: write {i} lost"
+        );
+    }
+    std::fs::remove_file(&ballast).unwrap();
+    eprintln!(
+        "{engine}: {} bytes on disk, {} free once the ballast is gone",
+        store.size_on_disk().unwrap(),
+        reclaim::dir::available_space(&fs.mount).unwrap()
+    );
+    store
+        .compact_range(&KeyRange::full())
+        .expect("compaction once space is back");
+    assert_eq!(generations().len(), 1);
+    assert_eq!(
+        store.get(&key(writes - 1)).unwrap(),
+        Some(random_bytes(u64::from(writes - 1), VALUE_BYTES))
+    );
+}
+
+#[test]
+#[cfg(feature = "redb")]
+fn redb_rewrite_without_room() {
+    rewrite_without_room("redb", 4 << 20, |dir| {
+        Ok(Arc::new(reclaim::redb::RedbStore::open(dir)?))
+    });
+}
+
+#[test]
+#[cfg(feature = "sled")]
+fn sled_rewrite_without_room() {
+    rewrite_without_room(
+        "sled",
+        reclaim::sled::FREE_SPACE_RESERVE + (3 << 20),
+        |dir| Ok(Arc::new(reclaim::sled::SledStore::open(dir)?)),
+    );
 }

@@ -18,7 +18,7 @@
 //!    also queued (in memory, under the store's write lock, after it was applied).
 //! 2. **Copy.** The live data is copied in key order, one bounded scan at a time, into the new
 //!    generation; after each step the queued writes are replayed onto it in order. A step is
-//!    [`CompactionPacer::step_bytes`] long and waits for its turn, so the copy yields to a busy
+//!    [`crate::kv::CompactionPacer::step_bytes`] long and waits for its turn, so the copy yields to a busy
 //!    node, pauses, and stops at shutdown.
 //! 3. **Catch up and switch.** The new generation is made durable, the queue drained until it is
 //!    short; then, holding the write lock (writers wait, readers do not), the last queued writes

@@ -278,9 +278,12 @@ impl<E: GenerationEngine> GenerationalStore<E> {
         let old = self.live();
         let number = old.number + 1;
         let space = old.store.space_report()?;
-        let live_estimate = space.on_disk.saturating_sub(space.reclaimable.unwrap_or(0));
-        // The copy holds at most the live data; a tenth more covers the engine's layout.
-        self.ensure_free_space(live_estimate.saturating_add(live_estimate / 10))?;
+        // The copy holds the live data; a tenth more covers the engine's layout. An engine
+        // that cannot estimate its live data is checked step by step only.
+        let live_estimate = space
+            .reclaimable
+            .map(|reclaimable| space.on_disk.saturating_sub(reclaimable));
+        self.ensure_free_space(live_estimate.map_or(0, |live| live.saturating_add(live / 10)))?;
         let dir = self.layout.dir(number);
         self.engine.forget(&dir);
         self.layout.remove(number)?;
@@ -300,7 +303,14 @@ impl<E: GenerationEngine> GenerationalStore<E> {
             generation: number,
             ..RewriteStats::default()
         };
-        let copied = self.copy_and_catch_up(&old, &target, &capture, pacer, &mut stats);
+        let copied = self.copy_and_catch_up(
+            &old,
+            &target,
+            &capture,
+            pacer,
+            live_estimate.unwrap_or(u64::MAX),
+            &mut stats,
+        );
         let switched = match copied {
             Ok(()) => self.switch(target, &capture, &mut stats),
             Err(e) => Err((e, Some(target))),
@@ -339,6 +349,7 @@ impl<E: GenerationEngine> GenerationalStore<E> {
         target: &E::Store,
         capture: &WriteCapture,
         pacer: &dyn CompactionPacer,
+        live_estimate: u64,
         stats: &mut RewriteStats,
     ) -> Result<(), StorageError> {
         let step_bytes = pacer.step_bytes().max(1);
@@ -350,8 +361,11 @@ impl<E: GenerationEngine> GenerationalStore<E> {
                 pacer.before_step()?;
             }
             first = false;
-            // The copy must never eat the space the node's own writes need.
-            self.ensure_free_space(step_bytes.saturating_mul(2))?;
+            // The copy must never eat the space the node's own writes need: room for this
+            // step on top of the engine's reserve, or the copy stops (the old generation
+            // stays live).
+            let left = live_estimate.saturating_sub(stats.bytes_copied);
+            self.ensure_free_space(step_bytes.min(left).max(1))?;
             let mut batch = WriteBatch::new();
             let mut step = 0u64;
             let mut cursor = Some(range);
@@ -545,7 +559,21 @@ impl<E: GenerationEngine> Compactable for GenerationalStore<E> {
         if range.is_empty() {
             return Ok(());
         }
-        self.rewrite(pacer).map(|_| ())
+        match self.rewrite(pacer) {
+            Ok(_) => Ok(()),
+            // No room for a copy: an engine that compacts in place still gets the space back,
+            // with every other access waiting for it.
+            Err(StorageError::NoSpace { .. })
+                if self.live().store.capabilities().compaction_reclaims_space =>
+            {
+                warn!(
+                    engine = self.engine.name(),
+                    "no room for an online rewrite; compacting the live generation in place (reads and writes wait for it)"
+                );
+                self.live().store.compact_range(range)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     fn size_on_disk(&self) -> Result<u64, StorageError> {
