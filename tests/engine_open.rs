@@ -21,7 +21,10 @@ fn every_built_engine_opens_a_working_store_with_the_config_options() {
     )
     .unwrap();
     let options = OpenOptions::from_config(&config.storage);
-    assert_eq!(options.io_bytes_per_sec, Some(64 << 20));
+    // The I/O cap paces compaction (`Pacing`), never RocksDB's flush-throttling limiter.
+    assert_eq!(options.rocksdb_rate_limit_bytes_per_sec, None);
+    let (pacing, _) = config.storage.compaction_pacing.to_pacing().unwrap();
+    assert_eq!(pacing.io_bytes_per_sec, Some(64 << 20));
     for engine in Engine::built() {
         let dir = tempfile::tempdir().unwrap();
         let store = engine.open(dir.path(), &options).unwrap();

@@ -345,7 +345,7 @@ fn main() -> anyhow::Result<()> {
     )?;
     writeln!(
         md,
-        "The chain of section 2, 90 % pruned, twice: one store per mode. Then the post-pruning compaction task (the pruned key ranges) runs in the background over and over while a block is committed every {} ms as a node would (not back to back), each run followed by a quiet gap as long as itself. *Unpaced*: each range in one engine call, the spec's compactor, engine defaults. *Paced*: slices of {} MiB sized by the engine, {} ms pause between slices, slices held back while the moving average of commit latency is above the idle p99 (at most {} s), and the engine's background compaction I/O capped at {} MiB/s (`[storage.compaction_pacing] io_bytes_per_sec`: RocksDB's rate limiter; redb and sled have no such cap). The two modes alternate over {} rounds (unpaced first, then paced first, ...) until each mode has {} commits during runs and as many between runs (or {} s passed), so that a slow spell of this shared machine falls on both. A ratio is the p99 of the commits *during* runs over the p99 of the commits *between* runs of the same mode, pooled over the rounds (in brackets: the lowest and highest ratio of single rounds); *idle p99 before* is 300 commits on the unpaced store before any compaction, for reference. The longest pause is the slowest single commit while a task ran. redb and sled compact the whole store in one call, so there a slice is the whole store and pacing can only choose *when* it runs, not make it shorter.\n",
+        "The chain of section 2, 90 % pruned, twice: one store per mode. Then the post-pruning compaction task (the pruned key ranges) runs in the background over and over while a block is committed every {} ms as a node would (not back to back), each run followed by a quiet gap as long as itself. *Unpaced*: each range in one engine call, the spec's compactor, engine defaults. *Paced*: slices of {} MiB sized by the engine, {} ms pause between slices, slices held back while the moving average of commit latency is above the idle p99 (at most {} s), and compaction's own pace capped at {} MiB/s (`[storage.compaction_pacing] io_bytes_per_sec`: each slice or rewrite step waits until its bytes fit the cap; flushes and commits are never limited). The two modes alternate over {} rounds (unpaced first, then paced first, ...) until each mode has {} commits during runs and as many between runs (or {} s passed), so that a slow spell of this shared machine falls on both. A ratio is the p99 of the commits *during* runs over the p99 of the commits *between* runs of the same mode, pooled over the rounds (in brackets: the lowest and highest ratio of single rounds); *idle p99 before* is 300 commits on the unpaced store before any compaction, for reference. The longest pause is the slowest single commit while a task ran. redb and sled compact by an online rewrite, whose copy steps are paced the same way.\n",
         PACED_COMMIT_INTERVAL.as_millis(),
         PACED_SLICE_BYTES >> 20,
         PACED_PAUSE.as_millis(),
@@ -363,16 +363,10 @@ fn main() -> anyhow::Result<()> {
     for &engine in &engines {
         let dir = scratch.join(format!("pace-{}", engine.name()));
         // Each mode gets its own, identical chain: the second mode must not inherit the
-        // commits (and the flushes and compactions they cause) of the first. The paced chain's
-        // engine is opened with the pacing's I/O cap (RocksDB's rate limiter).
-        let pruned_chain = |mode: &str, io_limit: Option<u64>| -> anyhow::Result<_> {
+        // commits (and the flushes and compactions they cause) of the first.
+        let pruned_chain = |mode: &str| -> anyhow::Result<_> {
             let chain = build_chain_on(
-                engine.open(
-                    &dir.join(mode),
-                    &reclaim::OpenOptions {
-                        io_bytes_per_sec: io_limit,
-                    },
-                )?,
+                engine.open(&dir.join(mode), &reclaim::OpenOptions::default())?,
                 workload,
                 1,
             )?;
@@ -385,8 +379,8 @@ fn main() -> anyhow::Result<()> {
             let task = executor.task_for_heights(POST_PRUNING_LABEL, 1, retain);
             Ok((chain, task))
         };
-        let (unpaced_chain, task) = pruned_chain("unpaced", None)?;
-        let (paced_chain, paced_task) = pruned_chain("paced", Some(PACED_IO_LIMIT))?;
+        let (unpaced_chain, task) = pruned_chain("unpaced")?;
+        let (paced_chain, paced_task) = pruned_chain("paced")?;
         let idle = idle_commits(&unpaced_chain, workload, PACED_COMMIT_INTERVAL, 300)?;
         let paced_idle = idle_commits(&paced_chain, workload, PACED_COMMIT_INTERVAL, 300)?;
         let gate = Arc::new(CommitLatencyGate::new(Duration::from_secs_f64(
@@ -396,7 +390,8 @@ fn main() -> anyhow::Result<()> {
             .with_slice_bytes(PACED_SLICE_BYTES)
             .with_pause(PACED_PAUSE)
             .with_load_signal(Arc::clone(&gate) as Arc<dyn LoadSignal>)
-            .with_max_deferral(PACED_MAX_DEFERRAL);
+            .with_max_deferral(PACED_MAX_DEFERRAL)
+            .with_io_limit(PACED_IO_LIMIT);
         let unpaced_compactor = Compactor::new()?;
         let paced_compactor = Compactor::with_pacing(SingleFlight::new(), pacing)?;
         let (mut unpaced, mut paced) = (

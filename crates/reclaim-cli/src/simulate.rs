@@ -81,8 +81,8 @@ pub struct SimulateArgs {
     /// `[storage.compaction_pacing] pause`; at most an hour).
     #[arg(long, value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
     pub slice_pause_ms: Option<u64>,
-    /// Cap the engine's background compaction I/O at this many MiB per second (overrides
-    /// `[storage.compaction_pacing] io_bytes_per_sec`; RocksDB only; 1 to 1,048,576).
+    /// Cap compaction's own pace at this many MiB of engine data per second, on every engine
+    /// (overrides `[storage.compaction_pacing] io_bytes_per_sec`; 1 to 1,048,576).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
     pub io_limit_mib: Option<u64>,
     /// Heights each store prunes per run at most (overrides
@@ -124,8 +124,8 @@ pub struct SimulationReport {
     pub compaction: bool,
     /// The compaction policy in force (`off`, `interval` or `space`).
     pub policy: &'static str,
-    /// The cap on the engine's background compaction I/O, bytes per second, when one was set
-    /// (`--io-limit-mib`, `[storage.compaction_pacing] io_bytes_per_sec`; RocksDB only).
+    /// The cap on compaction's own pace, bytes per second, when one was set (`--io-limit-mib`,
+    /// `[storage.compaction_pacing] io_bytes_per_sec`).
     pub io_bytes_per_sec: Option<u64>,
     /// Heights committed.
     pub heights_written: u64,
@@ -375,10 +375,8 @@ fn simulate(
         .map(|mib| mib.saturating_mul(1 << 20))
         .or(storage.compaction_pacing.io_bytes_per_sec)
         .filter(|&bytes| bytes > 0);
-    let open_options = reclaim::OpenOptions {
-        io_bytes_per_sec: io_limit,
-    };
-    let db: Arc<dyn KvStore> = crate::backend::open(args.backend, dir, &open_options)?;
+    let db: Arc<dyn KvStore> =
+        crate::backend::open(args.backend, dir, &reclaim::OpenOptions::default())?;
     let bytes_start = db.size_on_disk()?;
     let blocks = Arc::new(BlockStore::open(Arc::clone(&db))?);
     let state_options = StateStoreOptions {
@@ -393,6 +391,7 @@ fn simulate(
     if let Some(ms) = args.slice_pause_ms {
         pacing.pause_between_slices = Duration::from_millis(ms);
     }
+    pacing.io_bytes_per_sec = io_limit;
     let compactor = Arc::new(Compactor::with_pacing(SingleFlight::new(), pacing)?);
     let mut options = PruningSettings::from(storage);
     options.compact = compact;

@@ -169,9 +169,9 @@ pub struct PacingConfig {
     pub max_deferral: Option<Duration>,
     /// UTC windows in which slices may start, e.g. `["01:00-05:00"]`; empty: any time.
     pub windows: Vec<String>,
-    /// Cap on the engine's background compaction I/O, bytes per second, for engines that can
-    /// enforce one (RocksDB's rate limiter, fixed when the store is opened: whoever opens the
-    /// store passes it on); redb and sled have no such cap and ignore it. Unset: no cap.
+    /// Cap on compaction's own pace, bytes of engine data per second, on every engine
+    /// (`Pacing::io_bytes_per_sec`: slices and rewrite steps are spread out; flushes and the
+    /// node's writes are never slowed). Unset: no cap.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub io_bytes_per_sec: Option<u64>,
 }
@@ -194,6 +194,7 @@ impl PacingConfig {
             .with_pause(self.pause)
             .with_windows(windows);
         pacing.max_deferral = self.max_deferral;
+        pacing.io_bytes_per_sec = self.io_bytes_per_sec;
         let gate = self.busy_commit_latency.map(|threshold| {
             let gate = Arc::new(CommitLatencyGate::new(threshold));
             pacing.load = Some(Arc::clone(&gate) as Arc<dyn LoadSignal>);

@@ -260,3 +260,40 @@ fn every_slice_and_task_is_recorded_in_metrics() {
     assert_eq!(tasks[0].0[0].value(), "succeeded");
     assert!(matches!(tasks[0].1, DebugValue::Counter(1)));
 }
+
+/// The I/O cap spreads slices so that their bytes fit it: 1000 entries of ~1 KiB in 64 KiB
+/// slices at 1 MiB/s take at least (slices - 1) x 62.5 ms, however fast the engine is. (A lower
+/// bound only: a slow machine makes it longer, never shorter.)
+#[test]
+fn an_io_cap_spreads_slices_to_its_rate() {
+    let store = filled_store(1000);
+    let pacing = Pacing::unpaced()
+        .with_slice_bytes(64 << 10)
+        .with_io_limit(1 << 20);
+    let started = Instant::now();
+    let report = run_task(&task(&store), &pacing, &StopSignal::never());
+    let took = started.elapsed();
+    assert!(report.succeeded());
+    let slices = store.compacted_ranges().len() as u32;
+    assert!(slices > 10, "{slices} slices");
+    let floor = Duration::from_secs_f64(f64::from(slices - 1) * (64.0 * 1024.0) / (1 << 20) as f64);
+    assert!(
+        took >= floor,
+        "{slices} slices took {took:?}, under the cap's {floor:?}"
+    );
+    // Without a slice size, a cap alone slices at the default size.
+    let only_cap = Pacing::unpaced().with_io_limit(1 << 30);
+    assert_eq!(
+        only_cap.effective_slice_bytes(),
+        reclaim_core::compaction::pacing::DEFAULT_SLICE_BYTES
+    );
+    assert!(!only_cap.is_unpaced());
+    assert_eq!(
+        Pacing::unpaced().io_hold(1 << 20, Duration::ZERO),
+        Duration::ZERO
+    );
+    assert_eq!(
+        only_cap.io_hold(1 << 30, Duration::from_millis(400)),
+        Duration::from_millis(600)
+    );
+}

@@ -193,7 +193,18 @@ impl Compactor {
         let claim = match self.flight.try_claim() {
             Ok(claim) => claim,
             Err(busy) => {
-                self.counters.skipped_busy.fetch_add(1, Ordering::Relaxed);
+                let skipped = self.counters.skipped_busy.fetch_add(1, Ordering::Relaxed) + 1;
+                // A paced compactor whose tasks outlast the gap between them falls behind for
+                // good: the disk grows while it works. Say so, with what to change.
+                if !self.pacing.is_unpaced() && skipped.is_power_of_two() {
+                    tracing::warn!(
+                        skipped,
+                        slice_bytes = self.pacing.effective_slice_bytes(),
+                        pause_ms = self.pacing.pause_between_slices.as_millis() as u64,
+                        io_bytes_per_sec = self.pacing.io_bytes_per_sec,
+                        "paced compaction cannot keep up: a task was still running when the next one was due; raise io_bytes_per_sec or slice_bytes, or shorten the pause"
+                    );
+                }
                 return EnqueueOutcome::Busy(busy);
             }
         };

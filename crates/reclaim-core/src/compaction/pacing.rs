@@ -174,6 +174,12 @@ pub struct Pacing {
     pub windows: Vec<TimeWindow>,
     /// How often a waiting task looks at the load signal and the clock again.
     pub poll_interval: Duration,
+    /// Cap on compaction's own pace, bytes of engine data per second: after a slice (or a step
+    /// of an online rewrite) of `n` bytes, the next one starts no sooner than `n / cap` seconds
+    /// after it began. Engine-agnostic and limited to the compaction task: it never slows
+    /// flushes, an engine's own background work or the node's writes. An I/O cap implies
+    /// slicing: without a slice size, slices are [`DEFAULT_SLICE_BYTES`]. `None`: no cap.
+    pub io_bytes_per_sec: Option<u64>,
 }
 
 impl Default for Pacing {
@@ -191,6 +197,7 @@ impl fmt::Debug for Pacing {
             .field("max_deferral", &self.max_deferral)
             .field("windows", &self.windows)
             .field("poll_interval", &self.poll_interval)
+            .field("io_bytes_per_sec", &self.io_bytes_per_sec)
             .finish()
     }
 }
@@ -212,6 +219,7 @@ impl Pacing {
             max_deferral: None,
             windows: Vec::new(),
             poll_interval: DEFAULT_POLL_INTERVAL,
+            io_bytes_per_sec: None,
         }
     }
 
@@ -254,12 +262,39 @@ impl Pacing {
         self
     }
 
+    /// Caps compaction's own pace at `bytes_per_sec` (see [`Pacing::io_bytes_per_sec`]).
+    pub fn with_io_limit(mut self, bytes_per_sec: u64) -> Self {
+        self.io_bytes_per_sec = Some(bytes_per_sec.max(1));
+        self
+    }
+
     /// True when this pacing never waits and never slices.
     pub fn is_unpaced(&self) -> bool {
         self.max_slice_bytes == 0
             && self.pause_between_slices.is_zero()
             && self.load.is_none()
             && self.windows.is_empty()
+            && self.io_bytes_per_sec.is_none()
+    }
+
+    /// The slice size tasks are planned with: [`Pacing::max_slice_bytes`], or
+    /// [`DEFAULT_SLICE_BYTES`] when only an I/O cap asks for slicing; 0 for one call per range.
+    pub fn effective_slice_bytes(&self) -> u64 {
+        match (self.max_slice_bytes, self.io_bytes_per_sec) {
+            (0, Some(_)) => DEFAULT_SLICE_BYTES,
+            (bytes, _) => bytes,
+        }
+    }
+
+    /// Under the I/O cap, how long to wait after `bytes` of work that began `elapsed` ago
+    /// before the next piece may start (zero without a cap).
+    pub fn io_hold(&self, bytes: u64, elapsed: Duration) -> Duration {
+        match self.io_bytes_per_sec {
+            Some(cap) if cap > 0 => {
+                Duration::from_secs_f64(bytes as f64 / cap as f64).saturating_sub(elapsed)
+            }
+            _ => Duration::ZERO,
+        }
     }
 
     /// True when a slice may start now as far as the time windows go (no windows: always).
@@ -329,6 +364,8 @@ pub(crate) struct StepPacer<'a> {
     pacing: &'a Pacing,
     stop: &'a StopSignal,
     waited_micros: AtomicU64,
+    /// When the current step began (for the I/O cap).
+    step_started: parking_lot::Mutex<std::time::Instant>,
 }
 
 impl<'a> StepPacer<'a> {
@@ -337,6 +374,7 @@ impl<'a> StepPacer<'a> {
             pacing,
             stop,
             waited_micros: AtomicU64::new(0),
+            step_started: parking_lot::Mutex::new(std::time::Instant::now()),
         }
     }
 
@@ -348,7 +386,7 @@ impl<'a> StepPacer<'a> {
 
 impl CompactionPacer for StepPacer<'_> {
     fn step_bytes(&self) -> u64 {
-        match self.pacing.max_slice_bytes {
+        match self.pacing.effective_slice_bytes() {
             0 => crate::kv::UNPACED_STEP_BYTES,
             bytes => bytes,
         }
@@ -364,6 +402,12 @@ impl CompactionPacer for StepPacer<'_> {
         if self.pacing.is_unpaced() {
             return Ok(());
         }
+        let hold = self
+            .pacing
+            .io_hold(self.step_bytes(), self.step_started.lock().elapsed());
+        if !hold.is_zero() && self.stop.sleep(hold) {
+            return Err(interrupted);
+        }
         if !self.pacing.pause_between_slices.is_zero()
             && self.stop.sleep(self.pacing.pause_between_slices)
         {
@@ -372,6 +416,7 @@ impl CompactionPacer for StepPacer<'_> {
         let turn = self.pacing.wait_turn(self.stop).ok_or(interrupted)?;
         self.waited_micros
             .fetch_add(duration_micros(turn.waited), Ordering::Relaxed);
+        *self.step_started.lock() = std::time::Instant::now();
         Ok(())
     }
 }

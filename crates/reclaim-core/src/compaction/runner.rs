@@ -178,6 +178,7 @@ pub fn run_task(task: &CompactionTask, pacing: &Pacing, stop: &StopSignal) -> Ta
         // Planned after the drops, which may have released whole files already.
         let slices = plan_slices(target.store.as_ref(), ranges, pacing, label, name);
         let slice_count = slices.len();
+        let mut last_slice: Option<(Instant, u64)> = None;
         {
             for (index, slice) in slices.iter().enumerate() {
                 if stop.is_stopped() {
@@ -190,9 +191,15 @@ pub fn run_task(task: &CompactionTask, pacing: &Pacing, stop: &StopSignal) -> Ta
                         forced: false,
                     })
                 } else {
-                    let paused = report.slices > 0
-                        && !pacing.pause_between_slices.is_zero()
-                        && stop.sleep(pacing.pause_between_slices);
+                    // The I/O cap: the previous slice's bytes spread over at least bytes / cap.
+                    let hold = last_slice.map_or(Duration::ZERO, |(started, bytes)| {
+                        pacing.io_hold(bytes, started.elapsed())
+                    });
+                    let held = !hold.is_zero() && stop.sleep(hold);
+                    let paused = held
+                        || (report.slices > 0
+                            && !pacing.pause_between_slices.is_zero()
+                            && stop.sleep(pacing.pause_between_slices));
                     if paused { None } else { pacing.wait_turn(stop) }
                 };
                 let Some(turn) = turn else {
@@ -212,6 +219,7 @@ pub fn run_task(task: &CompactionTask, pacing: &Pacing, stop: &StopSignal) -> Ta
                 metrics::histogram!(metric::COMPACTION_WAIT_SECONDS)
                     .record(turn.waited.as_secs_f64());
                 let slice_started = Instant::now();
+                last_slice = Some((slice_started, pacing.effective_slice_bytes()));
                 let pacer = StepPacer::new(pacing, stop);
                 let outcome = catch_unwind(AssertUnwindSafe(|| {
                     target.store.compact_range_paced(slice, &pacer)
@@ -297,7 +305,7 @@ fn plan_slices(
     label: &str,
     target: &str,
 ) -> Vec<KeyRange> {
-    let target_bytes = match pacing.max_slice_bytes {
+    let target_bytes = match pacing.effective_slice_bytes() {
         0 => u64::MAX,
         bytes => bytes,
     };
