@@ -70,6 +70,11 @@ pub struct SimulateArgs {
     /// Write timeseries.csv, report.json and bytes_on_disk.svg into this directory.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Append one Markdown table row per run to this file (engine, policy, pacing, retained
+    /// and written bytes, steady-state disk over retained data, commit latencies, compactions):
+    /// how `scripts/scale` builds its report.
+    #[arg(long)]
+    pub table_row: Option<PathBuf>,
     /// Seed of the workload's random bytes.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -215,6 +220,9 @@ pub fn run(args: &SimulateArgs, storage: &StorageConfig, json: bool) -> anyhow::
     }
     if let Some(out) = &args.out {
         write_outputs(out, &reports)?;
+    }
+    if let Some(file) = &args.table_row {
+        append_table_rows(file, args, &reports)?;
     }
     if json {
         out!("{}", serde_json::to_string_pretty(&reports)?);
@@ -656,6 +664,62 @@ fn print_table(reports: &[SimulationReport]) {
             .collect();
         out!("{name:<name_width$}  {}", cells.join("  ").trim_end());
     }
+}
+
+/// Appends one Markdown row per report to `file`.
+fn append_table_rows(
+    file: &Path,
+    args: &SimulateArgs,
+    reports: &[SimulationReport],
+) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mib = |b: u64| b as f64 / f64::from(1u32 << 20);
+    let mut rows = String::new();
+    for r in reports {
+        let mode = if !r.compaction {
+            "off".to_owned()
+        } else {
+            let mut mode = r.policy.to_owned();
+            if let Some(kib) = args.slice_kib.filter(|&k| k > 0) {
+                mode.push_str(&format!(", slices {kib} KiB"));
+            }
+            if let Some(ms) = args.slice_pause_ms.filter(|&ms| ms > 0) {
+                mode.push_str(&format!(", pause {ms} ms"));
+            }
+            if let Some(cap) = r.io_bytes_per_sec {
+                mode.push_str(&format!(", cap {} MiB/s", cap >> 20));
+            }
+            mode
+        };
+        // Bytes written, estimated from the retained heights' average size.
+        let written = r.heights_written as f64 * mib(r.bytes_retained_data)
+            / (r.heights_written + 1).saturating_sub(r.base).max(1) as f64;
+        let during = &r.commit_during_compaction;
+        let longest = r.commit_idle.max_ms.max(during.max_ms);
+        rows.push_str(&format!(
+            "| {} | {mode} | {:.1} MiB | {:.2} GiB | {:.2}×, {:.2}× | {:.1} ms | {} | {longest:.1} ms | {} ({}) | {:.0} s |\n",
+            r.backend.name(),
+            mib(r.bytes_retained_data),
+            written / 1024.0,
+            r.steady_mean_over_retained,
+            r.steady_peak_over_retained,
+            r.commit_idle.p99_ms,
+            if during.samples == 0 {
+                "—".to_owned()
+            } else {
+                format!("{:.1} / {:.1} ms (n={})", during.p99_ms, during.max_ms, during.samples)
+            },
+            r.compactions_run,
+            r.compactions_skipped,
+            r.seconds,
+        ));
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file)
+        .and_then(|mut f| f.write_all(rows.as_bytes()))
+        .with_context(|| format!("append to {}", file.display()))
 }
 
 fn write_outputs(out: &Path, reports: &[SimulationReport]) -> anyhow::Result<()> {
