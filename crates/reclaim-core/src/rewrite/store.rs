@@ -13,8 +13,8 @@ use super::layout::GenerationLayout;
 use crate::dir::{EntryKind, StoreDirLock, available_space, directory_size, open_store_dir};
 use crate::error::StorageError;
 use crate::kv::{
-    Capabilities, Compactable, CompactionAccess, CompactionPacer, CompactionScope, KeyValue,
-    KvRead, KvWrite, ScanOrder, SpaceReport, Unpaced, WriteBatch, WriteOptions,
+    BatchOp, Capabilities, Compactable, CompactionAccess, CompactionPacer, CompactionScope,
+    KeyValue, KvRead, KvWrite, ScanOrder, SpaceReport, Unpaced, WriteBatch, WriteOptions,
 };
 use crate::range::{KeyRange, key_successor};
 
@@ -42,7 +42,7 @@ impl Default for RewriteSettings {
         Self {
             capture_limit_bytes: 512 << 20,
             scan_entries: 256,
-            persist_every_bytes: 64 << 20,
+            persist_every_bytes: 8 << 20,
             switch_backlog_bytes: 1 << 20,
             max_catch_up_rounds: 32,
             retire_wait: Duration::from_secs(30),
@@ -238,8 +238,18 @@ impl<E: GenerationEngine> GenerationalStore<E> {
             return Err(self.overtaken());
         };
         let count = batches.len() as u64;
-        for batch in batches {
-            target.write(batch, WriteOptions::BUFFERED)?;
+        // One write for the lot, in order (later operations win, as across separate writes):
+        // one transaction instead of one per captured commit spares the engine the churn.
+        let mut merged = WriteBatch::new();
+        for op in batches.into_iter().flat_map(WriteBatch::into_ops) {
+            match op {
+                BatchOp::Put { key, value } => merged.put(key, value),
+                BatchOp::Delete { key } => merged.delete(key),
+                BatchOp::DeleteRange(range) => merged.delete_range(range),
+            };
+        }
+        if !merged.is_empty() {
+            target.write(merged, WriteOptions::BUFFERED)?;
         }
         Ok((bytes, count))
     }
