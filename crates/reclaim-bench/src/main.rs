@@ -38,6 +38,8 @@ const PACED_IO_LIMIT: u64 = 32 << 20;
 const PACED_ROUNDS: usize = 4;
 /// Time allowed per mode over all rounds (a round stops early when it runs out).
 const PACED_BUDGET: Duration = Duration::from_secs(120);
+/// Where `scripts/scale` writes its node-scale runs (embedded as section 7).
+const SCALE_REPORT: &str = "docs/benchmarks-scale.md";
 
 /// Measure reclaim against the limit and against a CometBFT-style baseline.
 #[derive(Debug, Parser)]
@@ -478,10 +480,22 @@ fn main() -> anyhow::Result<()> {
         "\nCompaction times are per task run (mean over the repeats); paced times include pauses and waits."
     )?;
 
+    // Section 7 is written by `scripts/scale` (an hour of node-like runs at GiB scale); the
+    // report carries its latest output.
+    let scale = std::path::Path::new(SCALE_REPORT);
+    if scale.exists() {
+        let text =
+            std::fs::read_to_string(scale).with_context(|| format!("read {}", scale.display()))?;
+        writeln!(
+            md,
+            "\n## 7. At a node's scale: ~100 MiB and ~545 MiB retained, GiB written\n\n{}",
+            text.trim_end()
+        )?;
+    }
     targets.write(&mut md)?;
     writeln!(
         md,
-        "\nTotal run time: {:.0} s.",
+        "\nTotal run time: {:.0} s (section 7 not included).",
         started.elapsed().as_secs_f64()
     )?;
     std::fs::write(&args.out, md).with_context(|| format!("write {}", args.out.display()))?;
@@ -531,33 +545,22 @@ impl Targets {
             )?;
         }
         for &(engine, ratio, pause) in &self.p99_ratio {
-            match engine {
-                Engine::Rocksdb | Engine::Fjall => writeln!(
+            if engine != Engine::Memory {
+                writeln!(
                     md,
-                    "| {} p99 commit latency while compacting ≤ 1.5× idle | {ratio:.2}× | {} |",
+                    "| {} p99 commit latency while compacting ≤ 1.5× idle | {ratio:.2}× (longest pause {pause:.1} ms) | {} |",
                     engine.name(),
                     verdict(ratio <= 1.5)
-                )?,
-                Engine::Redb | Engine::Sled => writeln!(
-                    md,
-                    "| {} longest pause stated | {pause:.1} ms | stated |",
-                    engine.name()
-                )?,
-                Engine::Memory => {}
+                )?;
             }
         }
         for &(engine, paced, unpaced, pause) in &self.paced {
-            if engine == Engine::Rocksdb {
+            if engine != Engine::Memory {
                 writeln!(
                     md,
-                    "| rocksdb p99 commit latency during a paced compaction ≤ 1.2× idle | {paced:.2}× (unpaced {unpaced:.2}×) | {} |",
-                    verdict(paced <= 1.2)
-                )?;
-            } else if engine != Engine::Memory {
-                writeln!(
-                    md,
-                    "| {} longest pause during a paced compaction stated | {pause:.1} ms (p99 {paced:.2}× idle, unpaced {unpaced:.2}×) | stated |",
-                    engine.name()
+                    "| {} p99 commit latency during a compaction ≤ 1.5× between, paced and unpaced | paced {paced:.2}×, unpaced {unpaced:.2}× (longest pause paced {pause:.1} ms) | {} |",
+                    engine.name(),
+                    verdict(paced <= 1.5 && unpaced <= 1.5)
                 )?;
             }
         }

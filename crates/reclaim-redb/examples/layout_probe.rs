@@ -1,57 +1,63 @@
-//! Probe: bytes on disk of a redb generation holding random 32-96 KiB values.
+//! How redb's layout turns block-sized values into bytes on disk: writes 2,000 values of
+//! 32–96 KiB (CometBFT-sized block parts, ± 50 %) into one redb generation, in 50 buffered
+//! batches, and prints the file before and after a durable commit and an in-place compaction.
+//!
+//! `cargo run --release -p reclaim-redb --example layout_probe -- [CHUNK_BYTES] [KEY_PAD]`:
+//! with `CHUNK_BYTES` > 0 each value is stored as pieces of that size (a layout experiment);
+//! `KEY_PAD` lengthens every key by that many bytes.
+
 use reclaim_core::rewrite::GenerationEngine;
 use reclaim_core::{Compactable, KeyRange, KvWrite, WriteBatch, WriteOptions};
 
-fn main() {
-    let chunk_bytes: usize = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(0);
-    let key_pad: usize = std::env::args()
-        .nth(2)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(0);
-    let dir = tempfile::tempdir().unwrap();
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let chunk_bytes: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(0);
+    let key_pad: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(0);
+    let dir = tempfile::tempdir()?;
     let engine = reclaim_redb::RedbEngine;
-    let store = engine.open(dir.path(), true).unwrap();
+    let store = engine.open(dir.path(), true)?;
     let mut live = 0u64;
     let mut seed = 1u64;
-    for chunk in 0..50 {
+    for batch_number in 0..50 {
         let mut batch = WriteBatch::new();
         for i in 0..40 {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let len = 32 * 1024 + (seed >> 33) as usize % (64 * 1024);
-            let key = format!("k{:06}{}", chunk * 40 + i, "p".repeat(key_pad)).into_bytes();
+            let key = format!("k{:06}{}", batch_number * 40 + i, "p".repeat(key_pad)).into_bytes();
             live += (len + key.len()) as u64;
             let value = vec![(seed % 251) as u8; len];
             if chunk_bytes == 0 {
                 batch.put(key, value);
             } else {
                 for (n, piece) in value.chunks(chunk_bytes).enumerate() {
-                    let mut k = key.clone();
-                    k.extend_from_slice(&(n as u32).to_be_bytes());
-                    batch.put(k, piece.to_vec());
+                    let mut piece_key = key.clone();
+                    piece_key.extend_from_slice(&(n as u32).to_be_bytes());
+                    batch.put(piece_key, piece.to_vec());
                 }
             }
         }
-        store.write(batch, WriteOptions::BUFFERED).unwrap();
+        store.write(batch, WriteOptions::BUFFERED)?;
     }
-    let size = |s: &reclaim_redb::RedbFile| s.size_on_disk().unwrap();
+    let mib = |bytes: u64| bytes as f64 / f64::from(1u32 << 20);
     println!(
-        "live {:.1} MiB, file {:.1} MiB after buffered writes",
-        live as f64 / 1048576.0,
-        size(&store) as f64 / 1048576.0
+        "live {:.1} MiB; file {:.1} MiB after buffered writes",
+        mib(live),
+        mib(store.size_on_disk()?)
     );
-    engine.persist(&store).unwrap();
+    engine.persist(&store)?;
     println!(
-        "file {:.1} MiB after persist, fragmented {:.1} MiB",
-        size(&store) as f64 / 1048576.0,
-        store.fragmented_bytes().unwrap() as f64 / 1048576.0
+        "file {:.1} MiB after a durable commit, {:.1} MiB of it unused",
+        mib(store.size_on_disk()?),
+        mib(store.fragmented_bytes()?)
     );
-    store.compact_range(&KeyRange::full()).unwrap();
+    store.compact_range(&KeyRange::full())?;
     println!(
-        "file {:.1} MiB after compact, fragmented {:.1} MiB",
-        size(&store) as f64 / 1048576.0,
-        store.fragmented_bytes().unwrap() as f64 / 1048576.0
+        "file {:.1} MiB after compaction ({:.2}x the live bytes), {:.1} MiB of it unused",
+        mib(store.size_on_disk()?),
+        store.size_on_disk()? as f64 / live as f64,
+        mib(store.fragmented_bytes()?)
     );
+    Ok(())
 }

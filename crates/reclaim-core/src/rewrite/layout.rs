@@ -84,7 +84,7 @@ impl GenerationLayout {
         Ok(numbers)
     }
 
-    /// Removes generation `number`'s directory, if there is one.
+    /// Removes generation `number`'s directory, if there is one, at once.
     pub fn remove(&self, number: u64) -> Result<(), StorageError> {
         let dir = self.dir(number);
         match std::fs::remove_dir_all(&dir) {
@@ -93,6 +93,63 @@ impl GenerationLayout {
             Err(e) => Err(StorageError::io_at("remove generation", &dir, e)),
         }
     }
+
+    /// Removes generation `number`'s directory, shrinking each large file in steps of
+    /// `step_bytes` with `pause` between them first: unlinking a GiB file in one go frees all of
+    /// its extents in one journal transaction, and the node's own fsyncs wait behind it (the
+    /// reason RocksDB rate-limits file deletions). The directory is no longer named by
+    /// `CURRENT`, so a crash midway only leaves a shorter stale generation, removed at the next
+    /// open.
+    pub fn remove_gradually(
+        &self,
+        number: u64,
+        step_bytes: u64,
+        pause: std::time::Duration,
+    ) -> Result<(), StorageError> {
+        let dir = self.dir(number);
+        let step = step_bytes.max(1);
+        for file in files_under(&dir)? {
+            let Ok(meta) = std::fs::metadata(&file) else {
+                continue;
+            };
+            let mut len = meta.len();
+            if len <= step {
+                continue;
+            }
+            let handle = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&file)
+                .map_err(|e| StorageError::io_at("open a retired file", &file, e))?;
+            while len > step {
+                len -= step;
+                handle
+                    .set_len(len)
+                    .map_err(|e| StorageError::io_at("shrink a retired file", &file, e))?;
+                std::thread::sleep(pause);
+            }
+        }
+        self.remove(number)
+    }
+}
+
+/// Every regular file under `dir`, recursively (none when it does not exist).
+fn files_under(dir: &Path) -> Result<Vec<PathBuf>, StorageError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(StorageError::io_at("list generation", dir, e)),
+    };
+    let mut files = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| StorageError::io_at("list generation", dir, e))?;
+        let path = entry.path();
+        match entry.file_type() {
+            Ok(kind) if kind.is_dir() => files.extend(files_under(&path)?),
+            Ok(kind) if kind.is_file() => files.push(path),
+            _ => {}
+        }
+    }
+    Ok(files)
 }
 
 #[cfg(test)]
@@ -110,7 +167,10 @@ mod tests {
         std::fs::create_dir(layout.dir(12)).unwrap();
         std::fs::create_dir(dir.path().join("gen-x")).unwrap();
         assert_eq!(layout.generations().unwrap(), vec![7, 12]);
-        layout.remove(12).unwrap();
+        std::fs::write(layout.dir(12).join("big"), vec![1u8; 10_000]).unwrap();
+        layout
+            .remove_gradually(12, 1_000, std::time::Duration::ZERO)
+            .unwrap();
         layout.remove(12).unwrap();
         assert_eq!(layout.generations().unwrap(), vec![7]);
         std::fs::write(layout.current_path(), "seven").unwrap();

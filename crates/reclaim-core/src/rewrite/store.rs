@@ -35,6 +35,11 @@ pub struct RewriteSettings {
     pub max_catch_up_rounds: u32,
     /// How long retiring the old generation waits for its last reader.
     pub retire_wait: Duration,
+    /// The old generation's large files are shrunk by this many bytes at a time before they
+    /// are removed ([`super::GenerationLayout::remove_gradually`]).
+    pub retire_step_bytes: u64,
+    /// Pause between two shrinking steps.
+    pub retire_step_pause: Duration,
 }
 
 impl Default for RewriteSettings {
@@ -46,6 +51,8 @@ impl Default for RewriteSettings {
             switch_backlog_bytes: 1 << 20,
             max_catch_up_rounds: 32,
             retire_wait: Duration::from_secs(30),
+            retire_step_bytes: 32 << 20,
+            retire_step_pause: Duration::from_millis(5),
         }
     }
 }
@@ -479,7 +486,12 @@ impl<E: GenerationEngine> GenerationalStore<E> {
                 if let Err(e) = self.engine.close(generation.store, &dir) {
                     warn!(dir = %dir.display(), error = %e, "closing the old generation failed");
                 }
-                if let Err(e) = self.layout.remove(number) {
+                let removed = self.layout.remove_gradually(
+                    number,
+                    self.settings.retire_step_bytes,
+                    self.settings.retire_step_pause,
+                );
+                if let Err(e) = removed {
                     // Not fatal: the next open removes it.
                     warn!(dir = %dir.display(), error = %e, "could not remove the old generation");
                 }
