@@ -325,6 +325,89 @@ pub trait Compactable: Send + Sync {
     fn capabilities(&self) -> Capabilities;
 }
 
+/// Implements [`KvRead`], [`KvWrite`] and [`Compactable`] for a wrapper type by forwarding
+/// every method, defaults included, to one of its fields: for an adapter that is a newtype
+/// around another store (as `reclaim-redb` and `reclaim-sled` are around
+/// [`crate::rewrite::GenerationalStore`]). Usage: `forward_kv_store!(MyStore => inner);`.
+#[macro_export]
+macro_rules! forward_kv_store {
+    ($outer:ty => $field:ident) => {
+        impl $crate::KvRead for $outer {
+            fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, $crate::StorageError> {
+                $crate::KvRead::get(&self.$field, key)
+            }
+
+            fn scan(
+                &self,
+                range: &$crate::KeyRange,
+                order: $crate::ScanOrder,
+                limit: usize,
+            ) -> Result<Vec<$crate::kv::KeyValue>, $crate::StorageError> {
+                $crate::KvRead::scan(&self.$field, range, order, limit)
+            }
+        }
+
+        impl $crate::KvWrite for $outer {
+            fn write(
+                &self,
+                batch: $crate::WriteBatch,
+                options: $crate::WriteOptions,
+            ) -> Result<(), $crate::StorageError> {
+                $crate::KvWrite::write(&self.$field, batch, options)
+            }
+        }
+
+        impl $crate::Compactable for $outer {
+            fn compact_range(&self, range: &$crate::KeyRange) -> Result<(), $crate::StorageError> {
+                $crate::Compactable::compact_range(&self.$field, range)
+            }
+
+            fn compact_range_paced(
+                &self,
+                range: &$crate::KeyRange,
+                pacer: &dyn $crate::CompactionPacer,
+            ) -> Result<(), $crate::StorageError> {
+                $crate::Compactable::compact_range_paced(&self.$field, range, pacer)
+            }
+
+            fn compaction_slices(
+                &self,
+                range: &$crate::KeyRange,
+                target_bytes: u64,
+            ) -> Result<Vec<$crate::KeyRange>, $crate::StorageError> {
+                $crate::Compactable::compaction_slices(&self.$field, range, target_bytes)
+            }
+
+            fn compaction_plan(
+                &self,
+                ranges: &[$crate::KeyRange],
+                target_bytes: u64,
+            ) -> Result<Vec<$crate::KeyRange>, $crate::StorageError> {
+                $crate::Compactable::compaction_plan(&self.$field, ranges, target_bytes)
+            }
+
+            fn drop_deleted_range(
+                &self,
+                range: &$crate::KeyRange,
+            ) -> Result<(), $crate::StorageError> {
+                $crate::Compactable::drop_deleted_range(&self.$field, range)
+            }
+
+            fn size_on_disk(&self) -> Result<u64, $crate::StorageError> {
+                $crate::Compactable::size_on_disk(&self.$field)
+            }
+
+            fn space_report(&self) -> Result<$crate::SpaceReport, $crate::StorageError> {
+                $crate::Compactable::space_report(&self.$field)
+            }
+
+            fn capabilities(&self) -> $crate::Capabilities {
+                $crate::Compactable::capabilities(&self.$field)
+            }
+        }
+    };
+}
+
 /// A complete engine adapter: everything the stores, the pruner and the compactor need.
 pub trait KvStore: KvRead + KvWrite + Compactable {}
 

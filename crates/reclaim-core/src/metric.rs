@@ -30,6 +30,13 @@ pub const COMPACTION_BYTES_RECLAIMED_TOTAL: &str = "reclaim_compaction_bytes_rec
 /// Counter, label `reason` = `in_flight` | `queue_full` | `shut_down`: tasks refused by
 /// `try_enqueue`.
 pub const COMPACTION_ENQUEUE_SKIPPED_TOTAL: &str = "reclaim_compaction_enqueue_skipped_total";
+/// Counter, label `result` = `switched` | `abandoned`: online rewrites of a generational store
+/// (`crate::rewrite`).
+pub const REWRITES_TOTAL: &str = "reclaim_rewrites_total";
+/// Histogram, seconds: how long writers waited for one online rewrite's switch.
+pub const REWRITE_WRITERS_PAUSED_SECONDS: &str = "reclaim_rewrite_writers_paused_seconds";
+/// Counter, bytes: keys and values copied by online rewrites.
+pub const REWRITE_BYTES_COPIED_TOTAL: &str = "reclaim_rewrite_bytes_copied_total";
 
 /// Attaches units and help texts to every metric above in the installed recorder.
 pub fn describe() {
@@ -93,5 +100,20 @@ pub fn describe() {
         COMPACTION_ENQUEUE_SKIPPED_TOTAL,
         Unit::Count,
         "Compaction tasks refused by try_enqueue, by reason"
+    );
+    describe_counter!(
+        REWRITES_TOTAL,
+        Unit::Count,
+        "Online rewrites by result (switched, abandoned)"
+    );
+    describe_histogram!(
+        REWRITE_WRITERS_PAUSED_SECONDS,
+        Unit::Seconds,
+        "Time writers waited for one online rewrite's switch"
+    );
+    describe_counter!(
+        REWRITE_BYTES_COPIED_TOTAL,
+        Unit::Bytes,
+        "Keys and values copied by online rewrites"
     );
 }

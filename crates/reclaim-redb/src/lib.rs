@@ -44,8 +44,8 @@ use reclaim_core::dir::directory_size;
 use reclaim_core::kv::{KeyValue, collect_scan, contained};
 use reclaim_core::rewrite::{GenerationEngine, GenerationLayout, GenerationalStore};
 use reclaim_core::{
-    BatchOp, Capabilities, Compactable, CompactionAccess, CompactionPacer, CompactionScope,
-    KeyRange, KvRead, KvWrite, ScanOrder, SpaceReport, StorageError, WriteBatch, WriteOptions,
+    BatchOp, Capabilities, Compactable, CompactionAccess, CompactionScope, KeyRange, KvRead,
+    KvWrite, ScanOrder, SpaceReport, StorageError, WriteBatch, WriteOptions,
 };
 use redb::{Database, Durability, ReadableDatabase, TableDefinition};
 use tracing::debug;
@@ -454,50 +454,6 @@ impl Compactable for RedbFile {
     }
 }
 
-impl KvRead for RedbStore {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        self.inner.get(key)
-    }
-
-    fn scan(
-        &self,
-        range: &KeyRange,
-        order: ScanOrder,
-        limit: usize,
-    ) -> Result<Vec<KeyValue>, StorageError> {
-        self.inner.scan(range, order, limit)
-    }
-}
-
-impl KvWrite for RedbStore {
-    fn write(&self, batch: WriteBatch, options: WriteOptions) -> Result<(), StorageError> {
-        self.inner.write(batch, options)
-    }
-}
-
-/// Compaction is the core's online rewrite into a new generation.
-impl Compactable for RedbStore {
-    fn compact_range(&self, range: &KeyRange) -> Result<(), StorageError> {
-        self.inner.compact_range(range)
-    }
-
-    fn compact_range_paced(
-        &self,
-        range: &KeyRange,
-        pacer: &dyn CompactionPacer,
-    ) -> Result<(), StorageError> {
-        self.inner.compact_range_paced(range, pacer)
-    }
-
-    fn size_on_disk(&self) -> Result<u64, StorageError> {
-        self.inner.size_on_disk()
-    }
-
-    fn space_report(&self) -> Result<SpaceReport, StorageError> {
-        self.inner.space_report()
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        Self::CAPABILITIES
-    }
-}
+// The generational store's compaction is the core's online rewrite into a new generation; it
+// declares what this adapter promises (`RedbStore::CAPABILITIES`).
+reclaim_core::forward_kv_store!(RedbStore => inner);

@@ -67,6 +67,11 @@ fn a_held_store_is_locked() {
 fn compaction_shrinks_the_file_and_reports_no_fragmentation() {
     let dir = tempfile::tempdir().unwrap();
     let store = RedbStore::open(dir.path()).unwrap();
+    // The forwarded capabilities are the ones the adapter declares.
+    assert_eq!(
+        reclaim_core::Compactable::capabilities(&store),
+        RedbStore::CAPABILITIES
+    );
     fill(&store);
     let mut batch = reclaim_core::WriteBatch::new();
     batch.delete_range(reclaim_core::KeyRange::until(b"k00270".to_vec()));

@@ -58,8 +58,8 @@ use reclaim_core::dir::{
 use reclaim_core::kv::{KeyValue, collect_scan, contained, expand_range_deletes};
 use reclaim_core::rewrite::{GenerationEngine, GenerationalStore};
 use reclaim_core::{
-    BatchOp, Capabilities, Compactable, CompactionAccess, CompactionPacer, CompactionScope,
-    KeyRange, KvRead, KvWrite, ScanOrder, SpaceReport, StorageError, WriteBatch, WriteOptions,
+    BatchOp, Capabilities, Compactable, CompactionAccess, CompactionScope, KeyRange, KvRead,
+    KvWrite, ScanOrder, StorageError, WriteBatch, WriteOptions,
 };
 use tracing::warn;
 
@@ -498,50 +498,6 @@ impl SledStore {
     }
 }
 
-impl KvRead for SledStore {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        self.inner.get(key)
-    }
-
-    fn scan(
-        &self,
-        range: &KeyRange,
-        order: ScanOrder,
-        limit: usize,
-    ) -> Result<Vec<KeyValue>, StorageError> {
-        self.inner.scan(range, order, limit)
-    }
-}
-
-impl KvWrite for SledStore {
-    fn write(&self, batch: WriteBatch, options: WriteOptions) -> Result<(), StorageError> {
-        self.inner.write(batch, options)
-    }
-}
-
-/// Compaction is the core's online rewrite into a new generation.
-impl Compactable for SledStore {
-    fn compact_range(&self, range: &KeyRange) -> Result<(), StorageError> {
-        self.inner.compact_range(range)
-    }
-
-    fn compact_range_paced(
-        &self,
-        range: &KeyRange,
-        pacer: &dyn CompactionPacer,
-    ) -> Result<(), StorageError> {
-        self.inner.compact_range_paced(range, pacer)
-    }
-
-    fn size_on_disk(&self) -> Result<u64, StorageError> {
-        self.inner.size_on_disk()
-    }
-
-    fn space_report(&self) -> Result<SpaceReport, StorageError> {
-        self.inner.space_report()
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        Self::CAPABILITIES
-    }
-}
+// The generational store's compaction is the core's online rewrite into a new generation; it
+// declares what this adapter promises (`SledStore::CAPABILITIES`).
+reclaim_core::forward_kv_store!(SledStore => inner);

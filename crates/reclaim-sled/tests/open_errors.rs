@@ -9,6 +9,8 @@ use reclaim_sled::{CURRENT_FILE, SledStore};
 fn filled_store() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let store = SledStore::open(dir.path()).unwrap();
+    // The forwarded capabilities are the ones the adapter declares.
+    assert_eq!(store.capabilities(), SledStore::CAPABILITIES);
     fill(&store);
     store.close().unwrap();
     dir

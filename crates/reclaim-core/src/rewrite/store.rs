@@ -95,7 +95,9 @@ pub struct GenerationalStore<E: GenerationEngine> {
     /// Held by every write; `Some` while a rewrite captures writes.
     writer: Mutex<Option<Arc<WriteCapture>>>,
     /// One rewrite at a time.
-    rewriting: Mutex<Option<RewriteStats>>,
+    rewriting: Mutex<()>,
+    /// What the last successful rewrite did.
+    last_rewrite: Mutex<Option<RewriteStats>>,
     settings: RewriteSettings,
     _lock: StoreDirLock,
 }
@@ -178,7 +180,8 @@ impl<E: GenerationEngine> GenerationalStore<E> {
             layout,
             live: RwLock::new(Arc::new(Generation { number, store })),
             writer: Mutex::new(None),
-            rewriting: Mutex::new(None),
+            rewriting: Mutex::new(()),
+            last_rewrite: Mutex::new(None),
             settings,
             _lock: lock,
         })
@@ -207,7 +210,7 @@ impl<E: GenerationEngine> GenerationalStore<E> {
 
     /// What the last successful rewrite did.
     pub fn last_rewrite(&self) -> Option<RewriteStats> {
-        self.rewriting.lock().clone()
+        self.last_rewrite.lock().clone()
     }
 
     /// Closes the store through the engine's own close (e.g. to record a clean close and let
@@ -290,7 +293,7 @@ impl<E: GenerationEngine> GenerationalStore<E> {
 
     /// The online rewrite (see [`crate::rewrite`]).
     fn rewrite(&self, pacer: &dyn CompactionPacer) -> Result<RewriteStats, StorageError> {
-        let mut last = self.rewriting.lock();
+        let _one_at_a_time = self.rewriting.lock();
         let started = Instant::now();
         let old = self.live();
         let number = old.number + 1;
@@ -332,7 +335,9 @@ impl<E: GenerationEngine> GenerationalStore<E> {
             Ok(()) => self.switch(target, &capture, &mut stats),
             Err(e) => Err((e, Some(target))),
         };
+        metrics::counter!(crate::metric::REWRITE_BYTES_COPIED_TOTAL).increment(stats.bytes_copied);
         if let Err((e, target)) = switched {
+            metrics::counter!(crate::metric::REWRITES_TOTAL, "result" => "abandoned").increment(1);
             *self.writer.lock() = None;
             warn!(engine = self.engine.name(), generation = number, error = %e,
                 "online rewrite abandoned; the old generation stays live");
@@ -354,7 +359,10 @@ impl<E: GenerationEngine> GenerationalStore<E> {
             duration_ms = stats.duration.as_millis() as u64,
             "online rewrite finished"
         );
-        *last = Some(stats.clone());
+        metrics::counter!(crate::metric::REWRITES_TOTAL, "result" => "switched").increment(1);
+        metrics::histogram!(crate::metric::REWRITE_WRITERS_PAUSED_SECONDS)
+            .record(stats.writers_paused.as_secs_f64());
+        *self.last_rewrite.lock() = Some(stats.clone());
         Ok(stats)
     }
 
