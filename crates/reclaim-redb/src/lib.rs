@@ -32,10 +32,14 @@
 //!   [`WriteOptions::sync`] maps to [`Durability::Immediate`], otherwise [`Durability::None`]
 //!   (durable at the next synced commit; never torn).
 //! * Range deletes are native (`retain_in` inside the transaction).
+//! * Values longer than about 2 KiB are stored as pieces sized to fill redb's 4 KiB pages
+//!   ([`layout`](crate) module docs): a block part then costs its bytes, not the power-of-two
+//!   page run redb gives one large value.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
+mod layout;
 mod reader;
 pub use reader::RedbReader;
 
@@ -47,7 +51,7 @@ use reclaim_core::{
     BatchOp, Capabilities, Compactable, CompactionAccess, CompactionScope, KeyRange, KvRead,
     KvWrite, ScanOrder, SpaceReport, StorageError, WriteBatch, WriteOptions,
 };
-use redb::{Database, Durability, ReadableDatabase, TableDefinition};
+use redb::{Database, Durability, ReadableDatabase};
 use tracing::debug;
 
 /// The longest key this adapter promises to store (tested by the conformance suite; the
@@ -61,8 +65,6 @@ pub const DB_FILE: &str = "store.redb";
 
 /// Upper bound on compaction rounds in one `compact_range` call.
 const MAX_COMPACTION_ROUNDS: u32 = 4;
-
-const TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("reclaim");
 
 /// One generation of a redb store: one redb file, compacted in place (redb's `compact`, every
 /// other access waiting) when asked directly.
@@ -297,19 +299,30 @@ fn refuse_single_file_layout(path: &Path) -> Result<(), StorageError> {
     Ok(())
 }
 
-/// A point read in one read transaction of `db` (a read-write or a read-only database).
-fn read_get(db: &impl ReadableDatabase, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+/// A point read in one read transaction of `db` (a read-write or a read-only database) whose
+/// file is `file`.
+fn read_get(
+    db: &impl ReadableDatabase,
+    file: &Path,
+    key: &[u8],
+) -> Result<Option<Vec<u8>>, StorageError> {
     let txn = db.begin_read().map_err(|e| engine_error("begin_read", e))?;
-    let table = txn
-        .open_table(TABLE)
+    let main = txn
+        .open_table(layout::MAIN)
         .map_err(|e| engine_error("open_table", e))?;
-    let value = table.get(key).map_err(|e| engine_error("get", e))?;
-    Ok(value.map(|v| v.value().to_vec()))
+    let pieces = txn
+        .open_table(layout::PIECES)
+        .map_err(|e| engine_error("open_table", e))?;
+    let Some(record) = main.get(key).map_err(|e| engine_error("get", e))? else {
+        return Ok(None);
+    };
+    layout::value(file, &pieces, key, record.value()).map(Some)
 }
 
-/// A bounded scan in one read transaction of `db`.
+/// A bounded scan in one read transaction of `db` whose file is `file`.
 fn read_scan(
     db: &impl ReadableDatabase,
+    file: &Path,
     range: &KeyRange,
     order: ScanOrder,
     limit: usize,
@@ -318,23 +331,26 @@ fn read_scan(
         return Ok(Vec::new());
     }
     let txn = db.begin_read().map_err(|e| engine_error("begin_read", e))?;
-    let table = txn
-        .open_table(TABLE)
+    let main = txn
+        .open_table(layout::MAIN)
         .map_err(|e| engine_error("open_table", e))?;
-    let entries = table
+    let pieces = txn
+        .open_table(layout::PIECES)
+        .map_err(|e| engine_error("open_table", e))?;
+    let entries = main
         .range::<&[u8]>(range.as_bounds())
         .map_err(|e| engine_error("range", e))?;
     collect_scan(entries, order, limit, |entry| {
-        entry
-            .map(|(k, v)| (k.value().to_vec(), v.value().to_vec()))
-            .map_err(|e| engine_error("scan", e))
+        let (key, record) = entry.map_err(|e| engine_error("scan", e))?;
+        let value = layout::value(file, &pieces, key.value(), record.value())?;
+        Ok((key.value().to_vec(), value))
     })
 }
 
 impl KvRead for RedbFile {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
         contained(ENGINE, "get", &self.poisoned, || {
-            read_get(&*self.db.read(), key)
+            read_get(&*self.db.read(), &self.file, key)
         })
     }
 
@@ -345,7 +361,7 @@ impl KvRead for RedbFile {
         limit: usize,
     ) -> Result<Vec<KeyValue>, StorageError> {
         contained(ENGINE, "scan", &self.poisoned, || {
-            read_scan(&*self.db.read(), range, order, limit)
+            read_scan(&*self.db.read(), &self.file, range, order, limit)
         })
     }
 }
@@ -365,25 +381,23 @@ impl KvWrite for RedbFile {
             txn.set_durability(durability)
                 .map_err(|e| StorageError::engine(ENGINE, "set_durability", e))?;
             {
-                let mut table = txn
-                    .open_table(TABLE)
+                let mut main = txn
+                    .open_table(layout::MAIN)
                     .map_err(|e| engine_error("open_table", e))?;
+                let mut pieces = txn
+                    .open_table(layout::PIECES)
+                    .map_err(|e| engine_error("open_table", e))?;
+                let file = &self.file;
                 for op in batch.into_ops() {
                     match op {
                         BatchOp::Put { key, value } => {
-                            table
-                                .insert(key.as_slice(), value.as_slice())
-                                .map_err(|e| engine_error("insert", e))?;
+                            layout::put(file, &mut main, &mut pieces, &key, &value)?;
                         }
                         BatchOp::Delete { key } => {
-                            table
-                                .remove(key.as_slice())
-                                .map_err(|e| engine_error("remove", e))?;
+                            layout::delete(file, &mut main, &mut pieces, &key)?;
                         }
                         BatchOp::DeleteRange(range) => {
-                            table
-                                .retain_in::<&[u8], _>(range.as_bounds(), |_, _| false)
-                                .map_err(|e| engine_error("delete_range", e))?;
+                            layout::delete_range(file, &mut main, &mut pieces, &range)?;
                         }
                     }
                 }

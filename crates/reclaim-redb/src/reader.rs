@@ -20,6 +20,8 @@ use crate::{
 pub struct RedbReader {
     db: ReadOnlyDatabase,
     path: PathBuf,
+    /// The live generation's database file.
+    file: PathBuf,
     poisoned: AtomicBool,
     _lock: SharedDirLock,
 }
@@ -61,6 +63,7 @@ impl RedbReader {
         let reader = Self {
             db,
             path: path.clone(),
+            file,
             poisoned: AtomicBool::new(false),
             _lock: lock,
         };
@@ -75,7 +78,9 @@ impl RedbReader {
 
 impl KvRead for RedbReader {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        contained(ENGINE, "get", &self.poisoned, || read_get(&self.db, key))
+        contained(ENGINE, "get", &self.poisoned, || {
+            read_get(&self.db, &self.file, key)
+        })
     }
 
     fn scan(
@@ -85,7 +90,7 @@ impl KvRead for RedbReader {
         limit: usize,
     ) -> Result<Vec<KeyValue>, StorageError> {
         contained(ENGINE, "scan", &self.poisoned, || {
-            read_scan(&self.db, range, order, limit)
+            read_scan(&self.db, &self.file, range, order, limit)
         })
     }
 }
