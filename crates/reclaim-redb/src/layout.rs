@@ -28,6 +28,9 @@ pub(crate) const MAIN: TableDefinition<&[u8], &[u8]> = TableDefinition::new("rec
 /// The pieces of long values.
 pub(crate) const PIECES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("reclaim-pieces");
 
+/// One of the two tables, open in a write transaction.
+pub(crate) type RawTable<'txn> = Table<'txn, &'static [u8], &'static [u8]>;
+
 const INLINE: u8 = 0;
 const PIECED: u8 = 1;
 /// redb's page: its smallest allocation.
@@ -135,11 +138,7 @@ fn piece_count(file: &Path, key: &[u8], record: &[u8]) -> Result<u32, StorageErr
     })
 }
 
-fn remove_pieces(
-    pieces: &mut Table<&'static [u8], &'static [u8]>,
-    key: &[u8],
-    count: u32,
-) -> Result<(), StorageError> {
+fn remove_pieces(pieces: &mut RawTable<'_>, key: &[u8], count: u32) -> Result<(), StorageError> {
     for index in 0..count {
         pieces
             .remove(piece_key(key, index).as_slice())
@@ -151,8 +150,8 @@ fn remove_pieces(
 /// Stores `value` under `key`, replacing whatever was there (its pieces included).
 pub(crate) fn put(
     file: &Path,
-    main: &mut Table<&'static [u8], &'static [u8]>,
-    pieces: &mut Table<&'static [u8], &'static [u8]>,
+    main: &mut RawTable<'_>,
+    pieces: &mut RawTable<'_>,
     key: &[u8],
     value: &[u8],
 ) -> Result<(), StorageError> {
@@ -191,8 +190,8 @@ pub(crate) fn put(
 /// Removes `key` and its pieces, if present.
 pub(crate) fn delete(
     file: &Path,
-    main: &mut Table<&'static [u8], &'static [u8]>,
-    pieces: &mut Table<&'static [u8], &'static [u8]>,
+    main: &mut RawTable<'_>,
+    pieces: &mut RawTable<'_>,
     key: &[u8],
 ) -> Result<(), StorageError> {
     let old_pieces = match main.remove(key).map_err(|e| engine_error("remove", e))? {
@@ -205,8 +204,8 @@ pub(crate) fn delete(
 /// Removes every key in `range` and the pieces of each.
 pub(crate) fn delete_range(
     file: &Path,
-    main: &mut Table<&'static [u8], &'static [u8]>,
-    pieces: &mut Table<&'static [u8], &'static [u8]>,
+    main: &mut RawTable<'_>,
+    pieces: &mut RawTable<'_>,
     range: &KeyRange,
 ) -> Result<(), StorageError> {
     let mut pieced_keys = Vec::new();
@@ -238,11 +237,8 @@ mod tests {
     fn apply(
         db: &Database,
         file: &Path,
-        ops: impl FnOnce(
-            &mut Table<&'static [u8], &'static [u8]>,
-            &mut Table<&'static [u8], &'static [u8]>,
-        ),
-    ) -> (Vec<(Vec<u8>, Vec<u8>)>, u64) {
+        ops: impl FnOnce(&mut RawTable<'_>, &mut RawTable<'_>),
+    ) -> (Vec<reclaim_core::kv::KeyValue>, u64) {
         let txn = db.begin_write().unwrap();
         {
             let mut main = txn.open_table(MAIN).unwrap();
