@@ -2,16 +2,15 @@
 //! 32–96 KiB (CometBFT-sized block parts, ± 50 %) into one redb generation, in 50 buffered
 //! batches, and prints the file before and after a durable commit and an in-place compaction.
 //!
-//! `cargo run --release -p reclaim-redb --example layout_probe -- [CHUNK_BYTES] [KEY_PAD]`:
-//! with `CHUNK_BYTES` > 0 each value is stored as pieces of that size (a layout experiment);
-//! `KEY_PAD` lengthens every key by that many bytes.
+//! `cargo run --release -p reclaim-redb --example layout_probe -- [KEY_PAD]`: `KEY_PAD`
+//! lengthens every key by that many bytes (the adapter sizes its value pieces by key length;
+//! keys over 512 bytes keep their values whole).
 
 use reclaim_core::rewrite::GenerationEngine;
 use reclaim_core::{Compactable, KeyRange, KvWrite, WriteBatch, WriteOptions};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let chunk_bytes: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(0);
     let key_pad: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(0);
     let dir = tempfile::tempdir()?;
     let engine = reclaim_redb::RedbEngine;
@@ -27,16 +26,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let len = 32 * 1024 + (seed >> 33) as usize % (64 * 1024);
             let key = format!("k{:06}{}", batch_number * 40 + i, "p".repeat(key_pad)).into_bytes();
             live += (len + key.len()) as u64;
-            let value = vec![(seed % 251) as u8; len];
-            if chunk_bytes == 0 {
-                batch.put(key, value);
-            } else {
-                for (n, piece) in value.chunks(chunk_bytes).enumerate() {
-                    let mut piece_key = key.clone();
-                    piece_key.extend_from_slice(&(n as u32).to_be_bytes());
-                    batch.put(piece_key, piece.to_vec());
-                }
-            }
+            batch.put(key, vec![(seed % 251) as u8; len]);
         }
         store.write(batch, WriteOptions::BUFFERED)?;
     }
