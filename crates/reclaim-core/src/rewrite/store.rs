@@ -29,10 +29,16 @@ pub struct RewriteSettings {
     /// The new generation is made durable after every this many copied bytes, so that the
     /// final flush (the one writers may wait for) stays short.
     pub persist_every_bytes: u64,
-    /// The switch happens once the queued writes left to replay are at most this many bytes.
+    /// The catch-up (replay what arrived, make it durable; again) ends, and the switch takes
+    /// the write lock, once a round replayed at most this many bytes ...
     pub switch_backlog_bytes: u64,
-    /// Catch-up rounds at most before the switch takes the write lock anyway.
-    pub max_catch_up_rounds: u32,
+    /// ... or took at most this long: the switch then has about one such round to do while
+    /// writers wait, so this bounds their pause.
+    pub switch_round: Duration,
+    /// A catch-up that has not got there after this long gives up with
+    /// [`StorageError::Overtaken`] (the writes arrive faster than they can be replayed) rather
+    /// than make writers wait for the backlog; the old generation stays live.
+    pub catch_up_limit: Duration,
     /// How long retiring the old generation waits for its last reader.
     pub retire_wait: Duration,
     /// The old generation's large files are shrunk by this many bytes at a time before they
@@ -49,7 +55,8 @@ impl Default for RewriteSettings {
             scan_entries: 256,
             persist_every_bytes: 8 << 20,
             switch_backlog_bytes: 1 << 20,
-            max_catch_up_rounds: 32,
+            switch_round: Duration::from_millis(20),
+            catch_up_limit: Duration::from_secs(60),
             retire_wait: Duration::from_secs(30),
             retire_step_bytes: 32 << 20,
             retire_step_pause: Duration::from_millis(5),
@@ -428,14 +435,29 @@ impl<E: GenerationEngine> GenerationalStore<E> {
         crash_point("rewrite.copied");
         self.engine.settle(target)?;
         self.engine.persist(target)?;
-        for _ in 0..self.settings.max_catch_up_rounds {
+        // Catch up in rounds, each made durable, until a round is short: the switch then does
+        // about one more round while writers wait.
+        let deadline = Instant::now() + self.settings.catch_up_limit;
+        loop {
+            let round = Instant::now();
             let (replayed_bytes, replayed) = self.replay(capture, target)?;
             stats.batches_replayed += replayed;
-            if replayed_bytes <= self.settings.switch_backlog_bytes {
+            self.engine.persist(target)?;
+            if replayed_bytes <= self.settings.switch_backlog_bytes
+                || round.elapsed() <= self.settings.switch_round
+            {
                 break;
             }
+            if Instant::now() >= deadline {
+                return Err(StorageError::Overtaken {
+                    operation: "online rewrite",
+                    detail: format!(
+                        "writes kept arriving faster than they could be replayed for {:?}",
+                        self.settings.catch_up_limit
+                    ),
+                });
+            }
         }
-        self.engine.persist(target)?;
         crash_point("rewrite.caught_up");
         Ok(())
     }
