@@ -33,7 +33,7 @@
 //!   (durable at the next synced commit; never torn).
 //! * Range deletes are native (`retain_in` inside the transaction).
 //! * Values longer than about 2 KiB are stored as pieces sized to fill redb's 4 KiB pages
-//!   ([`layout`](crate) module docs): a block part then costs its bytes, not the power-of-two
+//!   (`layout.rs` in this crate): a block part then costs its bytes, not the power-of-two
 //!   page run redb gives one large value.
 
 use std::path::{Path, PathBuf};
