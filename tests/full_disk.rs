@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use reclaim::{KeyRange, KvStore, StorageError, WriteBatch, WriteOptions};
 use reclaim_conformance::data::random_bytes;
+use reclaim_conformance::rewrite_kill::generation_dirs;
 
 const FS_BYTES: u64 = 48 << 20;
 const BALLAST_BYTES: usize = 12 << 20;
@@ -135,11 +136,7 @@ fn full_disk(engine: &str, open: fn(&Path) -> Result<Arc<dyn KvStore>, StorageEr
             );
         }
     }
-    let generations = std::fs::read_dir(&dir)
-        .unwrap()
-        .filter_map(|e| e.unwrap().file_name().into_string().ok())
-        .filter(|n| n.starts_with("gen-"))
-        .count();
+    let generations = generation_dirs(&dir).len();
     assert!(generations <= 1, "{engine}: {generations} generations left");
     for i in 0..acknowledged {
         assert_eq!(
@@ -339,13 +336,7 @@ fn rewrite_without_room(
     );
     let ballast = fs.mount.join("ballast");
     std::fs::write(&ballast, vec![0u8; free.saturating_sub(room) as usize]).unwrap();
-    let generations = || {
-        std::fs::read_dir(&dir)
-            .unwrap()
-            .filter_map(|e| e.unwrap().file_name().into_string().ok())
-            .filter(|n| n.starts_with("gen-"))
-            .collect::<Vec<_>>()
-    };
+    let generations = || generation_dirs(&dir);
     let before = generations();
     match store.compact_range(&KeyRange::full()) {
         Ok(()) => eprintln!("{engine}: compaction without room for a copy succeeded in place"),

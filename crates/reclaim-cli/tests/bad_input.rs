@@ -505,7 +505,7 @@ fn cli_rows(t: &mut Table, dir: &Path) {
     ] {
         let lost = dir.join(format!("lost-{how}"));
         std::fs::create_dir_all(&lost).unwrap();
-        copy_tree(&store, &lost);
+        reclaim_conformance::damage::copy_dir(&store, &lost);
         let file = reclaim::redb::live_database_file(&lost).unwrap();
         std::fs::remove_file(&file).unwrap();
         let unmounted = dir.join(format!("unmounted-{how}"));
@@ -570,19 +570,5 @@ fn every_entry_point_refuses_bad_input_and_loses_nothing() {
             committed == markdown,
             "docs/bad-input.md is stale: run RECLAIM_BLESS=1 cargo test -p reclaim-cli --all-features --test bad_input\n\n{markdown}"
         );
-    }
-}
-
-/// Copies the directory tree `from` into `to`.
-fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
     }
 }

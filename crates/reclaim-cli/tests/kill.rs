@@ -18,6 +18,7 @@ use reclaim::{
 };
 use reclaim_conformance::cases::{dump, dump_chain_data};
 use reclaim_conformance::chain::{check_invariants, commit, open};
+use reclaim_conformance::damage::copy_dir;
 
 const HEIGHTS: u64 = 12_000;
 const RETAIN: u64 = 11_000;
@@ -30,19 +31,6 @@ fn kill_points() -> u32 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(50)
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 /// A store holding the deterministic test chain, made durable and closed.

@@ -73,6 +73,17 @@ fn kill_points() -> u32 {
         .unwrap_or(50)
 }
 
+/// The names of the generation directories (`gen-…`) in the store directory `dir`, sorted.
+pub fn generation_dirs(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("list store")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("gen-"))
+        .collect();
+    names.sort();
+    names
+}
+
 /// Runs the kill test of the adapter opened by `open` (and closed by `close`, which must let
 /// go of every handle on the directory). `test_name` is the name of the calling test: the test
 /// binary runs itself filtered to it as the child.
@@ -143,11 +154,7 @@ where
     };
     let check = |dir: &Path, acknowledged: u64, what: &str| {
         let store = open(dir).unwrap_or_else(|e| panic!("{what}: the store does not open: {e}"));
-        let generations = std::fs::read_dir(dir)
-            .expect("list store")
-            .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter(|n| n.starts_with("gen-"))
-            .count();
+        let generations = generation_dirs(dir).len();
         assert!(
             generations <= 1,
             "{what}: {generations} generations after open"
