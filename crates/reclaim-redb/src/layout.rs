@@ -155,23 +155,17 @@ pub(crate) fn put(
     key: &[u8],
     value: &[u8],
 ) -> Result<(), StorageError> {
-    let old_pieces = match main.get(key).map_err(|e| engine_error("get", e))? {
-        Some(old) => piece_count(file, key, old.value())?,
-        None => 0,
-    };
-    remove_pieces(pieces, key, old_pieces)?;
-    let record = if pieced(key, value) {
+    // Only a pieced value's key is short enough to size pieces by.
+    let (count, size) = if pieced(key, value) {
         let size = piece_bytes(key.len());
-        let mut count = 0u32;
-        for (index, piece) in value.chunks(size).enumerate() {
-            let index = u32::try_from(index).map_err(|_| {
-                StorageError::engine(ENGINE, "insert", "a value of more than 2^32 pieces")
-            })?;
-            pieces
-                .insert(piece_key(key, index).as_slice(), piece)
-                .map_err(|e| engine_error("insert piece", e))?;
-            count = index + 1;
-        }
+        let count = u32::try_from(value.len().div_ceil(size)).map_err(|_| {
+            StorageError::engine(ENGINE, "insert", "a value of more than 2^32 pieces")
+        })?;
+        (count, size)
+    } else {
+        (0, 1)
+    };
+    let record = if count > 0 {
         let mut record = vec![PIECED];
         record.extend_from_slice(&count.to_be_bytes());
         record.extend_from_slice(&(value.len() as u64).to_be_bytes());
@@ -182,8 +176,21 @@ pub(crate) fn put(
         record.extend_from_slice(value);
         record
     };
-    main.insert(key, record.as_slice())
-        .map_err(|e| engine_error("insert", e))?;
+    // One lookup: the insert hands back the record it replaced, whose pieces go before the new
+    // ones are written (they share keys). An error aborts the whole transaction.
+    let old_pieces = match main
+        .insert(key, record.as_slice())
+        .map_err(|e| engine_error("insert", e))?
+    {
+        Some(old) => piece_count(file, key, old.value())?,
+        None => 0,
+    };
+    remove_pieces(pieces, key, old_pieces)?;
+    for (index, piece) in (0..count).zip(value.chunks(size)) {
+        pieces
+            .insert(piece_key(key, index).as_slice(), piece)
+            .map_err(|e| engine_error("insert piece", e))?;
+    }
     Ok(())
 }
 
