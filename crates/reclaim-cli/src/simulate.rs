@@ -56,9 +56,10 @@ pub struct SimulateArgs {
     /// as in CometBFT; at least 1).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub compaction_interval: Option<u64>,
-    /// When compaction runs: `interval` (CometBFT's, every `--compaction-interval` pruned
-    /// heights) or `space` (only when the engine estimates enough reclaimable space; overrides
-    /// `[storage] compaction_policy`).
+    /// When compaction runs: `space` (the default: at most every `--compaction-interval` pruned
+    /// heights, and only when the engines estimate enough reclaimable space) or `interval`
+    /// (CometBFT's, every `--compaction-interval` pruned heights); overrides `[storage]
+    /// compaction_policy`.
     #[arg(long, value_parser = ["interval", "space"])]
     pub compaction_policy: Option<String>,
     /// Run without compaction, to see what pruning alone does to the disk.

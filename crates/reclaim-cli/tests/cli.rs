@@ -37,6 +37,8 @@ fn simulate(dir: &Path, backend: &str, extra: &[&str]) -> Value {
             "8",
             "--compaction-interval",
             "50",
+            "--compaction-policy",
+            "interval",
             "--dir",
         ])
         .arg(dir)
@@ -129,7 +131,8 @@ fn simulate_logs_the_spec_lines_with_verbose() {
             "--prune-every",
             "20",
         ])
-        .args(["--block-kib", "4", "--compaction-interval", "50", "--dir"])
+        .args(["--block-kib", "4", "--compaction-interval", "50"])
+        .args(["--compaction-policy", "interval", "--dir"])
         .arg(dir.path().join("store"))
         .assert()
         .success()
@@ -329,13 +332,34 @@ fn a_store_held_by_a_running_node_is_refused() {
     }
 }
 
+/// Without a policy named, compaction is space-aware: a small store whose engine estimates
+/// far less than 64 MiB reclaimable is pruned but never compacted.
+#[test]
+fn the_default_policy_compacts_only_for_space() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = reclaim()
+        .args(["simulate", "--json", "--heights", "300", "--retain", "50"])
+        .args(["--prune-every", "20", "--block-kib", "8", "--dir"])
+        .arg(dir.path().join("store"))
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let report: Value = serde_json::from_slice(&output).unwrap();
+    assert_eq!(report[0]["policy"], "space", "{report}");
+    assert_eq!(report[0]["heights_pruned"], 250, "{report}");
+    assert_eq!(report[0]["compactions_run"], 0, "{report}");
+}
+
 #[test]
 fn config_files_are_read_and_unknown_keys_refused() {
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("good.toml");
     std::fs::write(
         &good,
-        "[storage]\ncompaction_interval = 25\ndiscard_abci_responses = true\n",
+        "[storage]\ncompaction_interval = 25\ncompaction_policy = \"interval\"\n\
+         discard_abci_responses = true\n",
     )
     .unwrap();
     let report: Value = serde_json::from_slice(
@@ -553,6 +577,7 @@ fn a_compaction_waiting_for_a_window_is_reported_not_waited_out() {
         .arg(&config)
         .args(["-v", "simulate", "--heights", "300", "--retain", "50"])
         .args(["--block-kib", "4", "--compaction-interval", "50"])
+        .args(["--compaction-policy", "interval"])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -28,6 +28,8 @@ fn simulate_serves_prometheus_metrics_on_loopback() {
             "8",
             "--compaction-interval",
             "50",
+            "--compaction-policy",
+            "interval",
             "--max-heights-per-run",
             "20",
             "--metrics-addr",

@@ -63,10 +63,11 @@ pub struct Config {
 #[serde(rename_all = "lowercase")]
 pub enum CompactionPolicyKind {
     /// CometBFT's: every `compaction_interval` pruned heights.
-    #[default]
     Interval,
-    /// reclaim's: only when the engines estimate enough reclaimable space
-    /// (`compaction_min_reclaimable_bytes` and `_percent`), else by the interval.
+    /// reclaim's, the default: at most every `compaction_interval` pruned heights, and only
+    /// when the engines estimate enough reclaimable space (`compaction_min_reclaimable_bytes`
+    /// and `_percent`); by the interval alone where an engine gives no estimate.
+    #[default]
     Space,
 }
 
@@ -79,7 +80,7 @@ pub struct StorageConfig {
     /// Pruned heights between compactions (CometBFT default: 1000; must be at least 1); the
     /// space policy's fallback when an engine gives no estimate.
     pub compaction_interval: u64,
-    /// reclaim: `"interval"` (CometBFT's, the default) or `"space"`.
+    /// reclaim: `"space"` (the default) or `"interval"` (CometBFT's).
     pub compaction_policy: CompactionPolicyKind,
     /// reclaim, space policy: reclaimable bytes below which compaction waits (default 64 MiB).
     pub compaction_min_reclaimable_bytes: u64,
@@ -99,7 +100,7 @@ impl Default for StorageConfig {
         Self {
             compact: false,
             compaction_interval: DEFAULT_COMPACTION_INTERVAL,
-            compaction_policy: CompactionPolicyKind::Interval,
+            compaction_policy: CompactionPolicyKind::Space,
             compaction_min_reclaimable_bytes: reclaim_core::SpaceAwarePolicy::DEFAULT
                 .min_reclaimable_bytes,
             compaction_min_reclaimable_percent: reclaim_core::SpaceAwarePolicy::DEFAULT
@@ -395,8 +396,16 @@ mod tests {
         ] {
             assert!(Config::from_toml_str(bad).is_err(), "{bad} accepted");
         }
+        // Space-aware by default; CometBFT's interval is one line away.
         assert_eq!(
             Config::from_toml_str("").unwrap().storage.compaction_policy,
+            CompactionPolicyKind::Space
+        );
+        assert_eq!(
+            Config::from_toml_str("[storage]\ncompaction_policy = \"interval\"\n")
+                .unwrap()
+                .storage
+                .compaction_policy,
             CompactionPolicyKind::Interval
         );
     }

@@ -43,7 +43,7 @@ impl Default for PruningSettings {
             compact: false,
             compaction_interval: DEFAULT_COMPACTION_INTERVAL,
             limits: PruneLimits::UNBOUNDED,
-            policy: CompactionPolicyKind::Interval,
+            policy: CompactionPolicyKind::Space,
             space: SpaceAwarePolicy::DEFAULT,
         }
     }

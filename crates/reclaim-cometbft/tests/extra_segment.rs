@@ -27,6 +27,7 @@ fn settings() -> PruningSettings {
         batch_heights: 16,
         compact: true,
         compaction_interval: 1,
+        policy: reclaim_cometbft::CompactionPolicyKind::Interval,
         ..PruningSettings::default()
     }
 }

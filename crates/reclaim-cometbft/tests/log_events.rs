@@ -110,6 +110,7 @@ fn the_spec_log_lines_appear_with_their_fields() {
     let options = PruningSettings {
         compact: true,
         compaction_interval: 1,
+        policy: reclaim_cometbft::CompactionPolicyKind::Interval,
         evidence_max_age_heights: 0,
         ..Default::default()
     };

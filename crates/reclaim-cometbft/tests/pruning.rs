@@ -272,6 +272,7 @@ fn compaction_follows_the_interval_and_targets_pruned_ranges() {
     let opts = PruningSettings {
         compact: true,
         compaction_interval: 30,
+        policy: reclaim_cometbft::CompactionPolicyKind::Interval,
         ..options(0, 1000)
     };
     let (_, exec) = executor_on(Arc::clone(&faulty) as Arc<dyn KvStore>, 1, 100, opts);
@@ -318,6 +319,7 @@ fn a_skipped_compaction_stays_pending_and_runs_later() {
     let opts = PruningSettings {
         compact: true,
         compaction_interval: 1,
+        policy: reclaim_cometbft::CompactionPolicyKind::Interval,
         ..options(0, 1000)
     };
     let (_, exec) = executor_on(Arc::clone(&faulty) as Arc<dyn KvStore>, 1, 100, opts);
@@ -360,6 +362,7 @@ fn without_a_compactor_compaction_runs_synchronously_and_its_failure_never_fails
     let opts = PruningSettings {
         compact: true,
         compaction_interval: 1,
+        policy: reclaim_cometbft::CompactionPolicyKind::Interval,
         ..options(0, 1000)
     };
     let (chain, exec) = executor_on(Arc::clone(&faulty) as Arc<dyn KvStore>, 1, 60, opts);
@@ -412,6 +415,7 @@ fn separate_engines_for_state_and_blocks_get_one_target_each() {
     let opts = PruningSettings {
         compact: true,
         compaction_interval: 1,
+        policy: reclaim_cometbft::CompactionPolicyKind::Interval,
         ..options(0, 1000)
     };
     let exec = pruning_executor(&chain.blocks, &chain.states, opts);
@@ -450,6 +454,7 @@ fn the_pending_compaction_survives_a_restart() {
     let opts = PruningSettings {
         compact: true,
         compaction_interval: 30,
+        policy: reclaim_cometbft::CompactionPolicyKind::Interval,
         ..options(0, 1000)
     };
     let (_store, chain, exec) = memory_executor(100, opts);

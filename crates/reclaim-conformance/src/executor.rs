@@ -51,6 +51,7 @@ pub fn executor_prunes_without_compactor(h: &Harness) {
         let opts = PruningSettings {
             compact: true,
             compaction_interval: 1,
+            policy: reclaim_cometbft::CompactionPolicyKind::Interval,
             ..options(20, 16)
         };
         let exec = executor(&chain, opts);
@@ -89,6 +90,7 @@ pub fn executor_single_flight_holds(h: &Harness) {
     let opts = PruningSettings {
         compact: true,
         compaction_interval: 1,
+        policy: reclaim_cometbft::CompactionPolicyKind::Interval,
         ..options(0, 10)
     };
     let exec = executor(&chain, opts).with_compactor(Arc::clone(&compactor));
@@ -221,6 +223,7 @@ pub fn executor_pruned_chain_compacts_to_retained_size(h: &Harness) {
     let opts = PruningSettings {
         compact: true,
         compaction_interval: 1,
+        policy: reclaim_cometbft::CompactionPolicyKind::Interval,
         ..options(0, 100)
     };
     let exec = executor(&chain, opts).with_compactor(Arc::clone(&compactor));
@@ -276,6 +279,7 @@ pub fn executor_load_with_watchdog(h: &Harness) {
     let opts = PruningSettings {
         compact: true,
         compaction_interval: 50,
+        policy: reclaim_cometbft::CompactionPolicyKind::Interval,
         ..options(30, 25)
     };
     let exec = executor(&chain, opts).with_compactor(Arc::clone(&compactor));

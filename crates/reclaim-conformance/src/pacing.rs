@@ -126,6 +126,7 @@ pub fn paced_compaction_after_pruning(h: &Harness) {
     let opts = PruningSettings {
         compact: true,
         compaction_interval: 1,
+        policy: reclaim_cometbft::CompactionPolicyKind::Interval,
         ..options(50, 64, PruneLimits::UNBOUNDED)
     };
     let exec = executor(&chain, opts).with_compactor(Arc::clone(&compactor));

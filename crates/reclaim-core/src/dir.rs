@@ -353,11 +353,40 @@ pub fn is_locked(path: &Path) -> Result<bool, StorageError> {
     }
 }
 
-/// Bytes on disk of everything under `path`: the sum of the apparent sizes of all regular
-/// files, recursively. This is the one measure reported by every backend, the conformance suite
-/// and the benchmarks.
+/// Bytes on disk of everything under `path`: the filesystem blocks allocated to its regular
+/// files, recursively (what `du` and the filesystem's free space count; see [`file_disk_bytes`]).
+/// This is the one measure reported by every backend, the conformance suite and the benchmarks.
 pub fn directory_size(path: &Path) -> Result<u64, StorageError> {
-    let mut total = 0;
+    directory_sum(path, file_disk_bytes)
+}
+
+/// The apparent length of everything under `path` (what `ls -l` shows): the sum of the lengths
+/// of its regular files, recursively. Larger than [`directory_size`] when an engine grows its
+/// files sparsely (redb doubles its file's length ahead of use), smaller when it preallocates.
+pub fn directory_apparent_size(path: &Path) -> Result<u64, StorageError> {
+    directory_sum(path, std::fs::Metadata::len)
+}
+
+/// Bytes a file occupies on its filesystem: its allocated blocks on Unix, where a sparse file's
+/// holes cost nothing and a preallocated tail counts in full; its length elsewhere.
+pub fn file_disk_bytes(meta: &std::fs::Metadata) -> u64 {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        // st_blocks counts 512-byte units whatever the filesystem's block size.
+        meta.blocks().saturating_mul(512)
+    }
+    #[cfg(not(unix))]
+    {
+        meta.len()
+    }
+}
+
+fn directory_sum(
+    path: &Path,
+    file_bytes: fn(&std::fs::Metadata) -> u64,
+) -> Result<u64, StorageError> {
+    let mut total: u64 = 0;
     let entries = std::fs::read_dir(path)
         .map_err(|e| StorageError::io_at("list store directory", path, e))?;
     for entry in entries {
@@ -369,13 +398,13 @@ pub fn directory_size(path: &Path) -> Result<u64, StorageError> {
             Err(e) => return Err(StorageError::io_at("stat store file", &entry.path(), e)),
         };
         if meta.is_dir() {
-            match directory_size(&entry.path()) {
-                Ok(bytes) => total += bytes,
+            match directory_sum(&entry.path(), file_bytes) {
+                Ok(bytes) => total = total.saturating_add(bytes),
                 Err(StorageError::Io { source, .. }) if source.kind() == ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
             }
         } else if meta.is_file() {
-            total += meta.len();
+            total = total.saturating_add(file_bytes(&meta));
         }
     }
     Ok(total)
@@ -620,6 +649,28 @@ mod tests {
         std::fs::write(dir.path().join("a"), [0u8; 100]).unwrap();
         std::fs::create_dir(dir.path().join("sub")).unwrap();
         std::fs::write(dir.path().join("sub/b"), [0u8; 23]).unwrap();
-        assert_eq!(directory_size(dir.path()).unwrap(), 123);
+        assert_eq!(directory_apparent_size(dir.path()).unwrap(), 123);
+        // Two files with data occupy at least a block each.
+        assert!(directory_size(dir.path()).unwrap() >= 2 * 512);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn directory_size_counts_allocated_blocks_not_sparse_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = std::fs::File::create(dir.path().join("sparse")).unwrap();
+        // 64 MiB long, nothing written: a hole (every Unix filesystem we run on supports them).
+        file.set_len(64 << 20).unwrap();
+        drop(file);
+        std::fs::write(dir.path().join("dense"), vec![7u8; 1 << 20]).unwrap();
+        assert_eq!(
+            directory_apparent_size(dir.path()).unwrap(),
+            (64 << 20) + (1 << 20)
+        );
+        let allocated = directory_size(dir.path()).unwrap();
+        assert!(
+            ((1 << 20)..(2 << 20)).contains(&allocated),
+            "allocated {allocated}"
+        );
     }
 }

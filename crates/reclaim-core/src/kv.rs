@@ -307,9 +307,10 @@ pub trait Compactable: Send + Sync {
         Ok(())
     }
 
-    /// Bytes the store occupies on disk: the apparent size of every file in its directory (the
-    /// same measure the conformance suite and the benchmarks use). In-memory stores report the
-    /// bytes of live keys and values.
+    /// Bytes the store occupies on disk: the filesystem blocks allocated to every file in its
+    /// directory ([`crate::dir::directory_size`], the measure the conformance suite and the
+    /// benchmarks use; a sparse file's holes are free). In-memory stores report the bytes of
+    /// live keys and values.
     fn size_on_disk(&self) -> Result<u64, StorageError>;
 
     /// Bytes on disk and, where the engine can tell cheaply, an estimate of what a compaction

@@ -51,7 +51,7 @@ use reclaim_core::{
     BatchOp, Capabilities, Compactable, CompactionAccess, CompactionScope, KeyRange, KvRead,
     KvWrite, ScanOrder, SpaceReport, StorageError, WriteBatch, WriteOptions,
 };
-use redb::{Database, Durability, ReadableDatabase};
+use redb::{Database, Durability, ReadableDatabase, ReadableTableMetadata};
 use tracing::debug;
 
 /// The longest key this adapter promises to store (tested by the conformance suite; the
@@ -230,9 +230,38 @@ impl RedbFile {
         max_key_bytes: MAX_KEY_BYTES,
     };
 
-    /// Bytes redb reports as allocated but unused (what a compaction can give back), read from
-    /// a write transaction's statistics.
+    /// Bytes redb reports as fragmented: free pages anywhere in the file's length (the sparse
+    /// tail redb grows ahead of use included) plus the unused part of pages in use.
     pub fn fragmented_bytes(&self) -> Result<u64, StorageError> {
+        self.stats().map(|stats| stats.fragmented_bytes())
+    }
+
+    /// Bytes of the pages the tables use (each table's stored, metadata and in-page
+    /// fragmented bytes: the pages of its tree): about what a copy of the live data occupies,
+    /// so what a compaction leaves. Read in a read transaction, so writers never wait for it;
+    /// it walks both trees, so it costs a read of the live data (from the cache when warm).
+    pub fn pages_in_use_bytes(&self) -> Result<u64, StorageError> {
+        contained(ENGINE, "stats", &self.poisoned, || {
+            let db = self.db.read();
+            let txn = db.begin_read().map_err(|e| engine_error("begin_read", e))?;
+            let mut bytes = 0u64;
+            for table in [layout::MAIN, layout::PIECES] {
+                let stats = txn
+                    .open_table(table)
+                    .map_err(|e| engine_error("open_table", e))?
+                    .stats()
+                    .map_err(|e| engine_error("stats", e))?;
+                bytes = bytes
+                    .saturating_add(stats.stored_bytes())
+                    .saturating_add(stats.metadata_bytes())
+                    .saturating_add(stats.fragmented_bytes());
+            }
+            Ok(bytes)
+        })
+    }
+
+    /// redb's statistics, read in a write transaction that is aborted.
+    fn stats(&self) -> Result<redb::DatabaseStats, StorageError> {
         contained(ENGINE, "stats", &self.poisoned, || {
             let db = self.db.read();
             let txn = db
@@ -240,7 +269,7 @@ impl RedbFile {
                 .map_err(|e| engine_error("begin_write", e))?;
             let stats = txn.stats().map_err(|e| engine_error("stats", e))?;
             txn.abort().map_err(|e| engine_error("abort", e))?;
-            Ok(stats.fragmented_bytes())
+            Ok(stats)
         })
     }
 }
@@ -454,12 +483,15 @@ impl Compactable for RedbFile {
         }
     }
 
-    /// redb's own count of allocated but unused bytes (`fragmented_bytes`, read in a write
-    /// transaction that is aborted): what `compact` can give back.
+    /// Reclaimable: the file's allocated blocks beyond the pages in use
+    /// ([`RedbFile::pages_in_use_bytes`]). Not redb's `fragmented_bytes`, which also counts
+    /// the free pages of the sparse tail redb grows ahead of use, blocks that cost no disk and
+    /// that no compaction gives back.
     fn space_report(&self) -> Result<SpaceReport, StorageError> {
+        let on_disk = self.size_on_disk()?;
         Ok(SpaceReport {
-            on_disk: self.size_on_disk()?,
-            reclaimable: Some(self.fragmented_bytes()?),
+            on_disk,
+            reclaimable: Some(on_disk.saturating_sub(self.pages_in_use_bytes()?)),
         })
     }
 

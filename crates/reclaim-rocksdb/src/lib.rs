@@ -109,9 +109,26 @@ impl Default for RocksOptions {
     }
 }
 
+/// RocksDB's options with `allow_fallocate = false`. By default RocksDB preallocates every
+/// write-ahead log to 1.1 × the write buffer (70 MiB with ours) and every table it writes to
+/// 1.1 × the target file size: blocks the filesystem counts as used although they hold nothing
+/// yet, measured at 0.13–0.26 × the live data of a 545 MiB store with one or two logs open.
+/// Without preallocation files grow as they are written. (The rust binding sets this option
+/// only through RocksDB's option string.) Should the string ever be refused, the defaults are
+/// used and the refusal logged.
+fn without_preallocation() -> Options {
+    match Options::default().get_options_from_string("allow_fallocate=false") {
+        Ok(options) => options,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot turn off RocksDB's file preallocation");
+            Options::default()
+        }
+    }
+}
+
 impl RocksOptions {
     fn to_rocksdb(self) -> Options {
-        let mut opts = Options::default();
+        let mut opts = without_preallocation();
         opts.create_if_missing(true);
         opts.set_write_buffer_size(self.write_buffer_size);
         opts.set_max_write_buffer_number(self.max_write_buffer_number);

@@ -67,9 +67,11 @@ pub trait CompactionPolicy: Send + Sync + fmt::Debug {
     /// The name used in logs and configuration.
     fn name(&self) -> &'static str;
 
-    /// Whether `decide` reads `space` (the executor then asks every engine for its
-    /// [`SpaceReport`] before deciding; otherwise it passes an empty one and asks nobody).
-    fn wants_space(&self) -> bool {
+    /// Whether `decide` needs `space` for what is pending now (the executor then asks every
+    /// engine for its [`SpaceReport`] before deciding; otherwise it passes an empty one and
+    /// asks nobody). A report may cost a walk of the live data, so a policy asks only when its
+    /// answer could be "compact".
+    fn wants_space(&self, _pending: &PendingCompaction) -> bool {
         false
     }
 
@@ -154,21 +156,27 @@ impl SpaceAwarePolicy {
     };
 }
 
+impl SpaceAwarePolicy {
+    /// Something is pending and at least `fallback_interval` heights were pruned since the last
+    /// compaction: the floor under which this policy never compacts.
+    fn interval_reached(&self, pending: &PendingCompaction) -> bool {
+        !pending.is_empty() && pending.pruned_heights >= self.fallback_interval.max(1)
+    }
+}
+
 impl CompactionPolicy for SpaceAwarePolicy {
     fn name(&self) -> &'static str {
         "space"
     }
 
-    fn wants_space(&self) -> bool {
-        true
+    /// Only once the interval floor is reached: before it the answer is "wait" whatever the
+    /// space, and the engines' reports are not free (redb walks its trees).
+    fn wants_space(&self, pending: &PendingCompaction) -> bool {
+        self.interval_reached(pending)
     }
 
     fn decide(&self, pending: &PendingCompaction, space: &SpaceReport) -> PolicyDecision {
-        if pending.is_empty() {
-            return PolicyDecision::Wait;
-        }
-        let due = pending.pruned_heights >= self.fallback_interval.max(1);
-        let worth_it = due
+        let worth_it = self.interval_reached(pending)
             && match space.reclaimable {
                 Some(reclaimable) => {
                     reclaimable >= self.min_reclaimable_bytes
@@ -304,7 +312,17 @@ mod tests {
                 "{pending:?} {space:?}"
             );
         }
-        assert!(policy.wants_space() && !IntervalPolicy::new(1).wants_space());
+        // Space is asked for only when the answer could be "compact".
+        for (pending, wants) in [
+            (pending(0, None, 0), false),
+            (pending(999, Some(5), 15), false),
+            (some, true),
+            (pending(5000, Some(5), 15), true),
+        ] {
+            assert_eq!(policy.wants_space(&pending), wants, "{pending:?}");
+        }
+        assert!(!IntervalPolicy::new(1).wants_space(&some));
+        assert!(!NeverCompact.wants_space(&some));
     }
 
     #[test]

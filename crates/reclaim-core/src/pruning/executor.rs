@@ -385,7 +385,8 @@ impl PruningExecutor {
 
     /// Asks the policy, then persists, builds, dispatches and logs.
     fn compact_if_due(&self, pending: &mut PendingCompaction) -> CompactionDecision {
-        let space = if self.policy.wants_space() {
+        let wants_space = self.policy.wants_space(pending);
+        let space = if wants_space {
             self.space()
         } else {
             SpaceReport::default()
@@ -400,7 +401,7 @@ impl PruningExecutor {
             }
             PolicyDecision::Compact { from, to } => (from, to),
         };
-        if self.policy.wants_space() {
+        if wants_space {
             // What the policy saw: the reason for this compaction, for the operator.
             debug!(
                 policy = self.policy.name(),
