@@ -94,6 +94,10 @@ struct Inspection {
     leftovers_below_base: usize,
     families: Vec<Family>,
     bytes_on_disk: u64,
+    /// Keys and values of every family, as scanned: the live data.
+    bytes_live: u64,
+    /// The engine's estimate of what `reclaim compact` would give back (`null`: none).
+    bytes_estimated_reclaimable: Option<u64>,
 }
 
 /// Leftover keys counted by `inspect`, at most.
@@ -148,6 +152,7 @@ pub fn inspect(args: &InspectArgs, storage: &StorageConfig, json: bool) -> anyho
     .state();
     let leftovers = blocks.leftovers_below_base(LEFTOVER_LIMIT)?.len()
         + states.leftovers_below_base(LEFTOVER_LIMIT)?.len();
+    let space = db.space_report()?;
     let report = Inspection {
         dir: args.dir.clone(),
         backend,
@@ -160,8 +165,10 @@ pub fn inspect(args: &InspectArgs, storage: &StorageConfig, json: bool) -> anyho
         retain_companion: retain.companion,
         retain_effective: retain.effective(),
         leftovers_below_base: leftovers,
+        bytes_live: families.iter().map(|f| f.bytes).sum(),
         families,
-        bytes_on_disk: db.size_on_disk()?,
+        bytes_on_disk: space.on_disk,
+        bytes_estimated_reclaimable: space.reclaimable,
     };
     if json {
         out!("{}", serde_json::to_string_pretty(&report)?);
@@ -197,6 +204,21 @@ pub fn inspect(args: &InspectArgs, storage: &StorageConfig, json: bool) -> anyho
         "bytes on disk  {} ({} bytes)",
         human_bytes(report.bytes_on_disk),
         report.bytes_on_disk
+    );
+    out!(
+        "live data      {} in keys and values ({:.2}x on disk)",
+        human_bytes(report.bytes_live),
+        report.bytes_on_disk as f64 / report.bytes_live.max(1) as f64
+    );
+    out!(
+        "reclaimable    {}",
+        report.bytes_estimated_reclaimable.map_or_else(
+            || "this engine gives no estimate".to_owned(),
+            |r| format!(
+                "{} by `reclaim compact` (the engine's estimate)",
+                human_bytes(r)
+            )
+        )
     );
     out!("\n{:<26} {:>10} {:>12}", "key family", "keys", "bytes");
     for f in &report.families {

@@ -454,7 +454,9 @@ pub fn compaction_reclaims_space(h: &Harness) {
     let compacted = store.size_on_disk().expect("size");
     let survivors = fresh.size_on_disk().expect("size");
     let above = |bytes: u64| bytes.saturating_sub(empty);
-    let ratio = above(compacted) as f64 / above(survivors).max(1) as f64;
+    // A journal the engine keeps whatever compaction does is allowed on top (declared).
+    let kept = capabilities.journal_bytes_kept_after_compaction;
+    let ratio = above(compacted).saturating_sub(kept) as f64 / above(survivors).max(1) as f64;
     crate::report::figure(&format!(
         "engine={} empty={empty} full={full} after_delete={pruned} \
          after_compaction={compacted} fresh_survivors={survivors} ratio_above_empty={ratio:.3} \
@@ -471,7 +473,8 @@ pub fn compaction_reclaims_space(h: &Harness) {
         // (Plus 64 KiB for the engine's own bookkeeping files.)
         let allowed = pruned
             .saturating_add(above(survivors))
-            .saturating_add(64 << 10);
+            .saturating_add(64 << 10)
+            .saturating_add(kept);
         assert!(
             compacted <= allowed,
             "{}: the store grew from {pruned} to {compacted} bytes by compacting, more than the \
@@ -481,13 +484,35 @@ pub fn compaction_reclaims_space(h: &Harness) {
         );
         assert!(
             ratio <= capabilities.max_space_factor_after_compaction,
-            "{}: above an empty store ({empty} bytes), {} bytes after compaction are {ratio:.2}x the \
-             {} bytes of a fresh store with the survivors; declared at most {}x",
+            "{}: above an empty store ({empty} bytes), {} bytes after compaction (less {kept} \
+             bytes of journal declared kept) are {ratio:.2}x the {} bytes of a fresh store with \
+             the survivors; declared at most {}x",
             capabilities.engine,
             above(compacted),
             above(survivors),
             capabilities.max_space_factor_after_compaction
         );
+        // The same on apparent lengths, without the journal allowance: a journal preallocated
+        // to a fixed length (fjall's) is there a fixed overhead that measuring above an empty
+        // store removes, so the engine's tables are held to the factor on their own. Skipped
+        // for a store without files (the in-memory engine).
+        let apparent = |dir: &std::path::Path| {
+            reclaim_core::dir::directory_apparent_size(dir).unwrap_or_default()
+        };
+        let apparent_empty = apparent(&empty_dir);
+        let apparent_compacted = apparent(&h.store_dir()).saturating_sub(apparent_empty);
+        let apparent_survivors = apparent(&fresh_dir).saturating_sub(apparent_empty);
+        if apparent_compacted > 0 {
+            let apparent_ratio = apparent_compacted as f64 / apparent_survivors.max(1) as f64;
+            assert!(
+                apparent_ratio <= capabilities.max_space_factor_after_compaction,
+                "{}: apparent lengths above an empty store: {apparent_compacted} bytes after \
+                 compaction are {apparent_ratio:.2}x the {apparent_survivors} bytes of a fresh \
+                 store with the survivors; declared at most {}x",
+                capabilities.engine,
+                capabilities.max_space_factor_after_compaction
+            );
+        }
     }
     for i in VALUES * 9 / 10..VALUES {
         assert_eq!(

@@ -190,6 +190,12 @@ pub struct Capabilities {
     /// Both sides are measured above an empty store's size, so fixed overhead (a preallocated
     /// journal) neither helps nor hurts.
     pub max_space_factor_after_compaction: f64,
+    /// Bytes of write-ahead journal the engine may keep on disk after a compaction, whatever
+    /// the compaction reclaimed: its journal is replaced on its own schedule, not by compacting
+    /// (fjall keeps writing one journal until it passes 64 MB). The suite allows these bytes
+    /// on top of `max_space_factor_after_compaction`; 0 when compaction leaves no journal of
+    /// deleted data behind.
+    pub journal_bytes_kept_after_compaction: u64,
     /// The longest key the engine accepts (the empty key included): keys up to this length
     /// work; a longer one is refused with an error, never truncated, never a panic.
     pub max_key_bytes: usize,

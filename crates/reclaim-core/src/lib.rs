@@ -55,5 +55,5 @@ pub use pruning::{
     RetainHeightSource, SegmentBounds, SegmentReport,
 };
 pub use range::KeyRange;
-pub use read_only::ReadOnly;
+pub use read_only::{ReadOnly, ReadOnlySpace};
 pub use worker::StopSignal;

@@ -161,6 +161,7 @@ impl Compactable for MemoryStore {
             // Deletes free memory at once; the slack covers the few full records pruning keeps
             // below the base for the pointers above it.
             max_space_factor_after_compaction: 1.05,
+            journal_bytes_kept_after_compaction: 0,
             max_key_bytes: usize::MAX,
         }
     }

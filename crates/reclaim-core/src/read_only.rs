@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use crate::dir::directory_size;
 use crate::error::StorageError;
 use crate::kv::{
-    Capabilities, Compactable, KeyValue, KvRead, KvWrite, ScanOrder, WriteBatch, WriteOptions,
+    Capabilities, Compactable, KeyValue, KvRead, KvWrite, ScanOrder, SpaceReport, WriteBatch,
+    WriteOptions,
 };
 use crate::range::KeyRange;
 
@@ -36,6 +37,16 @@ impl<R> ReadOnly<R> {
     }
 }
 
+/// What an engine's read-only handle can tell about its space without changing anything.
+pub trait ReadOnlySpace {
+    /// Bytes the live data would occupy after a compaction, as the engine estimates it; `None`
+    /// (the default) when it cannot tell. [`ReadOnly`] reports everything on disk beyond it as
+    /// reclaimable.
+    fn bytes_after_compaction(&self) -> Result<Option<u64>, StorageError> {
+        Ok(None)
+    }
+}
+
 impl<R: KvRead> KvRead for ReadOnly<R> {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
         self.reader.get(key)
@@ -57,7 +68,7 @@ impl<R: Send + Sync> KvWrite for ReadOnly<R> {
     }
 }
 
-impl<R: Send + Sync> Compactable for ReadOnly<R> {
+impl<R: ReadOnlySpace + Send + Sync> Compactable for ReadOnly<R> {
     fn compact_range(&self, _range: &KeyRange) -> Result<(), StorageError> {
         Err(StorageError::ReadOnly {
             operation: "compaction",
@@ -66,6 +77,19 @@ impl<R: Send + Sync> Compactable for ReadOnly<R> {
 
     fn size_on_disk(&self) -> Result<u64, StorageError> {
         directory_size(&self.dir)
+    }
+
+    /// Reclaimable: the bytes on disk beyond the reader's
+    /// [`ReadOnlySpace::bytes_after_compaction`], when it gives one.
+    fn space_report(&self) -> Result<SpaceReport, StorageError> {
+        let on_disk = self.size_on_disk()?;
+        Ok(SpaceReport {
+            on_disk,
+            reclaimable: self
+                .reader
+                .bytes_after_compaction()?
+                .map(|after| on_disk.saturating_sub(after)),
+        })
     }
 
     fn capabilities(&self) -> Capabilities {

@@ -137,6 +137,11 @@ fn check_key(key: &[u8]) -> Result<(), StorageError> {
     Ok(())
 }
 
+/// fjall writes one journal until it passes 64 MB (`journal_writer.pos() > 64_000_000` in its
+/// flush worker), then seals it and deletes it once flushed: up to that many bytes of deleted
+/// data stay on disk after a compaction, in the journal.
+const JOURNAL_ROTATION_BYTES: u64 = 64_000_000;
+
 impl FjallStore {
     /// What this adapter declares.
     pub const CAPABILITIES: Capabilities = Capabilities {
@@ -146,6 +151,7 @@ impl FjallStore {
         compaction_access: CompactionAccess::Online,
         compaction_scope: CompactionScope::WholeStore,
         max_space_factor_after_compaction: 1.2,
+        journal_bytes_kept_after_compaction: JOURNAL_ROTATION_BYTES,
         max_key_bytes: MAX_KEY_BYTES,
     };
 

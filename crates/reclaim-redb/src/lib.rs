@@ -227,6 +227,7 @@ impl RedbFile {
         compaction_access: CompactionAccess::PausesAll,
         compaction_scope: CompactionScope::WholeStore,
         max_space_factor_after_compaction: 1.2,
+        journal_bytes_kept_after_compaction: 0,
         max_key_bytes: MAX_KEY_BYTES,
     };
 
@@ -242,21 +243,7 @@ impl RedbFile {
     /// it walks both trees, so it costs a read of the live data (from the cache when warm).
     pub fn pages_in_use_bytes(&self) -> Result<u64, StorageError> {
         contained(ENGINE, "stats", &self.poisoned, || {
-            let db = self.db.read();
-            let txn = db.begin_read().map_err(|e| engine_error("begin_read", e))?;
-            let mut bytes = 0u64;
-            for table in [layout::MAIN, layout::PIECES] {
-                let stats = txn
-                    .open_table(table)
-                    .map_err(|e| engine_error("open_table", e))?
-                    .stats()
-                    .map_err(|e| engine_error("stats", e))?;
-                bytes = bytes
-                    .saturating_add(stats.stored_bytes())
-                    .saturating_add(stats.metadata_bytes())
-                    .saturating_add(stats.fragmented_bytes());
-            }
-            Ok(bytes)
+            pages_in_use(&*self.db.read())
         })
     }
 
@@ -326,6 +313,25 @@ fn refuse_single_file_layout(path: &Path) -> Result<(), StorageError> {
         });
     }
     Ok(())
+}
+
+/// Bytes of the pages both tables of `db` use (each table's stored, metadata and in-page
+/// fragmented bytes), walked in one read transaction.
+fn pages_in_use(db: &impl ReadableDatabase) -> Result<u64, StorageError> {
+    let txn = db.begin_read().map_err(|e| engine_error("begin_read", e))?;
+    let mut bytes = 0u64;
+    for table in [layout::MAIN, layout::PIECES] {
+        let stats = txn
+            .open_table(table)
+            .map_err(|e| engine_error("open_table", e))?
+            .stats()
+            .map_err(|e| engine_error("stats", e))?;
+        bytes = bytes
+            .saturating_add(stats.stored_bytes())
+            .saturating_add(stats.metadata_bytes())
+            .saturating_add(stats.fragmented_bytes());
+    }
+    Ok(bytes)
 }
 
 /// A point read in one read transaction of `db` (a read-write or a read-only database) whose

@@ -6,12 +6,12 @@ use std::sync::atomic::AtomicBool;
 
 use reclaim_core::dir::{EntryKind, SharedDirLock, open_store_dir_read_only};
 use reclaim_core::kv::{KeyValue, contained};
-use reclaim_core::{KeyRange, KvRead, ReadOnly, ScanOrder, StorageError};
+use reclaim_core::{KeyRange, KvRead, ReadOnly, ReadOnlySpace, ScanOrder, StorageError};
 use redb::ReadOnlyDatabase;
 
 use crate::{
-    DB_FILE, ENGINE, RedbStore, live_database_file, open_database, read_get, read_scan,
-    refuse_single_file_layout,
+    DB_FILE, ENGINE, RedbStore, live_database_file, open_database, pages_in_use, read_get,
+    read_scan, refuse_single_file_layout,
 };
 
 /// A redb store opened read-only, as a [`ReadOnly`] store: writes and compactions are refused
@@ -91,6 +91,16 @@ impl KvRead for RedbReader {
     ) -> Result<Vec<KeyValue>, StorageError> {
         contained(ENGINE, "scan", &self.poisoned, || {
             read_scan(&self.db, &self.file, range, order, limit)
+        })
+    }
+}
+
+/// The pages the live generation's tables use, walked in a read transaction (as the read-write
+/// store's estimate): what a compaction would leave.
+impl ReadOnlySpace for RedbReader {
+    fn bytes_after_compaction(&self) -> Result<Option<u64>, StorageError> {
+        contained(ENGINE, "stats", &self.poisoned, || {
+            pages_in_use(&self.db).map(Some)
         })
     }
 }

@@ -207,6 +207,7 @@ impl RocksStore {
         compaction_access: CompactionAccess::Online,
         compaction_scope: CompactionScope::Range,
         max_space_factor_after_compaction: 1.2,
+        journal_bytes_kept_after_compaction: 0,
         max_key_bytes: MAX_KEY_BYTES,
     };
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use reclaim_core::dir::{EntryKind, SharedDirLock, check_clean_close, open_store_dir_read_only};
 use reclaim_core::kv::KeyValue;
-use reclaim_core::{KeyRange, KvRead, ReadOnly, ScanOrder, StorageError};
+use reclaim_core::{KeyRange, KvRead, ReadOnly, ReadOnlySpace, ScanOrder, StorageError};
 use rocksdb::{DB, Options};
 
 use crate::{ENGINE, RocksStore, engine_error, open_error, rocks_scan};
@@ -76,3 +76,7 @@ impl KvRead for RocksReader {
         rocks_scan(&self.db, range, order, limit)
     }
 }
+
+/// No estimate, as the read-write store (RocksDB's live-data estimate does not see range
+/// tombstones).
+impl ReadOnlySpace for RocksReader {}
