@@ -24,6 +24,9 @@ use reclaim::Engine;
 /// CometBFT's block part size.
 const PART_BYTES: usize = 64 << 10;
 
+/// A commit at least this slow is logged (debug level) with its height.
+const SLOW_COMMIT_MS: f64 = 40.0;
+
 /// Options of `reclaim simulate`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SimulateArgs {
@@ -466,6 +469,10 @@ fn simulate(
             gate.record_commit(took);
         }
         let ms = took.as_secs_f64() * 1e3;
+        if ms >= SLOW_COMMIT_MS {
+            // For lining a slow commit up with the compaction's own events (`-v` or RUST_LOG).
+            tracing::debug!(height, latency_ms = ms, "slow commit");
+        }
         if compacting_before || compactor.stats().in_flight {
             busy.push(ms);
         } else {

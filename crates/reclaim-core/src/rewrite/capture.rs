@@ -26,7 +26,7 @@ struct Captured {
 }
 
 /// Bytes a batch holds in a capture queue (keys and values).
-fn batch_bytes(batch: &WriteBatch) -> u64 {
+pub(crate) fn batch_bytes(batch: &WriteBatch) -> u64 {
     batch
         .ops()
         .iter()

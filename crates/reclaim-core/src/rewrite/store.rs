@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Mutex, RwLock};
 use tracing::{debug, info, warn};
 
-use super::capture::WriteCapture;
+use super::capture::{self, WriteCapture};
 use super::engine::GenerationEngine;
 use super::layout::GenerationLayout;
 use crate::dir::{EntryKind, StoreDirLock, available_space, directory_size, open_store_dir};
@@ -246,24 +246,42 @@ impl<E: GenerationEngine> GenerationalStore<E> {
 
     /// Replays every batch captured so far onto `target`, in order; the bytes they held and
     /// how many there were.
+    /// Applies every captured write to `target`, in order, merged into writes of about
+    /// `persist_every_bytes`. With `durable_chunks`, each such write is also made durable
+    /// before the next: a backlog of hundreds of MiB (the writes that arrived while the copy
+    /// settled) is then flushed in steps, not in one fsync that the node's own commits would
+    /// queue behind.
     fn replay(
         &self,
         capture: &WriteCapture,
         target: &E::Store,
+        durable_chunks: bool,
     ) -> Result<(u64, u64), StorageError> {
         let Some((batches, bytes)) = capture.drain() else {
             return Err(self.overtaken());
         };
         let count = batches.len() as u64;
-        // One write for the lot, in order (later operations win, as across separate writes):
-        // one transaction instead of one per captured commit spares the engine the churn.
+        // Merged writes, in order (later operations win, as across separate writes): one
+        // transaction per chunk instead of one per captured commit spares the engine the churn.
+        let chunk_bytes = self.settings.persist_every_bytes.max(1);
         let mut merged = WriteBatch::new();
-        for op in batches.into_iter().flat_map(WriteBatch::into_ops) {
-            match op {
-                BatchOp::Put { key, value } => merged.put(key, value),
-                BatchOp::Delete { key } => merged.delete(key),
-                BatchOp::DeleteRange(range) => merged.delete_range(range),
-            };
+        let mut merged_bytes = 0u64;
+        for batch in batches {
+            merged_bytes += capture::batch_bytes(&batch);
+            for op in batch.into_ops() {
+                match op {
+                    BatchOp::Put { key, value } => merged.put(key, value),
+                    BatchOp::Delete { key } => merged.delete(key),
+                    BatchOp::DeleteRange(range) => merged.delete_range(range),
+                };
+            }
+            if merged_bytes >= chunk_bytes {
+                target.write(std::mem::take(&mut merged), WriteOptions::BUFFERED)?;
+                merged_bytes = 0;
+                if durable_chunks {
+                    self.engine.persist(target)?;
+                }
+            }
         }
         if !merged.is_empty() {
             target.write(merged, WriteOptions::BUFFERED)?;
@@ -423,7 +441,7 @@ impl<E: GenerationEngine> GenerationalStore<E> {
             }
             target.write(batch, WriteOptions::BUFFERED)?;
             stats.bytes_copied += step;
-            let (replayed_bytes, replayed) = self.replay(capture, target)?;
+            let (replayed_bytes, replayed) = self.replay(capture, target, false)?;
             stats.batches_replayed += replayed;
             since_persist += step + replayed_bytes;
             if since_persist >= self.settings.persist_every_bytes {
@@ -433,14 +451,23 @@ impl<E: GenerationEngine> GenerationalStore<E> {
             crash_point("rewrite.copy_step");
         }
         crash_point("rewrite.copied");
+        let settling = Instant::now();
+        debug!(
+            bytes_copied = stats.bytes_copied,
+            "online rewrite: copy done, settling"
+        );
         self.engine.settle(target)?;
         self.engine.persist(target)?;
+        debug!(
+            settle_ms = settling.elapsed().as_millis() as u64,
+            "online rewrite: settled, catching up"
+        );
         // Catch up in rounds, each made durable, until a round is short: the switch then does
         // about one more round while writers wait.
         let deadline = Instant::now() + self.settings.catch_up_limit;
         loop {
             let round = Instant::now();
-            let (replayed_bytes, replayed) = self.replay(capture, target)?;
+            let (replayed_bytes, replayed) = self.replay(capture, target, true)?;
             stats.batches_replayed += replayed;
             self.engine.persist(target)?;
             if replayed_bytes <= self.settings.switch_backlog_bytes
@@ -459,6 +486,7 @@ impl<E: GenerationEngine> GenerationalStore<E> {
             }
         }
         crash_point("rewrite.caught_up");
+        debug!("online rewrite: caught up, switching");
         Ok(())
     }
 
@@ -474,7 +502,7 @@ impl<E: GenerationEngine> GenerationalStore<E> {
         let mut writer = self.writer.lock();
         let paused = Instant::now();
         let committed = (|| {
-            let (backlog, replayed) = self.replay(capture, &target)?;
+            let (backlog, replayed) = self.replay(capture, &target, false)?;
             stats.batches_replayed += replayed;
             debug!(
                 backlog,
@@ -516,10 +544,16 @@ impl<E: GenerationEngine> GenerationalStore<E> {
                 if let Err(e) = self.engine.close(generation.store, &dir) {
                     warn!(dir = %dir.display(), error = %e, "closing the old generation failed");
                 }
+                let removing = Instant::now();
                 let removed = self.layout.remove_gradually(
                     number,
                     self.settings.retire_step_bytes,
                     self.settings.retire_step_pause,
+                );
+                debug!(
+                    generation = number,
+                    remove_ms = removing.elapsed().as_millis() as u64,
+                    "online rewrite: old generation removed"
                 );
                 if let Err(e) = removed {
                     // Not fatal: the next open removes it.
