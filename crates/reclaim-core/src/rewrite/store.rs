@@ -73,6 +73,8 @@ pub struct RewriteStats {
     pub entries_copied: u64,
     /// Key and value bytes copied.
     pub bytes_copied: u64,
+    /// Entries the copy read but left to the replay (written or deleted since it began).
+    pub entries_skipped: u64,
     /// Write batches captured during the copy and replayed onto the new generation.
     pub batches_replayed: u64,
     /// How long writers waited for the switch (readers never wait).
@@ -378,6 +380,7 @@ impl<E: GenerationEngine> GenerationalStore<E> {
             engine = self.engine.name(),
             generation = number,
             entries_copied = stats.entries_copied,
+            entries_skipped = stats.entries_skipped,
             bytes_copied = stats.bytes_copied,
             batches_replayed = stats.batches_replayed,
             writers_paused_us = stats.writers_paused.as_micros() as u64,
@@ -420,11 +423,14 @@ impl<E: GenerationEngine> GenerationalStore<E> {
             let mut step = 0u64;
             let mut cursor = Some(range);
             while let Some(range) = cursor.take() {
-                let page: Vec<KeyValue> =
+                let mut page: Vec<KeyValue> =
                     old.store
                         .scan(&range, ScanOrder::Ascending, self.settings.scan_entries)?;
                 let full_page = page.len() == self.settings.scan_entries;
                 let next = page.last().map(|(k, _)| key_successor(k));
+                // Keys written or deleted since the capture began get their state from the
+                // replay: copying them would write them twice.
+                stats.entries_skipped += capture.drop_touched(&mut page) as u64;
                 for (key, value) in page {
                     step += (key.len() + value.len()) as u64;
                     stats.entries_copied += 1;
