@@ -504,6 +504,11 @@ pub fn compaction_reclaims_space(h: &Harness) {
         let apparent_survivors = apparent(&fresh_dir).saturating_sub(apparent_empty);
         if apparent_compacted > 0 {
             let apparent_ratio = apparent_compacted as f64 / apparent_survivors.max(1) as f64;
+            crate::report::figure(&format!(
+                "engine={} apparent_above_empty: compacted={apparent_compacted} \
+                 survivors={apparent_survivors} ratio={apparent_ratio:.3}",
+                capabilities.engine
+            ));
             assert!(
                 apparent_ratio <= capabilities.max_space_factor_after_compaction,
                 "{}: apparent lengths above an empty store: {apparent_compacted} bytes after \
