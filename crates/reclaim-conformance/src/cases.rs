@@ -384,21 +384,17 @@ pub fn compaction_concurrent_with_reads_and_writes(h: &Harness) {
     }
 }
 
-/// Bytes actually allocated on disk for everything under `dir` (st_blocks × 512), which a
-/// preallocated or sparse file makes differ from the apparent size; 0 without a directory.
+/// Bytes actually allocated on disk for everything under `dir` (st_blocks × 512, what
+/// [`reclaim_core::dir::directory_size`] measures), which a preallocated or sparse file makes
+/// differ from the apparent size; 0 without a directory.
 pub fn allocated_bytes(dir: &std::path::Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .filter_map(Result::ok)
-        .map(|entry| match entry.metadata() {
-            Ok(meta) if meta.is_dir() => allocated_bytes(&entry.path()),
-            Ok(meta) => meta.blocks() * 512,
-            Err(_) => 0,
-        })
-        .sum()
+    reclaim_core::dir::directory_size(dir).unwrap_or_default()
+}
+
+/// The apparent length of everything under `dir`
+/// ([`reclaim_core::dir::directory_apparent_size`]); 0 without a directory.
+pub fn apparent_bytes(dir: &std::path::Path) -> u64 {
+    reclaim_core::dir::directory_apparent_size(dir).unwrap_or_default()
 }
 
 /// After deleting 90 % of 16 MiB, compaction (where the adapter declares it reclaims space)
@@ -496,12 +492,9 @@ pub fn compaction_reclaims_space(h: &Harness) {
         // to a fixed length (fjall's) is there a fixed overhead that measuring above an empty
         // store removes, so the engine's tables are held to the factor on their own. Skipped
         // for a store without files (the in-memory engine).
-        let apparent = |dir: &std::path::Path| {
-            reclaim_core::dir::directory_apparent_size(dir).unwrap_or_default()
-        };
-        let apparent_empty = apparent(&empty_dir);
-        let apparent_compacted = apparent(&h.store_dir()).saturating_sub(apparent_empty);
-        let apparent_survivors = apparent(&fresh_dir).saturating_sub(apparent_empty);
+        let apparent_empty = apparent_bytes(&empty_dir);
+        let apparent_compacted = apparent_bytes(&h.store_dir()).saturating_sub(apparent_empty);
+        let apparent_survivors = apparent_bytes(&fresh_dir).saturating_sub(apparent_empty);
         if apparent_compacted > 0 {
             let apparent_ratio = apparent_compacted as f64 / apparent_survivors.max(1) as f64;
             crate::report::figure(&format!(

@@ -270,10 +270,8 @@ pub fn executor_pruned_chain_compacts_to_retained_size(h: &Harness) {
         );
         // The same on apparent lengths, without the journal allowance (a journal preallocated
         // to a fixed length weighs the same on both sides). Skipped without files (memory).
-        let apparent = |dir: &std::path::Path| {
-            reclaim_core::dir::directory_apparent_size(dir).unwrap_or_default()
-        };
-        let (apparent_compacted, apparent_fresh) = (apparent(&h.store_dir()), apparent(&fresh_dir));
+        let apparent_compacted = crate::cases::apparent_bytes(&h.store_dir());
+        let apparent_fresh = crate::cases::apparent_bytes(&fresh_dir);
         if apparent_compacted > 0 {
             let apparent_ratio = apparent_compacted as f64 / apparent_fresh.max(1) as f64;
             crate::report::figure(&format!(

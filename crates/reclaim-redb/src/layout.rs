@@ -178,13 +178,10 @@ pub(crate) fn put(
     };
     // One lookup: the insert hands back the record it replaced, whose pieces go before the new
     // ones are written (they share keys). An error aborts the whole transaction.
-    let old_pieces = match main
+    let old = main
         .insert(key, record.as_slice())
-        .map_err(|e| engine_error("insert", e))?
-    {
-        Some(old) => piece_count(file, key, old.value())?,
-        None => 0,
-    };
+        .map_err(|e| engine_error("insert", e))?;
+    let old_pieces = old.map_or(Ok(0), |old| piece_count(file, key, old.value()))?;
     remove_pieces(pieces, key, old_pieces)?;
     for (index, piece) in (0..count).zip(value.chunks(size)) {
         pieces
@@ -201,10 +198,8 @@ pub(crate) fn delete(
     pieces: &mut RawTable<'_>,
     key: &[u8],
 ) -> Result<(), StorageError> {
-    let old_pieces = match main.remove(key).map_err(|e| engine_error("remove", e))? {
-        Some(old) => piece_count(file, key, old.value())?,
-        None => 0,
-    };
+    let old = main.remove(key).map_err(|e| engine_error("remove", e))?;
+    let old_pieces = old.map_or(Ok(0), |old| piece_count(file, key, old.value()))?;
     remove_pieces(pieces, key, old_pieces)
 }
 

@@ -315,17 +315,26 @@ fn refuse_single_file_layout(path: &Path) -> Result<(), StorageError> {
     Ok(())
 }
 
+/// A read-only table of byte keys and byte values.
+type RawReadTable = redb::ReadOnlyTable<&'static [u8], &'static [u8]>;
+
+/// The main table and the pieces table of `db`, opened in one read transaction (the tables
+/// keep it open for as long as they live).
+fn read_tables(db: &impl ReadableDatabase) -> Result<[RawReadTable; 2], StorageError> {
+    let txn = db.begin_read().map_err(|e| engine_error("begin_read", e))?;
+    let open = |table| {
+        txn.open_table(table)
+            .map_err(|e| engine_error("open_table", e))
+    };
+    Ok([open(layout::MAIN)?, open(layout::PIECES)?])
+}
+
 /// Bytes of the pages both tables of `db` use (each table's stored, metadata and in-page
 /// fragmented bytes), walked in one read transaction.
 fn pages_in_use(db: &impl ReadableDatabase) -> Result<u64, StorageError> {
-    let txn = db.begin_read().map_err(|e| engine_error("begin_read", e))?;
     let mut bytes = 0u64;
-    for table in [layout::MAIN, layout::PIECES] {
-        let stats = txn
-            .open_table(table)
-            .map_err(|e| engine_error("open_table", e))?
-            .stats()
-            .map_err(|e| engine_error("stats", e))?;
+    for table in read_tables(db)? {
+        let stats = table.stats().map_err(|e| engine_error("stats", e))?;
         bytes = bytes
             .saturating_add(stats.stored_bytes())
             .saturating_add(stats.metadata_bytes())
@@ -341,13 +350,7 @@ fn read_get(
     file: &Path,
     key: &[u8],
 ) -> Result<Option<Vec<u8>>, StorageError> {
-    let txn = db.begin_read().map_err(|e| engine_error("begin_read", e))?;
-    let main = txn
-        .open_table(layout::MAIN)
-        .map_err(|e| engine_error("open_table", e))?;
-    let pieces = txn
-        .open_table(layout::PIECES)
-        .map_err(|e| engine_error("open_table", e))?;
+    let [main, pieces] = read_tables(db)?;
     let Some(record) = main.get(key).map_err(|e| engine_error("get", e))? else {
         return Ok(None);
     };
@@ -365,13 +368,7 @@ fn read_scan(
     if range.is_empty() || limit == 0 {
         return Ok(Vec::new());
     }
-    let txn = db.begin_read().map_err(|e| engine_error("begin_read", e))?;
-    let main = txn
-        .open_table(layout::MAIN)
-        .map_err(|e| engine_error("open_table", e))?;
-    let pieces = txn
-        .open_table(layout::PIECES)
-        .map_err(|e| engine_error("open_table", e))?;
+    let [main, pieces] = read_tables(db)?;
     let entries = main
         .range::<&[u8]>(range.as_bounds())
         .map_err(|e| engine_error("range", e))?;
