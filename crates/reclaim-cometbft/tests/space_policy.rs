@@ -49,6 +49,7 @@ impl Compactable for Estimating {
         Ok(SpaceReport {
             on_disk: 1000,
             reclaimable: (estimate != u64::MAX).then_some(estimate),
+            live_bytes: None,
         })
     }
     fn capabilities(&self) -> Capabilities {

@@ -40,6 +40,8 @@ enum Defect {
     LosesBufferedWrites,
     /// Estimates that nothing is reclaimable whatever compaction would give back.
     UnderstatesReclaimable,
+    /// Estimates every byte ever deleted as reclaimable, compacted or not.
+    EstimateIgnoresCompaction,
 }
 
 /// A fixed overhead the modelled engine keeps on disk (like fjall's preallocated journal).
@@ -59,6 +61,8 @@ struct Broken {
     gate: RwLock<()>,
     /// Entries changed by writes without sync since the last synced write: (key, old value).
     volatile: Mutex<Vec<Undo>>,
+    /// Bytes ever made dead by writes, compactions notwithstanding.
+    dead_ever: AtomicU64,
 }
 
 impl Broken {
@@ -182,6 +186,7 @@ impl KvWrite for Broken {
         }
         self.inner.write(out, options)?;
         self.dead.fetch_add(dying, Ordering::SeqCst);
+        self.dead_ever.fetch_add(dying, Ordering::SeqCst);
         Ok(())
     }
 }
@@ -227,11 +232,13 @@ impl Compactable for Broken {
     fn space_report(&self) -> Result<reclaim_core::SpaceReport, StorageError> {
         let reclaimable = match self.defect {
             Defect::UnderstatesReclaimable => 0,
+            Defect::EstimateIgnoresCompaction => self.dead_ever.load(Ordering::SeqCst),
             _ => self.dead.load(Ordering::SeqCst),
         };
         Ok(reclaim_core::SpaceReport {
             on_disk: self.size_on_disk()?,
             reclaimable: Some(reclaimable),
+            live_bytes: None,
         })
     }
 
@@ -268,6 +275,7 @@ fn harness(defect: Defect) -> Harness {
             shadow: memory_store_at(&path.join("shadow")),
             gate: RwLock::new(()),
             volatile: Mutex::new(Vec::new()),
+            dead_ever: AtomicU64::new(0),
         }) as Arc<dyn KvStore>)
     })
 }
@@ -392,6 +400,14 @@ fn buffered_writes_lost_on_a_clean_close_are_caught() {
 fn a_wrong_space_estimate_is_caught() {
     assert_caught(
         Defect::UnderstatesReclaimable,
+        &["space_estimates_match_what_compaction_gives_back"],
+    );
+}
+
+#[test]
+fn an_estimate_that_survives_compaction_is_caught() {
+    assert_caught(
+        Defect::EstimateIgnoresCompaction,
         &["space_estimates_match_what_compaction_gives_back"],
     );
 }

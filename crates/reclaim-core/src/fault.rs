@@ -225,6 +225,10 @@ impl Compactable for FaultyStore {
         self.inner.drop_deleted_range(range)
     }
 
+    fn drops_deleted_ranges_cheaply(&self) -> bool {
+        self.inner.drops_deleted_ranges_cheaply()
+    }
+
     fn compaction_plan(
         &self,
         ranges: &[KeyRange],

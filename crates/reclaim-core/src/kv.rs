@@ -206,10 +206,13 @@ pub struct Capabilities {
 pub struct SpaceReport {
     /// Bytes on disk, as [`Compactable::size_on_disk`] measures them.
     pub on_disk: u64,
-    /// The engine's estimate of what a compaction of the whole store would give back; `None`
-    /// when the engine cannot tell (the conformance suite holds a `Some` to what compaction then
-    /// really returns).
+    /// The engine's estimate of what a compaction of the whole store would give back for good
+    /// (space the engine would not give back by itself); `None` when the engine cannot tell
+    /// (the conformance suite holds a `Some` to what compaction then really returns).
     pub reclaimable: Option<u64>,
+    /// The engine's estimate of the bytes its live data needs (what a rewrite copies); `None`
+    /// when it cannot tell.
+    pub live_bytes: Option<u64>,
 }
 
 /// How a compaction that runs for long inside one [`Compactable::compact_range_paced`] call
@@ -313,6 +316,14 @@ pub trait Compactable: Send + Sync {
         Ok(())
     }
 
+    /// Whether [`Compactable::drop_deleted_range`] is cheap enough to run after every pruning
+    /// run: a change of the engine's file list and one small write, no scan and no rewrite.
+    /// The pruning executor then releases the files that hold only pruned heights right away
+    /// instead of at the next compaction. False by default.
+    fn drops_deleted_ranges_cheaply(&self) -> bool {
+        false
+    }
+
     /// Bytes the store occupies on disk: the filesystem blocks allocated to every file in its
     /// directory ([`crate::dir::directory_size`], the measure the conformance suite and the
     /// benchmarks use; a sparse file's holes are free). In-memory stores report the bytes of
@@ -324,7 +335,7 @@ pub trait Compactable: Send + Sync {
     fn space_report(&self) -> Result<SpaceReport, StorageError> {
         Ok(SpaceReport {
             on_disk: self.size_on_disk()?,
-            reclaimable: None,
+            ..SpaceReport::default()
         })
     }
 
@@ -398,6 +409,10 @@ macro_rules! forward_kv_store {
                 range: &$crate::KeyRange,
             ) -> Result<(), $crate::StorageError> {
                 $crate::Compactable::drop_deleted_range(&self.$field, range)
+            }
+
+            fn drops_deleted_ranges_cheaply(&self) -> bool {
+                $crate::Compactable::drops_deleted_ranges_cheaply(&self.$field)
             }
 
             fn size_on_disk(&self) -> Result<u64, $crate::StorageError> {

@@ -144,9 +144,11 @@ impl Compactable for MemoryStore {
 
     fn space_report(&self) -> Result<SpaceReport, StorageError> {
         // Deletes free memory at once: nothing is left for a compaction.
+        let live = self.size_on_disk()?;
         Ok(SpaceReport {
-            on_disk: self.size_on_disk()?,
+            on_disk: live,
             reclaimable: Some(0),
+            live_bytes: Some(live),
         })
     }
 

@@ -80,15 +80,14 @@ impl<R: ReadOnlySpace + Send + Sync> Compactable for ReadOnly<R> {
     }
 
     /// Reclaimable: the bytes on disk beyond the reader's
-    /// [`ReadOnlySpace::bytes_after_compaction`], when it gives one.
+    /// [`ReadOnlySpace::bytes_after_compaction`] (the live bytes), when it gives one.
     fn space_report(&self) -> Result<SpaceReport, StorageError> {
         let on_disk = self.size_on_disk()?;
+        let after = self.reader.bytes_after_compaction()?;
         Ok(SpaceReport {
             on_disk,
-            reclaimable: self
-                .reader
-                .bytes_after_compaction()?
-                .map(|after| on_disk.saturating_sub(after)),
+            reclaimable: after.map(|after| on_disk.saturating_sub(after)),
+            live_bytes: after,
         })
     }
 

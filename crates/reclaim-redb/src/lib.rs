@@ -492,9 +492,11 @@ impl Compactable for RedbFile {
     /// that no compaction gives back.
     fn space_report(&self) -> Result<SpaceReport, StorageError> {
         let on_disk = self.size_on_disk()?;
+        let in_use = self.pages_in_use_bytes()?;
         Ok(SpaceReport {
             on_disk,
-            reclaimable: Some(on_disk.saturating_sub(self.pages_in_use_bytes()?)),
+            reclaimable: Some(on_disk.saturating_sub(in_use)),
+            live_bytes: Some(in_use),
         })
     }
 

@@ -271,6 +271,7 @@ mod tests {
         let space = |on_disk: u64, reclaimable: Option<u64>| SpaceReport {
             on_disk,
             reclaimable,
+            live_bytes: None,
         };
         let some = pending(1000, Some(5), 15);
         let compact = PolicyDecision::Compact { from: 5, to: 15 };

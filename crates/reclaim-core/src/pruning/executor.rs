@@ -379,8 +379,42 @@ impl PruningExecutor {
             .min()
             .unwrap_or(retain_height);
         pending.record_run(lowest_touched, retain_height, outcome.heights_pruned());
+        self.release_pruned_files(retain_height);
         outcome.compaction = self.compact_if_due(&mut pending);
         Ok(outcome)
+    }
+
+    /// On engines that drop deleted ranges cheaply
+    /// ([`crate::kv::Compactable::drops_deleted_ranges_cheaply`]: RocksDB), releases now the
+    /// files holding only heights below the segments' bases, without waiting for a compaction:
+    /// every range deleted for good from the first height up (a file is dropped only once it
+    /// lies wholly inside one, so the range must start at the bottom). A failure is logged;
+    /// the next compaction reclaims the space anyway.
+    fn release_pruned_files(&self, retain_height: u64) {
+        for target in group_by_engine(&self.segments) {
+            if !target.store.drops_deleted_ranges_cheaply() {
+                continue;
+            }
+            let started = Instant::now();
+            let mut dropped = 0usize;
+            for segment in &target.segments {
+                for range in segment.deleted_ranges(0, retain_height) {
+                    match target.store.drop_deleted_range(&range) {
+                        Ok(()) => dropped += 1,
+                        Err(e) => {
+                            warn!(target = %target.name(), range = %range, error = %e,
+                                "releasing the files of pruned heights failed");
+                        }
+                    }
+                }
+            }
+            debug!(
+                target = %target.name(),
+                ranges = dropped,
+                duration_ms = started.elapsed().as_millis() as u64,
+                "released the files of pruned heights"
+            );
+        }
     }
 
     /// Asks the policy, then persists, builds, dispatches and logs.
@@ -426,12 +460,13 @@ impl PruningExecutor {
     }
 
     /// The space of every engine the segments use (each counted once): bytes summed, and the
-    /// reclaimable estimate summed when every engine gave one. An engine that fails to report
-    /// counts as unknown (logged).
+    /// reclaimable and live estimates each summed when every engine gave one. An engine that
+    /// fails to report counts as unknown (logged).
     pub fn space(&self) -> SpaceReport {
         let mut total = SpaceReport {
             on_disk: 0,
             reclaimable: Some(0),
+            live_bytes: Some(0),
         };
         for target in group_by_engine(&self.segments) {
             match target.store.space_report() {
@@ -441,10 +476,15 @@ impl PruningExecutor {
                         .reclaimable
                         .zip(report.reclaimable)
                         .map(|(a, b)| a.saturating_add(b));
+                    total.live_bytes = total
+                        .live_bytes
+                        .zip(report.live_bytes)
+                        .map(|(a, b)| a.saturating_add(b));
                 }
                 Err(e) => {
                     warn!(target = %target.name(), error = %e, "cannot read the engine's space");
                     total.reclaimable = None;
+                    total.live_bytes = None;
                 }
             }
         }

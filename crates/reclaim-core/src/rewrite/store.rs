@@ -327,9 +327,11 @@ impl<E: GenerationEngine> GenerationalStore<E> {
         let space = old.store.space_report()?;
         // The copy holds the live data; a tenth more covers the engine's layout. An engine
         // that cannot estimate its live data is checked step by step only.
-        let live_estimate = space
-            .reclaimable
-            .map(|reclaimable| space.on_disk.saturating_sub(reclaimable));
+        let live_estimate = space.live_bytes.or_else(|| {
+            space
+                .reclaimable
+                .map(|reclaimable| space.on_disk.saturating_sub(reclaimable))
+        });
         self.ensure_free_space(live_estimate.map_or(0, |live| live.saturating_add(live / 10)))?;
         let dir = self.layout.dir(number);
         self.engine.forget(&dir);
@@ -673,7 +675,7 @@ impl<E: GenerationEngine> Compactable for GenerationalStore<E> {
     }
 
     /// Bytes on disk of the whole store; reclaimable: the live generation's own estimate plus
-    /// every byte outside it (a generation not yet removed).
+    /// every byte outside it (a generation not yet removed); live bytes: the live generation's.
     fn space_report(&self) -> Result<SpaceReport, StorageError> {
         let on_disk = self.size_on_disk()?;
         let inner = self.live().store.space_report()?;
@@ -682,6 +684,7 @@ impl<E: GenerationEngine> Compactable for GenerationalStore<E> {
             reclaimable: inner
                 .reclaimable
                 .map(|r| r.saturating_add(on_disk.saturating_sub(inner.on_disk))),
+            live_bytes: inner.live_bytes,
         })
     }
 
