@@ -75,8 +75,9 @@ pub const CURRENT_FILE: &str = reclaim_core::rewrite::CURRENT_FILE;
 const META_TREE: &str = "reclaim-meta";
 /// The write count's key in [`META_TREE`].
 const WRITES_KEY: &[u8] = b"writes";
-/// The live bytes' key in [`META_TREE`]: recorded at a clean close, taken out at open (so a
-/// crash never leaves a stale figure behind; the next open then counts them).
+/// The live bytes' key in [`META_TREE`]: recorded at a clean close, removed just before the
+/// first write after open (so a crash never leaves a stale figure behind: the next open then
+/// counts them).
 const LIVE_BYTES_KEY: &[u8] = b"live-bytes";
 
 /// What sled keeps on disk by itself, as a multiple of the live bytes: its segment cleaner
@@ -100,6 +101,9 @@ pub struct SledGeneration {
     /// Bytes of the live keys and values (key length + value length, summed), kept exact
     /// under the write mutex.
     live_bytes: AtomicU64,
+    /// The live bytes recorded at the last clean close are still in [`META_TREE`]: the next
+    /// write removes them first.
+    live_bytes_recorded: AtomicBool,
 }
 
 impl std::fmt::Debug for SledGeneration {
@@ -231,24 +235,26 @@ fn recorded_writes(db: &sled::Db) -> Result<u64, StorageError> {
         .map_or(0, u64::from_be_bytes))
 }
 
-/// Takes the live-bytes figure recorded at the last clean close out of sled's meta tree, or
-/// counts the live bytes when there is none (a new generation, or a crash since).
-fn take_live_bytes(db: &sled::Db) -> Result<u64, StorageError> {
+/// The live bytes recorded at the last clean close, if sled's meta tree still has them
+/// (`true` with them); otherwise counted by a scan (a new generation, or a crash since).
+/// Reads only: opening a store on a full disk must not write to sled.
+fn live_bytes_at_open(db: &sled::Db) -> Result<(u64, bool), StorageError> {
     let meta = db
         .open_tree(META_TREE)
         .map_err(|e| engine_error("open meta tree", e))?;
     let recorded = meta
-        .remove(LIVE_BYTES_KEY)
-        .map_err(|e| engine_error("take live bytes", e))?
+        .get(LIVE_BYTES_KEY)
+        .map_err(|e| engine_error("read live bytes", e))?
         .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
         .map(u64::from_be_bytes);
     if let Some(live) = recorded {
-        return Ok(live);
+        return Ok((live, true));
     }
-    db.iter().try_fold(0u64, |sum, entry| {
+    let counted = db.iter().try_fold(0u64, |sum, entry| {
         let (key, value) = entry.map_err(|e| engine_error("count live bytes", e))?;
-        Ok(sum.saturating_add((key.len() + value.len()) as u64))
-    })
+        Ok::<_, StorageError>(sum.saturating_add((key.len() + value.len()) as u64))
+    })?;
+    Ok((counted, false))
 }
 
 /// Forgets this process's handle on the generation in `dir`.
@@ -280,7 +286,7 @@ impl SledGeneration {
         let db = open_generation(dir)?;
         let writes = recorded_writes(&db)?;
         check_clean_close(dir, ENGINE, 0, writes)?;
-        let live_bytes = take_live_bytes(&db)?;
+        let (live_bytes, live_bytes_recorded) = live_bytes_at_open(&db)?;
         Ok(Self {
             dir: dir.to_owned(),
             db,
@@ -288,6 +294,7 @@ impl SledGeneration {
             poisoned: AtomicBool::new(false),
             writes: AtomicU64::new(writes),
             live_bytes: AtomicU64::new(live_bytes),
+            live_bytes_recorded: AtomicBool::new(live_bytes_recorded),
         })
     }
 
@@ -306,6 +313,7 @@ impl SledGeneration {
         let live = self.live_bytes.load(Ordering::SeqCst);
         meta.insert(LIVE_BYTES_KEY, &live.to_be_bytes())
             .map_err(|e| engine_error("record live bytes", e))?;
+        self.live_bytes_recorded.store(true, Ordering::SeqCst);
         self.db.flush().map_err(|e| engine_error("flush", e))?;
         record_clean_close(&self.dir, 0, writes)
     }
@@ -422,6 +430,14 @@ impl KvWrite for SledGeneration {
             self.ensure_free_space("write", incoming.saturating_mul(2))?;
             let batch = expand_range_deletes(self, batch)?;
             let live_bytes = self.live_bytes_after(&batch)?;
+            if self.live_bytes_recorded.load(Ordering::SeqCst) {
+                // Before the batch in sled's log: a crash that keeps the batch keeps this too.
+                self.db
+                    .open_tree(META_TREE)
+                    .and_then(|meta| meta.remove(LIVE_BYTES_KEY))
+                    .map_err(|e| engine_error("forget recorded live bytes", e))?;
+                self.live_bytes_recorded.store(false, Ordering::SeqCst);
+            }
             let mut sled_batch = sled::Batch::default();
             for op in batch.into_ops() {
                 match op {
