@@ -190,6 +190,10 @@ impl Engine {
                 dir,
                 rocksdb::RocksOptions {
                     compaction_rate_limit_bytes_per_sec: options.rocksdb_rate_limit_bytes_per_sec,
+                    // CometBFT's families each begin with a byte of their own: files per family.
+                    sst_partition_prefix_bytes: Some(
+                        reclaim_cometbft::keys::FAMILY_DISTINCT_PREFIX_BYTES,
+                    ),
                     ..rocksdb::RocksOptions::default()
                 },
             )?)),

@@ -165,6 +165,11 @@ pub const SINGLE_KEYS: [SingleKey; 6] = [
     STORE_FORMAT,
 ];
 
+/// Bytes at the start of a key that tell its family apart: every family's prefix begins with a
+/// byte of its own (tested), so an engine that cuts its files wherever the first byte changes
+/// (RocksDB's fixed-prefix SST partitioner) keeps each family in files of its own.
+pub const FAMILY_DISTINCT_PREFIX_BYTES: usize = 1;
+
 /// The key of part `index` of the block at `height`.
 pub fn part_key(height: u64, index: u32) -> Vec<u8> {
     let mut key = BLOCK_PARTS.key(height);
@@ -180,6 +185,17 @@ pub fn hash_key(hash: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_family_begins_with_a_byte_of_its_own() {
+        let mut seen = std::collections::HashMap::new();
+        for family in FAMILIES {
+            let first = &family.prefix[..FAMILY_DISTINCT_PREFIX_BYTES];
+            if let Some(other) = seen.insert(first, family.name) {
+                panic!("{} and {other} both begin with {first:?}", family.name);
+            }
+        }
+    }
 
     #[test]
     fn no_prefix_or_single_key_is_a_prefix_of_another() {

@@ -96,9 +96,25 @@ fn compaction_waits_for_the_space_and_runs_when_it_is_there() {
         "{:?}",
         outcome.compaction
     );
-    // 40 % and above the minimum: one compaction, over everything pending.
+    // 40 % and above the minimum, but the engines were asked 1 height ago: the policy looks
+    // again only once another interval (50 heights) is pruned.
     engine.reclaimable.store(400, Ordering::SeqCst);
     let outcome = exec.prune(61).unwrap();
+    assert!(
+        matches!(outcome.compaction, CompactionDecision::NotDue { .. }),
+        "{:?}",
+        outcome.compaction
+    );
+    commit(&chain, 1, 101, 200);
+    let outcome = exec.prune(109).unwrap();
+    assert!(
+        matches!(outcome.compaction, CompactionDecision::NotDue { .. }),
+        "{:?}",
+        outcome.compaction
+    );
+    // 59 + 50 heights pruned: asked again, and the space is there: one compaction, over
+    // everything pending.
+    let outcome = exec.prune(110).unwrap();
     assert_eq!(
         outcome.compaction,
         CompactionDecision::RanSynchronously { succeeded: true }

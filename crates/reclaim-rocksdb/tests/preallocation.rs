@@ -28,3 +28,47 @@ fn files_are_not_preallocated() {
     let text = std::fs::read_to_string(options).unwrap();
     assert!(text.contains("allow_fallocate=false"), "{text}");
 }
+
+#[test]
+fn the_prefix_partitioner_is_set_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = reclaim_rocksdb::RocksOptions {
+        sst_partition_prefix_bytes: Some(1),
+        ..reclaim_rocksdb::RocksOptions::default()
+    };
+    let store = RocksStore::open_with(dir.path(), options).unwrap();
+    let mut batch = WriteBatch::new();
+    for family in [b'A', b'B'] {
+        for i in 0u8..50 {
+            batch.put(vec![family, i], vec![i; 1024]);
+        }
+    }
+    store.write(batch, WriteOptions::DURABLE).unwrap();
+    // A compaction writes one file per first byte.
+    store
+        .compact_range(&reclaim_core::KeyRange::full())
+        .unwrap();
+    let files = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|entry| {
+            entry
+                .as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|e| e == "sst")
+        })
+        .count();
+    assert_eq!(files, 2, "one SST file per first key byte");
+    let text = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| {
+            path.file_name()
+                .is_some_and(|name| name.to_string_lossy().starts_with("OPTIONS-"))
+        })
+        .map(|path| std::fs::read_to_string(path).unwrap())
+        .collect::<String>();
+    assert!(text.contains("SstPartitionerFixedPrefixFactory"), "{text}");
+    assert!(text.contains("allow_fallocate=false"), "{text}");
+}

@@ -20,6 +20,11 @@ pub struct PendingCompaction {
     pub from: Option<u64>,
     /// The highest retain height of those runs (exclusive end of the range).
     pub to: u64,
+    /// `pruned_heights` when the engines' space was last asked for and no compaction
+    /// followed (0: not since the last compaction). A policy that asks once per interval
+    /// counts from here, so a store with too little to give back is not asked after every
+    /// prune.
+    pub space_checked_at: u64,
 }
 
 impl PendingCompaction {
@@ -158,9 +163,13 @@ impl SpaceAwarePolicy {
 
 impl SpaceAwarePolicy {
     /// Something is pending and at least `fallback_interval` heights were pruned since the last
-    /// compaction: the floor under which this policy never compacts.
+    /// compaction, and since the engines' space was last found wanting: the floor under which
+    /// this policy never compacts, and the most often it asks the engines.
     fn interval_reached(&self, pending: &PendingCompaction) -> bool {
-        !pending.is_empty() && pending.pruned_heights >= self.fallback_interval.max(1)
+        let floor = self.fallback_interval.max(1);
+        !pending.is_empty()
+            && pending.pruned_heights >= floor
+            && pending.pruned_heights >= pending.space_checked_at.saturating_add(floor)
     }
 }
 
@@ -203,6 +212,7 @@ mod tests {
             pruned_heights,
             from,
             to,
+            space_checked_at: 0,
         }
     }
 
@@ -313,14 +323,30 @@ mod tests {
                 "{pending:?} {space:?}"
             );
         }
-        // Space is asked for only when the answer could be "compact".
+        // Space is asked for only when the answer could be "compact", and once per interval:
+        // after a check that found too little, again only `fallback_interval` heights later.
+        let checked_at = |pruned_heights, at| PendingCompaction {
+            space_checked_at: at,
+            ..pending(pruned_heights, Some(5), 15)
+        };
         for (pending, wants) in [
             (pending(0, None, 0), false),
             (pending(999, Some(5), 15), false),
             (some, true),
             (pending(5000, Some(5), 15), true),
+            (checked_at(1100, 1000), false),
+            (checked_at(1999, 1000), false),
+            (checked_at(2000, 1000), true),
         ] {
             assert_eq!(policy.wants_space(&pending), wants, "{pending:?}");
+            // Between two checks the decision is "wait", whatever the (unasked) space.
+            if !wants {
+                assert_eq!(
+                    policy.decide(&pending, &space(1000 * MIB, None)),
+                    PolicyDecision::Wait,
+                    "{pending:?}"
+                );
+            }
         }
         assert!(!IntervalPolicy::new(1).wants_space(&some));
         assert!(!NeverCompact.wants_space(&some));

@@ -428,6 +428,10 @@ impl PruningExecutor {
         let (from, to) = match self.policy.decide(pending, &space) {
             PolicyDecision::Off => return CompactionDecision::Disabled,
             PolicyDecision::Wait => {
+                if wants_space {
+                    // Found wanting: the policy counts its next look from here.
+                    pending.space_checked_at = pending.pruned_heights;
+                }
                 self.persist(pending);
                 return CompactionDecision::NotDue {
                     pruned_since_last: pending.pruned_heights,

@@ -2,10 +2,10 @@
 //! the heights pruned since the last compaction. It is a scheduling hint, not chain data:
 //! written buffered after each prune, ignored (with a warning) when unreadable.
 //!
-//! Encoding, version 1: `[1u8] ++ be64(pruned_heights) ++ be64(from, 0 = none) ++ be64(to)`.
-//! The first tag byte lets a later policy keep more (or other) fields: a record of an unknown
-//! version is ignored, as is the untagged 24-byte record written before versions existed
-//! (read as version 0).
+//! Encoding, version 2: `[2u8] ++ be64(pruned_heights) ++ be64(from, 0 = none) ++ be64(to) ++
+//! be64(space_checked_at)`. Version 1 lacked the last field (read as 0). The first tag byte
+//! lets a later policy keep more (or other) fields: a record of an unknown version is ignored;
+//! the untagged 24-byte record written before versions existed is read as version 0.
 
 use std::sync::Arc;
 
@@ -16,7 +16,7 @@ use crate::height::{decode_u64s, encode_u64s};
 use crate::kv::{KvStore, WriteBatch, WriteOptions};
 
 /// The version written by this build.
-pub const PENDING_RECORD_VERSION: u8 = 1;
+pub const PENDING_RECORD_VERSION: u8 = 2;
 
 /// The engine and key the pending record lives under.
 #[derive(Clone)]
@@ -84,15 +84,20 @@ pub fn encode(pending: &PendingCompaction) -> Vec<u8> {
         pending.pruned_heights,
         pending.from.unwrap_or(0),
         pending.to,
+        pending.space_checked_at,
     ]));
     bytes
 }
 
-/// Decodes a record of version 1, or the untagged record of version 0; `None` otherwise.
+/// Decodes a record of version 2 or 1, or the untagged record of version 0; `None`
+/// otherwise.
 pub fn decode(bytes: &[u8]) -> Option<PendingCompaction> {
-    let fields = match bytes.split_first() {
-        Some((&PENDING_RECORD_VERSION, rest)) if rest.len() == 24 => rest,
-        _ if bytes.len() == 24 => bytes,
+    let (fields, space_checked_at) = match bytes.split_first() {
+        Some((&PENDING_RECORD_VERSION, rest)) if rest.len() == 32 => {
+            (&rest[..24], decode_u64s::<1>(&rest[24..])?[0])
+        }
+        Some((1, rest)) if rest.len() == 24 => (rest, 0),
+        _ if bytes.len() == 24 => (bytes, 0),
         _ => return None,
     };
     let [pruned_heights, from, to] = decode_u64s::<3>(fields)?;
@@ -100,6 +105,7 @@ pub fn decode(bytes: &[u8]) -> Option<PendingCompaction> {
         pruned_heights,
         from: (from != 0).then_some(from),
         to,
+        space_checked_at,
     })
 }
 
@@ -113,13 +119,21 @@ mod tests {
             pruned_heights: 7,
             from: Some(3),
             to: 10,
+            space_checked_at: 5,
         };
         let bytes = encode(&p);
         assert_eq!(bytes[0], PENDING_RECORD_VERSION);
         assert_eq!(decode(&bytes), Some(p));
+        let older = PendingCompaction {
+            space_checked_at: 0,
+            ..p
+        };
+        let mut version_1 = vec![1u8];
+        version_1.extend_from_slice(&bytes[1..25]);
+        assert_eq!(decode(&version_1), Some(older), "version 1 is still read");
         assert_eq!(
-            decode(&bytes[1..]),
-            Some(p),
+            decode(&bytes[1..25]),
+            Some(older),
             "version 0 (untagged) is still read"
         );
         let mut future = bytes.clone();
