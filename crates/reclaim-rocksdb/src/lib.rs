@@ -93,6 +93,14 @@ pub struct RocksOptions {
     /// Size of the SST files compaction writes. Paced compaction cuts slices at file
     /// boundaries, so smaller files allow finer slices (RocksDB's default: 64 MiB).
     pub target_file_size_bytes: u64,
+    /// Target size of the first level below level 0 (RocksDB's `max_bytes_for_level_base`;
+    /// its default: 256 MiB). With RocksDB's dynamic level sizes, a store of a few hundred MiB
+    /// under the default compacts level 0 (flushed memtables, each spanning every key family)
+    /// straight into its last level, rewriting most of the store each time and holding the old
+    /// and new files together meanwhile. 64 MiB leaves a small level in between: at 545 MiB
+    /// retained under a flat-out writer the disk peaked at 1.31–1.34× the retained data in three
+    /// runs, against 1.39–1.68× with 256 MiB (and 2.33–2.38× with 32 MiB).
+    pub max_bytes_for_level_base: u64,
     /// Cut compaction output files wherever the first `n` bytes of the key change (RocksDB's
     /// fixed-prefix SST partitioner); `None` (the default): files are cut by size only. With a
     /// key schema whose families differ in their first bytes (CometBFT's, see
@@ -115,6 +123,7 @@ impl Default for RocksOptions {
             max_subcompactions: 2,
             compaction_rate_limit_bytes_per_sec: None,
             target_file_size_bytes: 64 << 20,
+            max_bytes_for_level_base: 64 << 20,
             lower_compaction_priority: false,
             sst_partition_prefix_bytes: None,
         }
@@ -159,6 +168,7 @@ impl RocksOptions {
         opts.set_max_background_jobs(self.max_background_jobs);
         opts.set_max_subcompactions(self.max_subcompactions);
         opts.set_target_file_size_base(self.target_file_size_bytes);
+        opts.set_max_bytes_for_level_base(self.max_bytes_for_level_base);
         if self.lower_compaction_priority {
             match rocksdb::Env::new() {
                 Ok(mut env) => {
