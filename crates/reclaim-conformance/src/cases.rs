@@ -1033,10 +1033,11 @@ fn check_space_estimate(store: &dyn KvStore, settled: bool) {
         .reclaimable;
     let shown =
         |estimate: Option<u64>| estimate.map_or_else(|| "unknown".to_owned(), |r| r.to_string());
+    let data = if settled { "in_files" } else { "just_written" };
     crate::report::figure(&format!(
         "space_estimate engine={} data={} on_disk={} estimated_reclaimable={} returned={returned} estimated_after={}",
         store.capabilities().engine,
-        if settled { "in_files" } else { "just_written" },
+        data,
         report.on_disk,
         shown(report.reclaimable),
         shown(left),
@@ -1045,13 +1046,8 @@ fn check_space_estimate(store: &dyn KvStore, settled: bool) {
         let tolerance = report.on_disk / 4 + (1 << 20);
         assert!(
             estimate.abs_diff(returned) <= tolerance,
-            "{} (data {}): estimated {estimate} reclaimable bytes of {}, compaction returned {returned} (tolerance {tolerance})",
+            "{} (data {data}): estimated {estimate} reclaimable bytes of {}, compaction returned {returned} (tolerance {tolerance})",
             store.capabilities().engine,
-            if settled {
-                "compacted into files"
-            } else {
-                "just written"
-            },
             report.on_disk
         );
         // Right after the compaction, the estimate must not promise the same space again: a

@@ -504,15 +504,9 @@ impl Compactable for RocksStore {
         // Nothing to drop (the common case when called after every prune): no file list
         // change, no tombstone, no fsync.
         let droppable = self
-            .db
-            .live_files()
-            .map_err(|e| engine_error("live_files", &e))?
-            .into_iter()
-            .any(|file| {
-                file.start_key
-                    .is_some_and(|first| first.as_slice() >= start)
-                    && file.end_key.is_some_and(|last| last.as_slice() < end)
-            });
+            .files_overlapping(&[range])?
+            .iter()
+            .any(|(first, last, _)| first.as_slice() >= start && last.as_slice() < end);
         if !droppable {
             return Ok(());
         }

@@ -225,29 +225,30 @@ fn is_lock_conflict(e: &sled::Error) -> bool {
 
 /// The write count recorded inside sled at its last clean close (0 when none).
 fn recorded_writes(db: &sled::Db) -> Result<u64, StorageError> {
+    Ok(recorded_number(db, WRITES_KEY, "read write count")?.unwrap_or(0))
+}
+
+/// The number recorded under `key` in [`META_TREE`] (`None` when absent or malformed).
+fn recorded_number(
+    db: &sled::Db,
+    key: &[u8],
+    operation: &'static str,
+) -> Result<Option<u64>, StorageError> {
     let meta = db
         .open_tree(META_TREE)
         .map_err(|e| engine_error("open meta tree", e))?;
     Ok(meta
-        .get(WRITES_KEY)
-        .map_err(|e| engine_error("read write count", e))?
+        .get(key)
+        .map_err(|e| engine_error(operation, e))?
         .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
-        .map_or(0, u64::from_be_bytes))
+        .map(u64::from_be_bytes))
 }
 
 /// The live bytes recorded at the last clean close, if sled's meta tree still has them
 /// (`true` with them); otherwise counted by a scan (a new generation, or a crash since).
 /// Reads only: opening a store on a full disk must not write to sled.
 fn live_bytes_at_open(db: &sled::Db) -> Result<(u64, bool), StorageError> {
-    let meta = db
-        .open_tree(META_TREE)
-        .map_err(|e| engine_error("open meta tree", e))?;
-    let recorded = meta
-        .get(LIVE_BYTES_KEY)
-        .map_err(|e| engine_error("read live bytes", e))?
-        .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
-        .map(u64::from_be_bytes);
-    if let Some(live) = recorded {
+    if let Some(live) = recorded_number(db, LIVE_BYTES_KEY, "read live bytes")? {
         return Ok((live, true));
     }
     let counted = db.iter().try_fold(0u64, |sum, entry| {

@@ -476,14 +476,11 @@ impl PruningExecutor {
             match target.store.space_report() {
                 Ok(report) => {
                     total.on_disk = total.on_disk.saturating_add(report.on_disk);
-                    total.reclaimable = total
-                        .reclaimable
-                        .zip(report.reclaimable)
-                        .map(|(a, b)| a.saturating_add(b));
-                    total.live_bytes = total
-                        .live_bytes
-                        .zip(report.live_bytes)
-                        .map(|(a, b)| a.saturating_add(b));
+                    // Known only when known for every engine.
+                    let sum =
+                        |a: Option<u64>, b: Option<u64>| a.zip(b).map(|(a, b)| a.saturating_add(b));
+                    total.reclaimable = sum(total.reclaimable, report.reclaimable);
+                    total.live_bytes = sum(total.live_bytes, report.live_bytes);
                 }
                 Err(e) => {
                     warn!(target = %target.name(), error = %e, "cannot read the engine's space");
