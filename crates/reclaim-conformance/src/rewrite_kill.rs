@@ -125,9 +125,11 @@ where
             let mut last = None;
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
+                // The first ack shares its line with libtest's `test NAME ... ` (printed
+                // without a newline before the test runs): read the ack at the line's end.
                 if let Some(n) = line
-                    .strip_prefix("ack ")
-                    .and_then(|n| n.parse::<u64>().ok())
+                    .rsplit_once("ack ")
+                    .and_then(|(_, n)| n.parse::<u64>().ok())
                 {
                     last = Some(n);
                 }
