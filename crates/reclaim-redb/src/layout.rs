@@ -130,12 +130,53 @@ pub(crate) fn value(
     }
 }
 
-/// The number of pieces the record `record` of `key` has (0 for an inline value).
-fn piece_count(file: &Path, key: &[u8], record: &[u8]) -> Result<u32, StorageError> {
+/// What the record `record` of `key` stands for: its number of pieces (0 for an inline value)
+/// and its live bytes (the key's length plus the value's).
+fn stored(file: &Path, key: &[u8], record: &[u8]) -> Result<(u32, u64), StorageError> {
     Ok(match decode(file, key, record)? {
-        Record::Inline(_) => 0,
-        Record::Pieced { pieces, .. } => pieces,
+        Record::Inline(value) => (0, (key.len() + value.len()) as u64),
+        Record::Pieced { pieces, length } => (pieces, (key.len() as u64).saturating_add(length)),
     })
+}
+
+/// The change in live bytes (keys plus values) one operation made: bytes added and removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct LiveChange {
+    pub(crate) added: u64,
+    pub(crate) removed: u64,
+}
+
+impl LiveChange {
+    fn removed(removed: u64) -> Self {
+        Self { added: 0, removed }
+    }
+
+    /// The sum of two changes.
+    pub(crate) fn and(self, other: Self) -> Self {
+        Self {
+            added: self.added.saturating_add(other.added),
+            removed: self.removed.saturating_add(other.removed),
+        }
+    }
+
+    /// `live` after this change.
+    pub(crate) fn applied_to(self, live: u64) -> u64 {
+        live.saturating_add(self.added).saturating_sub(self.removed)
+    }
+}
+
+/// The live bytes (keys plus values) of every record in `main`: one pass over the main table,
+/// whose records of long values are a few bytes each (their pieces are not read).
+pub(crate) fn live_bytes(
+    file: &Path,
+    main: &impl ReadableTable<&'static [u8], &'static [u8]>,
+) -> Result<u64, StorageError> {
+    let mut live = 0u64;
+    for entry in main.iter().map_err(|e| engine_error("iter", e))? {
+        let (key, record) = entry.map_err(|e| engine_error("iter", e))?;
+        live = live.saturating_add(stored(file, key.value(), record.value())?.1);
+    }
+    Ok(live)
 }
 
 fn remove_pieces(pieces: &mut RawTable<'_>, key: &[u8], count: u32) -> Result<(), StorageError> {
@@ -154,7 +195,7 @@ pub(crate) fn put(
     pieces: &mut RawTable<'_>,
     key: &[u8],
     value: &[u8],
-) -> Result<(), StorageError> {
+) -> Result<LiveChange, StorageError> {
     // Only a pieced value's key is short enough to size pieces by.
     let (count, size) = if pieced(key, value) {
         let size = piece_bytes(key.len());
@@ -181,14 +222,17 @@ pub(crate) fn put(
     let old = main
         .insert(key, record.as_slice())
         .map_err(|e| engine_error("insert", e))?;
-    let old_pieces = old.map_or(Ok(0), |old| piece_count(file, key, old.value()))?;
+    let (old_pieces, old_bytes) = old.map_or(Ok((0, 0)), |old| stored(file, key, old.value()))?;
     remove_pieces(pieces, key, old_pieces)?;
     for (index, piece) in (0..count).zip(value.chunks(size)) {
         pieces
             .insert(piece_key(key, index).as_slice(), piece)
             .map_err(|e| engine_error("insert piece", e))?;
     }
-    Ok(())
+    Ok(LiveChange {
+        added: (key.len() + value.len()) as u64,
+        removed: old_bytes,
+    })
 }
 
 /// Removes `key` and its pieces, if present.
@@ -197,10 +241,11 @@ pub(crate) fn delete(
     main: &mut RawTable<'_>,
     pieces: &mut RawTable<'_>,
     key: &[u8],
-) -> Result<(), StorageError> {
+) -> Result<LiveChange, StorageError> {
     let old = main.remove(key).map_err(|e| engine_error("remove", e))?;
-    let old_pieces = old.map_or(Ok(0), |old| piece_count(file, key, old.value()))?;
-    remove_pieces(pieces, key, old_pieces)
+    let (old_pieces, old_bytes) = old.map_or(Ok((0, 0)), |old| stored(file, key, old.value()))?;
+    remove_pieces(pieces, key, old_pieces)?;
+    Ok(LiveChange::removed(old_bytes))
 }
 
 /// Removes every key in `range` and the pieces of each.
@@ -209,14 +254,16 @@ pub(crate) fn delete_range(
     main: &mut RawTable<'_>,
     pieces: &mut RawTable<'_>,
     range: &KeyRange,
-) -> Result<(), StorageError> {
+) -> Result<LiveChange, StorageError> {
     let mut pieced_keys = Vec::new();
+    let mut removed = 0u64;
     for entry in main
         .range::<&[u8]>(range.as_bounds())
         .map_err(|e| engine_error("range", e))?
     {
         let (key, record) = entry.map_err(|e| engine_error("delete_range", e))?;
-        let count = piece_count(file, key.value(), record.value())?;
+        let (count, bytes) = stored(file, key.value(), record.value())?;
+        removed = removed.saturating_add(bytes);
         if count > 0 {
             pieced_keys.push((key.value().to_vec(), count));
         }
@@ -226,7 +273,7 @@ pub(crate) fn delete_range(
     for (key, count) in pieced_keys {
         remove_pieces(pieces, &key, count)?;
     }
-    Ok(())
+    Ok(LiveChange::removed(removed))
 }
 
 #[cfg(test)]
@@ -304,6 +351,54 @@ mod tests {
         assert_eq!(keys, vec![b"a2".to_vec(), b"a3".to_vec(), b"b2".to_vec()]);
         assert_eq!(all[2].1, long(5, 9_000));
         assert_eq!(stored, 9_000u64.div_ceil(per));
+    }
+
+    /// The live-byte changes every operation reports add up to what a scan of the main table
+    /// counts: puts (new, overwriting long and inline values), deletes, range deletes.
+    #[test]
+    fn live_changes_add_up_to_a_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("db");
+        let db = Database::create(&file).unwrap();
+        let mut live = 0u64;
+        let mut step = |ops: &dyn Fn(&mut RawTable<'_>, &mut RawTable<'_>) -> LiveChange| {
+            let mut change = LiveChange::default();
+            apply(&db, &file, |m, p| change = ops(m, p));
+            live = change.applied_to(live);
+            let txn = db.begin_read().unwrap();
+            let scanned = live_bytes(&file, &txn.open_table(MAIN).unwrap()).unwrap();
+            assert_eq!(live, scanned);
+            live
+        };
+        let long = |n: u8, len: usize| vec![n; len];
+        let after_puts = step(&|m, p| {
+            put(&file, m, p, b"a1", &long(1, 10_000))
+                .unwrap()
+                .and(put(&file, m, p, b"a2", &long(2, 70_000)).unwrap())
+                .and(put(&file, m, p, b"a3", b"short").unwrap())
+        });
+        assert_eq!(after_puts, 2 + 10_000 + 2 + 70_000 + 2 + 5);
+        step(&|m, p| {
+            put(&file, m, p, b"a1", &long(3, 5_000))
+                .unwrap()
+                .and(put(&file, m, p, b"a2", b"now inline").unwrap())
+                .and(put(&file, m, p, b"a3", &long(4, 3_000)).unwrap())
+        });
+        let after_deletes = step(&|m, p| {
+            delete(&file, m, p, b"a1")
+                .unwrap()
+                .and(delete(&file, m, p, b"absent").unwrap())
+                .and(
+                    delete_range(
+                        &file,
+                        m,
+                        p,
+                        &KeyRange::new(Some(b"a2".to_vec()), Some(b"a3".to_vec())).unwrap(),
+                    )
+                    .unwrap(),
+                )
+        });
+        assert_eq!(after_deletes, 2 + 3_000);
     }
 
     /// A record that does not decode is a corruption, never a panic or a wrong value.

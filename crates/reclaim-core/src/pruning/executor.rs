@@ -473,8 +473,17 @@ impl PruningExecutor {
             live_bytes: Some(0),
         };
         for target in group_by_engine(&self.segments) {
+            let started = Instant::now();
             match target.store.space_report() {
                 Ok(report) => {
+                    debug!(
+                        target = %target.name(),
+                        bytes_on_disk = report.on_disk,
+                        reclaimable = ?report.reclaimable,
+                        live_bytes = ?report.live_bytes,
+                        duration_ms = started.elapsed().as_millis() as u64,
+                        "read the engine's space"
+                    );
                     total.on_disk = total.on_disk.saturating_add(report.on_disk);
                     // Known only when known for every engine.
                     let sum =
