@@ -7,7 +7,7 @@
 //! | [`KvWrite`] | atomic batches of puts, deletes and range deletes, optionally synced |
 //! | [`Compactable`] | range compaction, bytes on disk, declared capabilities |
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 
 use crate::error::StorageError;
 use crate::range::{KeyRange, key_successor};
@@ -578,15 +578,41 @@ pub fn expand_range_deletes<R: KvRead + ?Sized>(
     reader: &R,
     batch: WriteBatch,
 ) -> Result<WriteBatch, StorageError> {
+    expand_range_deletes_sized(reader, batch).map(|expanded| expanded.batch)
+}
+
+/// A batch whose range deletes were expanded ([`expand_range_deletes_sized`]), with what the
+/// keys the ranges found held.
+#[derive(Debug, Default)]
+pub struct ExpandedBatch {
+    /// The batch, range deletes replaced by point deletes.
+    pub batch: WriteBatch,
+    /// Each key a range delete found in the store, with its bytes there before the batch (key
+    /// plus value): an adapter that counts its live bytes needs no second read of them.
+    pub found_bytes: HashMap<Vec<u8>, u64>,
+}
+
+/// [`expand_range_deletes`], also handing back the bytes of every key the ranges found, read by
+/// the same scan. The same lock rule holds.
+pub fn expand_range_deletes_sized<R: KvRead + ?Sized>(
+    reader: &R,
+    batch: WriteBatch,
+) -> Result<ExpandedBatch, StorageError> {
     if !batch.has_range_deletes() {
-        return Ok(batch);
+        return Ok(ExpandedBatch {
+            batch,
+            found_bytes: HashMap::new(),
+        });
     }
     let ops = batch.into_ops();
     let mut out = WriteBatch::new();
+    let mut found_bytes = HashMap::new();
     for (index, op) in ops.iter().enumerate() {
         match op {
             BatchOp::DeleteRange(range) => {
-                for key in reader.keys_in(range)? {
+                for entry in reader.iter(range.clone(), ScanOrder::Ascending) {
+                    let (key, value) = entry?;
+                    found_bytes.insert(key.clone(), (key.len() + value.len()) as u64);
                     out.delete(key);
                 }
                 for earlier in &ops[..index] {
@@ -600,7 +626,10 @@ pub fn expand_range_deletes<R: KvRead + ?Sized>(
             other => out.ops.push(other.clone()),
         }
     }
-    Ok(out)
+    Ok(ExpandedBatch {
+        batch: out,
+        found_bytes,
+    })
 }
 
 #[cfg(test)]

@@ -263,6 +263,22 @@ mod tests {
         assert_eq!(native.snapshot(), emulated.snapshot());
     }
 
+    /// The sized expansion hands back each key a range found, with its key and value bytes,
+    /// and not the keys the batch itself put.
+    #[test]
+    fn expansion_reports_the_bytes_the_ranges_found() {
+        let store = store_with(&[b"a", b"b", b"ba", b"c"]);
+        let mut batch = WriteBatch::new();
+        batch
+            .put(b"bz".to_vec(), b"1".to_vec())
+            .delete_range(KeyRange::between(b"b".to_vec(), b"c".to_vec()).unwrap());
+        let expanded = crate::kv::expand_range_deletes_sized(&store, batch).unwrap();
+        let mut found: Vec<_> = expanded.found_bytes.into_iter().collect();
+        found.sort();
+        assert_eq!(found, vec![(b"b".to_vec(), 2), (b"ba".to_vec(), 4)]);
+        assert_eq!(expanded.batch.len(), 4);
+    }
+
     #[test]
     fn size_tracks_live_bytes() {
         let store = store_with(&[b"ab", b"cd"]);

@@ -25,7 +25,8 @@
 //! ## Invariants
 //!
 //! * A [`WriteBatch`] is one `apply_batch`: atomic. sled has no range delete, so range deletes
-//!   are expanded to point deletes under the write mutex ([`expand_range_deletes`]), which makes
+//!   are expanded to point deletes under the write mutex ([`expand_range_deletes_sized`], whose
+//!   scan also gives the deleted bytes to the live-bytes count), which makes
 //!   the expansion exact.
 //! * [`WriteOptions::sync`] flushes sled before `write` returns.
 //! * sled 0.34 does not always release its file lock when its last handle drops, so this
@@ -55,7 +56,9 @@ use reclaim_core::dir::{
     EntryKind, available_space, check_clean_close, directory_size, record_clean_close,
     require_entry, sync_dir,
 };
-use reclaim_core::kv::{KeyValue, collect_scan, contained, expand_range_deletes};
+use reclaim_core::kv::{
+    ExpandedBatch, KeyValue, collect_scan, contained, expand_range_deletes_sized,
+};
 use reclaim_core::rewrite::{GenerationEngine, GenerationalStore};
 use reclaim_core::{
     BatchOp, Capabilities, Compactable, CompactionAccess, CompactionScope, KeyRange, KvRead,
@@ -329,9 +332,13 @@ impl SledGeneration {
     }
 
     /// The live bytes once `batch` (range deletes expanded) is applied: each put or delete
-    /// replaces its key's bytes, as sled holds them or as an earlier op of the batch left them.
-    /// Call under the write mutex.
-    fn live_bytes_after(&self, batch: &WriteBatch) -> Result<u64, StorageError> {
+    /// replaces its key's bytes, as an earlier op of the batch left them, as the expansion
+    /// found them (`found_bytes`), or as sled holds them (one read). Call under the write mutex.
+    fn live_bytes_after(
+        &self,
+        batch: &WriteBatch,
+        found_bytes: &std::collections::HashMap<Vec<u8>, u64>,
+    ) -> Result<u64, StorageError> {
         let mut in_batch: std::collections::HashMap<&[u8], u64> = std::collections::HashMap::new();
         let mut live = i128::from(self.live_bytes.load(Ordering::SeqCst));
         for op in batch.ops() {
@@ -340,7 +347,7 @@ impl SledGeneration {
                 BatchOp::Delete { key } => (key.as_slice(), 0),
                 BatchOp::DeleteRange(_) => continue,
             };
-            let before = match in_batch.get(key) {
+            let before = match in_batch.get(key).or_else(|| found_bytes.get(key)) {
                 Some(&bytes) => bytes,
                 None => self
                     .db
@@ -429,8 +436,8 @@ impl KvWrite for SledGeneration {
                 .sum();
             // sled's log may write a batch twice (buffer and segment) before it is durable.
             self.ensure_free_space("write", incoming.saturating_mul(2))?;
-            let batch = expand_range_deletes(self, batch)?;
-            let live_bytes = self.live_bytes_after(&batch)?;
+            let ExpandedBatch { batch, found_bytes } = expand_range_deletes_sized(self, batch)?;
+            let live_bytes = self.live_bytes_after(&batch, &found_bytes)?;
             if self.live_bytes_recorded.load(Ordering::SeqCst) {
                 // Before the batch in sled's log: a crash that keeps the batch keeps this too.
                 self.db
