@@ -159,9 +159,11 @@ impl LiveChange {
         }
     }
 
-    /// `live` after this change.
-    pub(crate) fn applied_to(self, live: u64) -> u64 {
-        live.saturating_add(self.added).saturating_sub(self.removed)
+    /// The change as one signed number of bytes (clamped to what an `i64` holds).
+    pub(crate) fn signed(self) -> i64 {
+        let added = i64::try_from(self.added).unwrap_or(i64::MAX);
+        let removed = i64::try_from(self.removed).unwrap_or(i64::MAX);
+        added.saturating_sub(removed)
     }
 }
 
@@ -360,14 +362,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("db");
         let db = Database::create(&file).unwrap();
-        let mut live = 0u64;
+        let mut live = 0i64;
         let mut step = |ops: &dyn Fn(&mut RawTable<'_>, &mut RawTable<'_>) -> LiveChange| {
             let mut change = LiveChange::default();
             apply(&db, &file, |m, p| change = ops(m, p));
-            live = change.applied_to(live);
+            live += change.signed();
             let txn = db.begin_read().unwrap();
             let scanned = live_bytes(&file, &txn.open_table(MAIN).unwrap()).unwrap();
-            assert_eq!(live, scanned);
+            assert_eq!(live, scanned as i64);
             live
         };
         let long = |n: u8, len: usize| vec![n; len];

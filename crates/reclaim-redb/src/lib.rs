@@ -37,7 +37,7 @@
 //!   page run redb gives one large value.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 mod layout;
 mod reader;
@@ -74,8 +74,9 @@ pub struct RedbFile {
     /// Set when redb panicked inside a call: the handle refuses every later call.
     poisoned: AtomicBool,
     /// Live bytes (keys plus values): counted by a scan of the main table at open, then kept
-    /// by every committed write from the records it replaced.
-    live: AtomicU64,
+    /// by every committed write from the records it replaced. Signed: two writes' changes may
+    /// land in either order, and a delete's may come before the put it undoes.
+    live: AtomicI64,
     /// The last walk of the tables' pages, which the space report scales while the live data
     /// stays near what it walked.
     walked: Mutex<Option<PagesWalk>>,
@@ -146,7 +147,7 @@ impl GenerationEngine for RedbEngine {
             db: RwLock::new(db),
             file,
             poisoned: AtomicBool::new(false),
-            live: AtomicU64::new(0),
+            live: AtomicI64::new(0),
             walked: Mutex::new(None),
         };
         // Create the table once so that reads never meet a missing table.
@@ -156,7 +157,9 @@ impl GenerationEngine for RedbEngine {
             let [main, _] = read_tables(&*db)?;
             layout::live_bytes(&store.file, &main)
         })?;
-        store.live.store(live, Ordering::Relaxed);
+        store
+            .live
+            .store(i64::try_from(live).unwrap_or(i64::MAX), Ordering::Relaxed);
         Ok(store)
     }
 
@@ -299,7 +302,7 @@ impl RedbFile {
     /// Live bytes: the keys and values this file holds, counted at open and kept by every
     /// write (exact; redb's pages cost more, see [`RedbFile::pages_in_use_bytes`]).
     pub fn live_bytes(&self) -> u64 {
-        self.live.load(Ordering::Relaxed)
+        u64::try_from(self.live.load(Ordering::Relaxed)).unwrap_or(0)
     }
 
     /// The bytes of the pages in use, for a file of `on_disk` bytes: scaled from the last walk
@@ -508,11 +511,7 @@ impl KvWrite for RedbFile {
             }
             txn.commit().map_err(|e| engine_error("commit", e))?;
             // Counted once committed: an aborted transaction changed nothing.
-            let _ = self
-                .live
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |live| {
-                    Some(change.applied_to(live))
-                });
+            self.live.fetch_add(change.signed(), Ordering::Relaxed);
             Ok(())
         })
     }
