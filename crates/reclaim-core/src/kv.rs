@@ -578,7 +578,7 @@ pub fn expand_range_deletes<R: KvRead + ?Sized>(
     reader: &R,
     batch: WriteBatch,
 ) -> Result<WriteBatch, StorageError> {
-    expand_range_deletes_sized(reader, batch).map(|expanded| expanded.batch)
+    expand_with(reader, batch, |_, _| {})
 }
 
 /// A batch whose range deletes were expanded ([`expand_range_deletes_sized`]), with what the
@@ -598,21 +598,31 @@ pub fn expand_range_deletes_sized<R: KvRead + ?Sized>(
     reader: &R,
     batch: WriteBatch,
 ) -> Result<ExpandedBatch, StorageError> {
+    let mut found_bytes = HashMap::new();
+    let batch = expand_with(reader, batch, |key, value| {
+        found_bytes.insert(key.to_vec(), (key.len() + value.len()) as u64);
+    })?;
+    Ok(ExpandedBatch { batch, found_bytes })
+}
+
+/// The expansion itself: `found` sees every key a range delete finds in `reader`, with its
+/// value, before the key's point delete is queued.
+fn expand_with<R: KvRead + ?Sized>(
+    reader: &R,
+    batch: WriteBatch,
+    mut found: impl FnMut(&[u8], &[u8]),
+) -> Result<WriteBatch, StorageError> {
     if !batch.has_range_deletes() {
-        return Ok(ExpandedBatch {
-            batch,
-            found_bytes: HashMap::new(),
-        });
+        return Ok(batch);
     }
     let ops = batch.into_ops();
     let mut out = WriteBatch::new();
-    let mut found_bytes = HashMap::new();
     for (index, op) in ops.iter().enumerate() {
         match op {
             BatchOp::DeleteRange(range) => {
                 for entry in reader.iter(range.clone(), ScanOrder::Ascending) {
                     let (key, value) = entry?;
-                    found_bytes.insert(key.clone(), (key.len() + value.len()) as u64);
+                    found(&key, &value);
                     out.delete(key);
                 }
                 for earlier in &ops[..index] {
@@ -626,10 +636,7 @@ pub fn expand_range_deletes_sized<R: KvRead + ?Sized>(
             other => out.ops.push(other.clone()),
         }
     }
-    Ok(ExpandedBatch {
-        batch: out,
-        found_bytes,
-    })
+    Ok(out)
 }
 
 #[cfg(test)]
