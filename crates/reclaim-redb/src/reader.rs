@@ -95,12 +95,13 @@ impl KvRead for RedbReader {
     }
 }
 
-/// The pages the live generation's tables use, walked in a read transaction (as the read-write
-/// store's estimate): what a compaction would leave.
+/// The pages the live generation's tables use, as the read-write store counts them (the main
+/// table walked, the pieces modelled from its records) in one read transaction: what a
+/// compaction would leave.
 impl ReadOnlySpace for RedbReader {
     fn bytes_after_compaction(&self) -> Result<Option<u64>, StorageError> {
         contained(ENGINE, "stats", &self.poisoned, || {
-            pages_in_use(&self.db).map(Some)
+            pages_in_use(&self.db, &self.file).map(Some)
         })
     }
 }
