@@ -592,6 +592,34 @@ pub struct ExpandedBatch {
     pub found_bytes: HashMap<Vec<u8>, u64>,
 }
 
+impl ExpandedBatch {
+    /// The change in live bytes (keys plus values) that writing this batch makes: each put or
+    /// delete replaces its key's bytes, as an earlier op of the batch left them, as the
+    /// expansion found them, or as `stored_bytes` reads them from the store (key plus value,
+    /// `None` when absent). Exact when called under the lock the expansion was made under.
+    pub fn live_bytes_change(
+        &self,
+        mut stored_bytes: impl FnMut(&[u8]) -> Result<Option<u64>, StorageError>,
+    ) -> Result<i128, StorageError> {
+        let mut in_batch: HashMap<&[u8], u64> = HashMap::new();
+        let mut change = 0i128;
+        for op in self.batch.ops() {
+            let (key, bytes) = match op {
+                BatchOp::Put { key, value } => (key.as_slice(), (key.len() + value.len()) as u64),
+                BatchOp::Delete { key } => (key.as_slice(), 0),
+                BatchOp::DeleteRange(_) => continue,
+            };
+            let before = match in_batch.get(key).or_else(|| self.found_bytes.get(key)) {
+                Some(&bytes) => bytes,
+                None => stored_bytes(key)?.unwrap_or(0),
+            };
+            change += i128::from(bytes) - i128::from(before);
+            in_batch.insert(key, bytes);
+        }
+        Ok(change)
+    }
+}
+
 /// [`expand_range_deletes`], also handing back the bytes of every key the ranges found, read by
 /// the same scan. The same lock rule holds.
 pub fn expand_range_deletes_sized<R: KvRead + ?Sized>(

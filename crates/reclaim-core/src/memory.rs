@@ -279,6 +279,43 @@ mod tests {
         assert_eq!(expanded.batch.len(), 4);
     }
 
+    /// The live-bytes change of a batch counts each key once per op, from the op before it in
+    /// the batch, from what the expansion found, or from the store.
+    #[test]
+    fn a_batch_changes_the_live_bytes_by_what_it_replaces() {
+        let store = store_with(&[b"a", b"b", b"ba", b"c"]);
+        let mut batch = WriteBatch::new();
+        batch
+            .put(b"a".to_vec(), b"long value".to_vec()) // 2 -> 11
+            .put(b"a".to_vec(), b"v".to_vec()) // 11 -> 2
+            .put(b"new".to_vec(), b"12345".to_vec()) // 0 -> 8
+            .delete(b"c".to_vec()) // 2 -> 0
+            .delete(b"absent".to_vec()) // 0 -> 0
+            .delete_range(KeyRange::between(b"b".to_vec(), b"c".to_vec()).unwrap()); // -2 - 4
+        let expanded = crate::kv::expand_range_deletes_sized(&store, batch).unwrap();
+        let mut reads = Vec::new();
+        let change = expanded
+            .live_bytes_change(|key| {
+                reads.push(key.to_vec());
+                Ok(store
+                    .get(key)?
+                    .map(|value| (key.len() + value.len()) as u64))
+            })
+            .unwrap();
+        // +9 and -9 for "a", +8 for "new", -2 for "c", -6 for the range.
+        assert_eq!(change, 8 - 2 - 6);
+        // The store is read once per key the batch did not already tell about.
+        assert_eq!(
+            reads,
+            vec![
+                b"a".to_vec(),
+                b"new".to_vec(),
+                b"c".to_vec(),
+                b"absent".to_vec()
+            ]
+        );
+    }
+
     #[test]
     fn size_tracks_live_bytes() {
         let store = store_with(&[b"ab", b"cd"]);

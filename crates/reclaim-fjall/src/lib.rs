@@ -47,10 +47,10 @@ use parking_lot::Mutex;
 use reclaim_core::dir::{
     EntryKind, StoreDirLock, check_clean_close, directory_size, open_store_dir, record_clean_close,
 };
-use reclaim_core::kv::{KeyValue, collect_scan, contained, expand_range_deletes};
+use reclaim_core::kv::{KeyValue, collect_scan, contained, expand_range_deletes_sized};
 use reclaim_core::{
     BatchOp, Capabilities, Compactable, CompactionAccess, CompactionScope, KeyRange, KvRead,
-    KvWrite, ScanOrder, StorageError, WriteBatch, WriteOptions,
+    KvWrite, ScanOrder, SpaceReport, StorageError, WriteBatch, WriteOptions,
 };
 
 /// Engine name used in markers, logs and capabilities.
@@ -66,6 +66,9 @@ const KEYSPACE: &str = "reclaim";
 const PREFIX: u8 = 0;
 /// The adapter's own record of its write count (its first byte sorts after every user key).
 const WRITES_KEY: &[u8] = b"\x01writes";
+/// The adapter's own record of its live bytes, written in every batch (so a crash keeps the
+/// count that goes with the data it keeps).
+const LIVE_BYTES_KEY: &[u8] = b"\x01live-bytes";
 /// How long `compact_range` waits for replaced tables to leave the disk.
 const DELETION_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -82,6 +85,9 @@ pub struct FjallStore {
     write_failed: AtomicBool,
     /// Writes applied over the store's life.
     writes: AtomicU64,
+    /// Bytes of the live keys and values (key length + value length, as the caller gave them),
+    /// kept exact by every write under the write mutex and recorded in the same batch.
+    live_bytes: AtomicU64,
     _lock: StoreDirLock,
 }
 
@@ -123,6 +129,27 @@ fn stored_bounds(range: &KeyRange) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
     (start, end)
 }
 
+/// The live bytes the store's record holds; counted by a scan of every user key when there is
+/// no record (a store written before the adapter kept one).
+fn live_bytes_at_open(db: &Database, data: &Keyspace) -> Result<u64, StorageError> {
+    let recorded = data
+        .get(LIVE_BYTES_KEY)
+        .map_err(|e| engine_error("read live bytes", e))?
+        .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+        .map(u64::from_be_bytes);
+    if let Some(live) = recorded {
+        return Ok(live);
+    }
+    let mut live = 0u64;
+    for guard in db.snapshot().range(data, stored_bounds(&KeyRange::full())) {
+        let (key, value) = guard
+            .into_inner()
+            .map_err(|e| engine_error("count live bytes", e))?;
+        live = live.saturating_add((key.len().saturating_sub(1) + value.len()) as u64);
+    }
+    Ok(live)
+}
+
 fn check_key(key: &[u8]) -> Result<(), StorageError> {
     if key.len() > MAX_KEY_BYTES {
         return Err(StorageError::engine(
@@ -141,6 +168,9 @@ fn check_key(key: &[u8]) -> Result<(), StorageError> {
 /// flush worker), then seals it and deletes it once flushed: up to that many bytes of deleted
 /// data stay on disk after a compaction, in the journal.
 const JOURNAL_ROTATION_BYTES: u64 = 64_000_000;
+
+/// The tables' index and filter blocks, as a share (1/n) of the live bytes they hold.
+const TABLE_OVERHEAD_SHARE: u64 = 50;
 
 impl FjallStore {
     /// What this adapter declares.
@@ -190,6 +220,7 @@ impl FjallStore {
             .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
             .map_or(0, u64::from_be_bytes);
         check_clean_close(&path, ENGINE, 0, writes)?;
+        let live_bytes = live_bytes_at_open(&db, &data)?;
         Ok(Self {
             db,
             data,
@@ -198,8 +229,14 @@ impl FjallStore {
             poisoned: AtomicBool::new(false),
             write_failed: AtomicBool::new(false),
             writes: AtomicU64::new(writes),
+            live_bytes: AtomicU64::new(live_bytes),
             _lock: lock,
         })
+    }
+
+    /// Bytes of the live keys and values (exact; fjall's tables and journals cost more).
+    pub fn live_bytes(&self) -> u64 {
+        self.live_bytes.load(Ordering::SeqCst)
     }
 
     /// Writes the write count under [`WRITES_KEY`] (synced when `sync`).
@@ -295,7 +332,17 @@ impl KvWrite for FjallStore {
                     check_key(key)?;
                 }
             }
-            let batch = expand_range_deletes(self, batch)?;
+            let expanded = expand_range_deletes_sized(self, batch)?;
+            let change = expanded.live_bytes_change(|key| {
+                let size = self
+                    .data
+                    .size_of(stored(key))
+                    .map_err(|e| engine_error("size_of", e))?;
+                Ok(size.map(|value| (key.len() as u64).saturating_add(u64::from(value))))
+            })?;
+            let live = i128::from(self.live_bytes.load(Ordering::SeqCst)) + change;
+            let live = u64::try_from(live.max(0)).unwrap_or(u64::MAX);
+            let batch = expanded.batch;
             let mut fjall_batch = self.db.batch().durability(if options.sync {
                 Some(PersistMode::SyncAll)
             } else {
@@ -316,10 +363,12 @@ impl KvWrite for FjallStore {
                     }
                 }
             }
+            fjall_batch.insert(&self.data, LIVE_BYTES_KEY, live.to_be_bytes().to_vec());
             fjall_batch.commit().map_err(|e| {
                 self.write_failed.store(true, Ordering::Release);
                 engine_error("write", e)
             })?;
+            self.live_bytes.store(live, Ordering::SeqCst);
             self.writes.fetch_add(1, Ordering::SeqCst);
             Ok(())
         })
@@ -372,6 +421,25 @@ impl Compactable for FjallStore {
 
     fn size_on_disk(&self) -> Result<u64, StorageError> {
         directory_size(&self.path)
+    }
+
+    /// Reclaimable: the bytes of the tree's tables (read from fjall's metadata, nothing read
+    /// from disk) beyond the live keys and values and the tables' own index and filter blocks
+    /// ([`TABLE_OVERHEAD_SHARE`]): the deleted and overwritten data a major compaction drops.
+    /// Memtables and journals are left out: a compaction cannot give back the active journal
+    /// (fjall seals it only past 64 MB) and fjall deletes a sealed one by itself once flushed.
+    /// Undercounts, never overcounts by more than the overhead share: live data still in a
+    /// memtable is counted as if it sat in the tables, and compressible live data (fjall
+    /// compresses from level 2 on, LZ4) takes less than its bytes there.
+    fn space_report(&self) -> Result<SpaceReport, StorageError> {
+        let on_disk = self.size_on_disk()?;
+        let live = self.live_bytes();
+        let kept = live.saturating_add(live / TABLE_OVERHEAD_SHARE);
+        Ok(SpaceReport {
+            on_disk,
+            reclaimable: Some(self.data.disk_space().saturating_sub(kept)),
+            live_bytes: Some(kept),
+        })
     }
 
     fn capabilities(&self) -> Capabilities {

@@ -331,33 +331,17 @@ impl SledGeneration {
         recorded
     }
 
-    /// The live bytes once `batch` (range deletes expanded) is applied: each put or delete
-    /// replaces its key's bytes, as an earlier op of the batch left them, as the expansion
-    /// found them (`found_bytes`), or as sled holds them (one read). Call under the write mutex.
-    fn live_bytes_after(
-        &self,
-        batch: &WriteBatch,
-        found_bytes: &std::collections::HashMap<Vec<u8>, u64>,
-    ) -> Result<u64, StorageError> {
-        let mut in_batch: std::collections::HashMap<&[u8], u64> = std::collections::HashMap::new();
-        let mut live = i128::from(self.live_bytes.load(Ordering::SeqCst));
-        for op in batch.ops() {
-            let (key, bytes) = match op {
-                BatchOp::Put { key, value } => (key.as_slice(), (key.len() + value.len()) as u64),
-                BatchOp::Delete { key } => (key.as_slice(), 0),
-                BatchOp::DeleteRange(_) => continue,
-            };
-            let before = match in_batch.get(key).or_else(|| found_bytes.get(key)) {
-                Some(&bytes) => bytes,
-                None => self
-                    .db
-                    .get(key)
-                    .map_err(|e| engine_error("get", e))?
-                    .map_or(0, |value| (key.len() + value.len()) as u64),
-            };
-            live += i128::from(bytes) - i128::from(before);
-            in_batch.insert(key, bytes);
-        }
+    /// The live bytes once `expanded` is applied (one read per key the batch does not
+    /// already tell about). Call under the write mutex.
+    fn live_bytes_after(&self, expanded: &ExpandedBatch) -> Result<u64, StorageError> {
+        let change = expanded.live_bytes_change(|key| {
+            Ok(self
+                .db
+                .get(key)
+                .map_err(|e| engine_error("get", e))?
+                .map(|value| (key.len() + value.len()) as u64))
+        })?;
+        let live = i128::from(self.live_bytes.load(Ordering::SeqCst)) + change;
         Ok(u64::try_from(live.max(0)).unwrap_or(u64::MAX))
     }
 
@@ -436,8 +420,9 @@ impl KvWrite for SledGeneration {
                 .sum();
             // sled's log may write a batch twice (buffer and segment) before it is durable.
             self.ensure_free_space("write", incoming.saturating_mul(2))?;
-            let ExpandedBatch { batch, found_bytes } = expand_range_deletes_sized(self, batch)?;
-            let live_bytes = self.live_bytes_after(&batch, &found_bytes)?;
+            let expanded = expand_range_deletes_sized(self, batch)?;
+            let live_bytes = self.live_bytes_after(&expanded)?;
+            let batch = expanded.batch;
             if self.live_bytes_recorded.load(Ordering::SeqCst) {
                 // Before the batch in sled's log: a crash that keeps the batch keeps this too.
                 self.db
