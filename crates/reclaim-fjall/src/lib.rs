@@ -28,6 +28,11 @@
 //!   but the point tombstones of a range delete may sit in such a table while older versions
 //!   sit in a table that is kept: the dropped range could come back. The adapter drops, then
 //!   deletes again whatever the range shows.
+//! * **Space estimate.** The adapter counts its live keys and values on every write and records
+//!   the count in the same batch (`0x01` + `live-bytes`), so a crash keeps the count that goes
+//!   with the data. What a compaction gives back is the tables' bytes beyond that count (plus
+//!   2 % for index and filter blocks); journals are not counted, a compaction cannot give back
+//!   the active one.
 //! * **Rollbacks.** The adapter counts its writes and keeps the count under a key of its own
 //!   (`0x01` + `writes`, outside the user keys' `0x00` prefix, so scans never see it). On each
 //!   clean close it records the count beside the store
