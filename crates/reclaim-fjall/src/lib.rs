@@ -430,7 +430,7 @@ impl Compactable for FjallStore {
 
     /// Reclaimable: the bytes of the tree's tables (read from fjall's metadata, nothing read
     /// from disk) beyond the live keys and values and the tables' own index and filter blocks
-    /// ([`TABLE_OVERHEAD_SHARE`]): the deleted and overwritten data a major compaction drops.
+    /// (2 %, `TABLE_OVERHEAD_SHARE`): the deleted and overwritten data a major compaction drops.
     /// Memtables and journals are left out: a compaction cannot give back the active journal
     /// (fjall seals it only past 64 MB) and fjall deletes a sealed one by itself once flushed.
     /// Undercounts, never overcounts by more than the overhead share: live data still in a
