@@ -2,17 +2,12 @@
 //! deletes and range deletes; recorded in every batch, so kept across a clean close and a
 //! crash (no clean close) alike; and the estimate finds the deleted data a compaction drops.
 
-use reclaim_core::{Compactable, KeyRange, KvRead, KvWrite, ScanOrder, WriteBatch, WriteOptions};
+use reclaim_conformance::data::{live_bytes_batches, random_bytes, scanned_live_bytes};
+use reclaim_core::{Compactable, KeyRange, KvWrite, WriteBatch, WriteOptions};
 use reclaim_fjall::FjallStore;
 
-/// The live bytes as a scan counts them.
 fn scanned(store: &FjallStore) -> u64 {
-    store
-        .scan(&KeyRange::full(), ScanOrder::Ascending, usize::MAX)
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.len() + v.len()) as u64)
-        .sum()
+    scanned_live_bytes(store).unwrap()
 }
 
 #[test]
@@ -21,25 +16,10 @@ fn the_live_bytes_follow_every_write_and_survive_a_close_and_a_crash() {
     let path = dir.path().join("store");
     let store = FjallStore::open(&path).unwrap();
     assert_eq!(store.live_bytes(), 0);
-    let mut batch = WriteBatch::new();
-    for i in 0u32..200 {
-        batch.put(i.to_be_bytes().to_vec(), vec![7; 100 + i as usize]);
+    for (batch, options) in live_bytes_batches() {
+        store.write(batch, options).unwrap();
+        assert_eq!(store.live_bytes(), scanned(&store));
     }
-    // The same key twice in one batch, and a delete of a key put earlier in it.
-    batch.put(b"twice".to_vec(), vec![1; 10]);
-    batch.put(b"twice".to_vec(), vec![1; 30]);
-    batch.put(b"gone".to_vec(), vec![1; 50]);
-    batch.delete(b"gone".to_vec());
-    store.write(batch, WriteOptions::DURABLE).unwrap();
-    assert_eq!(store.live_bytes(), scanned(&store));
-
-    let mut batch = WriteBatch::new();
-    batch.put(5u32.to_be_bytes().to_vec(), vec![9; 3]); // overwrite, smaller
-    batch.delete(6u32.to_be_bytes().to_vec());
-    batch.delete(b"never-there".to_vec());
-    batch.delete_range(KeyRange::between(10u32.to_be_bytes(), 150u32.to_be_bytes()).unwrap());
-    store.write(batch, WriteOptions::DURABLE).unwrap();
-    assert_eq!(store.live_bytes(), scanned(&store));
     let before_close = store.live_bytes();
     drop(store);
 
@@ -79,19 +59,6 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     }
 }
 
-/// `len` bytes that no compressor shrinks (fjall compresses its deeper levels).
-fn incompressible(seed: u32, len: usize) -> Vec<u8> {
-    let mut state = u64::from(seed).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 24) as u8
-        })
-        .collect()
-}
-
 /// After a large delete the estimate finds the deleted bytes; after a compaction, next to none.
 #[test]
 fn the_estimate_finds_deleted_data_and_none_after_a_compaction() {
@@ -100,7 +67,10 @@ fn the_estimate_finds_deleted_data_and_none_after_a_compaction() {
     for chunk in 0u32..20 {
         let mut batch = WriteBatch::new();
         for i in chunk * 100..(chunk + 1) * 100 {
-            batch.put(i.to_be_bytes().to_vec(), incompressible(i, 8 << 10));
+            batch.put(
+                i.to_be_bytes().to_vec(),
+                random_bytes(u64::from(i), 8 << 10),
+            );
         }
         store.write(batch, WriteOptions::DURABLE).unwrap();
     }
