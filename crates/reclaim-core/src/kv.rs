@@ -593,14 +593,16 @@ pub struct ExpandedBatch {
 }
 
 impl ExpandedBatch {
-    /// The change in live bytes (keys plus values) that writing this batch makes: each put or
-    /// delete replaces its key's bytes, as an earlier op of the batch left them, as the
-    /// expansion found them, or as `stored_bytes` reads them from the store (key plus value,
-    /// `None` when absent). Exact when called under the lock the expansion was made under.
-    pub fn live_bytes_change(
+    /// The live bytes (keys plus values) a store holding `live` holds once this batch is
+    /// written: each put or delete replaces its key's bytes, as an earlier op of the batch left
+    /// them, as the expansion found them, or as `stored_bytes` reads them from the store (key
+    /// plus value, `None` when absent). Exact when called under the lock the expansion was made
+    /// under; never below 0.
+    pub fn live_bytes_after(
         &self,
+        live: u64,
         mut stored_bytes: impl FnMut(&[u8]) -> Result<Option<u64>, StorageError>,
-    ) -> Result<i128, StorageError> {
+    ) -> Result<u64, StorageError> {
         let mut in_batch: HashMap<&[u8], u64> = HashMap::new();
         let mut change = 0i128;
         for op in self.batch.ops() {
@@ -616,7 +618,8 @@ impl ExpandedBatch {
             change += i128::from(bytes) - i128::from(before);
             in_batch.insert(key, bytes);
         }
-        Ok(change)
+        let after = i128::from(live) + change;
+        Ok(u64::try_from(after.max(0)).unwrap_or(u64::MAX))
     }
 }
 

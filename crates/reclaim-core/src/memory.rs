@@ -294,8 +294,14 @@ mod tests {
             .delete_range(KeyRange::between(b"b".to_vec(), b"c".to_vec()).unwrap()); // -2 - 4
         let expanded = crate::kv::expand_range_deletes_sized(&store, batch).unwrap();
         let mut reads = Vec::new();
-        let change = expanded
-            .live_bytes_change(|key| {
+        let before: u64 = store
+            .scan(&KeyRange::full(), crate::ScanOrder::Ascending, usize::MAX)
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.len() + v.len()) as u64)
+            .sum();
+        let after = expanded
+            .live_bytes_after(before, |key| {
                 reads.push(key.to_vec());
                 Ok(store
                     .get(key)?
@@ -303,7 +309,8 @@ mod tests {
             })
             .unwrap();
         // +9 and -9 for "a", +8 for "new", -2 for "c", -6 for the range.
-        assert_eq!(change, 8 - 2 - 6);
+        assert_eq!(before, 10);
+        assert_eq!(after, before + 8 - 2 - 6);
         // The store is read once per key the batch did not already tell about.
         assert_eq!(
             reads,

@@ -338,15 +338,13 @@ impl KvWrite for FjallStore {
                 }
             }
             let expanded = expand_range_deletes_sized(self, batch)?;
-            let change = expanded.live_bytes_change(|key| {
+            let live = expanded.live_bytes_after(self.live_bytes(), |key| {
                 let size = self
                     .data
                     .size_of(stored(key))
                     .map_err(|e| engine_error("size_of", e))?;
                 Ok(size.map(|value| (key.len() as u64).saturating_add(u64::from(value))))
             })?;
-            let live = i128::from(self.live_bytes.load(Ordering::SeqCst)) + change;
-            let live = u64::try_from(live.max(0)).unwrap_or(u64::MAX);
             let batch = expanded.batch;
             let mut fjall_batch = self.db.batch().durability(if options.sync {
                 Some(PersistMode::SyncAll)

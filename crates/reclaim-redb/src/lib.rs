@@ -407,15 +407,20 @@ fn read_tables(db: &impl ReadableDatabase) -> Result<[RawReadTable; 2], StorageE
     Ok([open(layout::MAIN)?, open(layout::PIECES)?])
 }
 
-/// Bytes of the pages the main table of `db` uses (its stored, metadata and in-page
-/// fragmented bytes), walked in one read transaction.
-fn main_pages(db: &impl ReadableDatabase) -> Result<u64, StorageError> {
-    let [main, _] = read_tables(db)?;
-    let stats = main.stats().map_err(|e| engine_error("stats", e))?;
+/// Bytes of the pages `table`'s tree uses (its stored, metadata and in-page fragmented
+/// bytes), walked.
+fn table_pages(table: &RawReadTable) -> Result<u64, StorageError> {
+    let stats = table.stats().map_err(|e| engine_error("stats", e))?;
     Ok(stats
         .stored_bytes()
         .saturating_add(stats.metadata_bytes())
         .saturating_add(stats.fragmented_bytes()))
+}
+
+/// Bytes of the pages the main table of `db` uses, walked in one read transaction.
+fn main_pages(db: &impl ReadableDatabase) -> Result<u64, StorageError> {
+    let [main, _] = read_tables(db)?;
+    table_pages(&main)
 }
 
 /// Bytes of the pages both tables of the database `db` in `file` use, as
@@ -423,13 +428,8 @@ fn main_pages(db: &impl ReadableDatabase) -> Result<u64, StorageError> {
 /// main table in the same read transaction.
 fn pages_in_use(db: &impl ReadableDatabase, file: &Path) -> Result<u64, StorageError> {
     let [main, _] = read_tables(db)?;
-    let stats = main.stats().map_err(|e| engine_error("stats", e))?;
     let footprint = layout::footprint(file, &main)?;
-    Ok(stats
-        .stored_bytes()
-        .saturating_add(stats.metadata_bytes())
-        .saturating_add(stats.fragmented_bytes())
-        .saturating_add(footprint.pieces_pages_bytes()))
+    Ok(table_pages(&main)?.saturating_add(footprint.pieces_pages_bytes()))
 }
 
 /// A point read in one read transaction of `db` (a read-write or a read-only database) whose
@@ -649,10 +649,7 @@ mod tests {
             read_tables(&*db)
                 .unwrap()
                 .iter()
-                .map(|table| {
-                    let stats = table.stats().unwrap();
-                    stats.stored_bytes() + stats.metadata_bytes() + stats.fragmented_bytes()
-                })
+                .map(|table| table_pages(table).unwrap())
                 .sum::<u64>()
         };
         let ratio = in_use as f64 / walked_both as f64;

@@ -334,15 +334,13 @@ impl SledGeneration {
     /// The live bytes once `expanded` is applied (one read per key the batch does not
     /// already tell about). Call under the write mutex.
     fn live_bytes_after(&self, expanded: &ExpandedBatch) -> Result<u64, StorageError> {
-        let change = expanded.live_bytes_change(|key| {
+        expanded.live_bytes_after(self.live_bytes.load(Ordering::SeqCst), |key| {
             Ok(self
                 .db
                 .get(key)
                 .map_err(|e| engine_error("get", e))?
                 .map(|value| (key.len() + value.len()) as u64))
-        })?;
-        let live = i128::from(self.live_bytes.load(Ordering::SeqCst)) + change;
-        Ok(u64::try_from(live.max(0)).unwrap_or(u64::MAX))
+        })
     }
 
     /// Refuses with [`StorageError::NoSpace`] unless the file system holding the store has
