@@ -65,6 +65,11 @@ pub struct SimulateArgs {
     /// compaction_policy`.
     #[arg(long, value_parser = ["interval", "space"])]
     pub compaction_policy: Option<String>,
+    /// Commit at most this many heights per second, on a fixed schedule (a node's cadence; a
+    /// commit that falls behind goes at once, without a burst to catch up). Default: back to
+    /// back, as fast as the engine takes them (1 to 100,000).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub blocks_per_sec: Option<u64>,
     /// Run without compaction, to see what pruning alone does to the disk.
     #[arg(long)]
     pub no_compact: bool,
@@ -136,6 +141,8 @@ pub struct SimulationReport {
     /// The cap on compaction's own pace, bytes per second, when one was set (`--io-limit-mib`,
     /// `[storage.compaction_pacing] io_bytes_per_sec`).
     pub io_bytes_per_sec: Option<u64>,
+    /// The commit cadence, heights per second (`--blocks-per-sec`); `None`: back to back.
+    pub blocks_per_sec: Option<u64>,
     /// Heights committed.
     pub heights_written: u64,
     /// Heights pruned.
@@ -456,8 +463,20 @@ fn simulate(
     let mut samples = Vec::new();
     let sample_every = (args.heights / 200).max(1);
     let mut bytes_peak = bytes_start;
+    let commit_interval = args
+        .blocks_per_sec
+        .map(|rate| Duration::from_secs_f64(1.0 / rate as f64));
+    let mut next_commit = Instant::now();
     for height in 1..=args.heights {
         bail_if_interrupted(dir)?;
+        if let Some(interval) = commit_interval {
+            // A fixed schedule; a late commit resets it rather than bursting to catch up.
+            let now = Instant::now();
+            if next_commit > now {
+                std::thread::sleep(next_commit - now);
+            }
+            next_commit = next_commit.max(now) + interval;
+        }
         let block = shape.block(&mut rng, height);
         let state = shape.state(&mut rng, height, 1);
         let compacting_before = compactor.stats().in_flight;
@@ -542,6 +561,7 @@ fn simulate(
         compaction: compact,
         policy,
         io_bytes_per_sec: io_limit,
+        blocks_per_sec: args.blocks_per_sec,
         heights_written: args.heights,
         heights_pruned,
         base: blocks.base(),
@@ -684,8 +704,12 @@ fn append_table_rows(
     let mib = |b: u64| b as f64 / f64::from(1u32 << 20);
     let mut rows = String::new();
     for r in reports {
+        let cadence = args
+            .blocks_per_sec
+            .map(|rate| format!(", {rate} heights/s"))
+            .unwrap_or_default();
         let mode = if !r.compaction {
-            "off".to_owned()
+            format!("off{cadence}")
         } else {
             let mut mode = r.policy.to_owned();
             if let Some(kib) = args.slice_kib.filter(|&k| k > 0) {
@@ -697,6 +721,7 @@ fn append_table_rows(
             if let Some(cap) = r.io_bytes_per_sec {
                 mode.push_str(&format!(", cap {} MiB/s", cap >> 20));
             }
+            mode.push_str(&cadence);
             mode
         };
         // Bytes written, estimated from the retained heights' average size.

@@ -92,6 +92,34 @@ fn simulate_prunes_compacts_and_writes_its_outputs() {
 }
 
 #[test]
+fn simulate_commits_on_the_cadence_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = dir.path().join("rows.md");
+    // 300 heights at 500 per second: the last commit is due 598 ms after the first (a sleep
+    // never ends early, so this bound holds on any machine).
+    let report = simulate(
+        &dir.path().join("store"),
+        "redb",
+        &[
+            "--blocks-per-sec",
+            "500",
+            "--table-row",
+            rows.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(report["blocks_per_sec"], 500);
+    assert!(report["seconds"].as_f64().unwrap() >= 0.598, "{report}");
+    assert_eq!(report["heights_written"], 300);
+    let row = std::fs::read_to_string(&rows).unwrap();
+    assert!(row.contains("| interval, 500 heights/s |"), "{row}");
+    reclaim()
+        .args(["simulate", "--blocks-per-sec", "0"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("--blocks-per-sec"));
+}
+
+#[test]
 fn simulate_without_compaction_runs_none_and_compare_shows_both() {
     let dir = tempfile::tempdir().unwrap();
     let report = simulate(&dir.path().join("store"), "redb", &["--no-compact"]);

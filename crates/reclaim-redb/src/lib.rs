@@ -168,13 +168,10 @@ impl GenerationEngine for RedbEngine {
         store.write(WriteBatch::new(), WriteOptions::DURABLE)
     }
 
-    /// The copy is written in many transactions, each freeing the pages the previous one
-    /// wrote on the tree's right edge: compact the new file in place before it goes live (its
-    /// exclusive lock holds up nobody yet).
-    fn settle(&self, store: &RedbFile) -> Result<(), StorageError> {
-        store.compact_range(&KeyRange::full())
-    }
-
+    // The copy is not compacted before it goes live: its transactions free only the few pages
+    // they rewrote on the tree's right edge, and redb reuses them at once. Compacting it in
+    // place took 2.3 s of unpaced I/O at 545 MiB live and left the file 0.4 % larger (one
+    // release run of `reclaim simulate`: the copy 642.2 MB before, 645.0 MB after).
     fn capabilities(&self) -> Capabilities {
         RedbFile::CAPABILITIES
     }

@@ -63,8 +63,10 @@ fn a_held_store_is_locked() {
     ));
 }
 
+/// An online rewrite gives the pruned space back: a store of 26 MB with 90 % of it deleted
+/// occupies at most 1.1× its live bytes afterwards.
 #[test]
-fn compaction_shrinks_the_file_and_reports_no_fragmentation() {
+fn compaction_shrinks_the_file_to_its_live_data() {
     let dir = tempfile::tempdir().unwrap();
     let store = RedbStore::open(dir.path()).unwrap();
     // The forwarded capabilities are the ones the adapter declares.
@@ -73,18 +75,37 @@ fn compaction_shrinks_the_file_and_reports_no_fragmentation() {
         RedbStore::CAPABILITIES
     );
     fill(&store);
+    let value = vec![0x5a; 4096];
+    for chunk in 0..16u32 {
+        let mut batch = reclaim_core::WriteBatch::new();
+        for i in 0..256u32 {
+            batch.put(
+                format!("v{:06}", chunk * 256 + i).into_bytes(),
+                value.clone(),
+            );
+        }
+        reclaim_core::KvWrite::write(&store, batch, reclaim_core::WriteOptions::DURABLE).unwrap();
+    }
     let mut batch = reclaim_core::WriteBatch::new();
     batch.delete_range(reclaim_core::KeyRange::until(b"k00270".to_vec()));
+    batch.delete_range(
+        reclaim_core::KeyRange::new(Some(b"v".to_vec()), Some(b"v003686".to_vec())).unwrap(),
+    );
     reclaim_core::KvWrite::write(&store, batch, reclaim_core::WriteOptions::DURABLE).unwrap();
     let before = reclaim_core::Compactable::size_on_disk(&store).unwrap();
     assert!(store.fragmented_bytes().unwrap() > 0);
     reclaim_core::Compactable::compact_range(&store, &reclaim_core::KeyRange::full()).unwrap();
     let after = reclaim_core::Compactable::size_on_disk(&store).unwrap();
-    assert!(after < before / 2, "{before} -> {after}");
-    let fragmented = store.fragmented_bytes().unwrap();
+    let live = reclaim_core::Compactable::space_report(&store)
+        .unwrap()
+        .live_bytes
+        .unwrap();
+    assert!(after < before / 4, "{before} -> {after}");
+    // The bytes the file occupies, not its length: redb's file runs ahead of its pages as a
+    // hole, which its own `fragmented_bytes` counts.
     assert!(
-        fragmented < 64 << 10,
-        "{fragmented} bytes fragmented after {after}"
+        after as f64 <= live as f64 * 1.1,
+        "{after} bytes on disk for {live} live bytes"
     );
 }
 

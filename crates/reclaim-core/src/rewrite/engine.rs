@@ -27,14 +27,6 @@ pub trait GenerationEngine: Send + Sync + 'static {
     /// Makes every write `store` acknowledged durable.
     fn persist(&self, store: &Self::Store) -> Result<(), StorageError>;
 
-    /// Called once the copy into `store` is complete and before it catches up, while it is not
-    /// live yet: an engine whose fresh files still hold free pages may compact them in place
-    /// here, since nobody waits on this generation. The default does nothing.
-    fn settle(&self, store: &Self::Store) -> Result<(), StorageError> {
-        let _ = store;
-        Ok(())
-    }
-
     /// Closes `store` for good; its directory `dir` is removed next. The default drops it.
     fn close(&self, store: Self::Store, dir: &Path) -> Result<(), StorageError> {
         let _ = dir;

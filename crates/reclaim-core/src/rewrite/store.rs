@@ -250,8 +250,8 @@ impl<E: GenerationEngine> GenerationalStore<E> {
     /// how many there were.
     /// Applies every captured write to `target`, in order, merged into writes of about
     /// `persist_every_bytes`. With `durable_chunks`, each such write is also made durable
-    /// before the next: a backlog of hundreds of MiB (the writes that arrived while the copy
-    /// settled) is then flushed in steps, not in one fsync that the node's own commits would
+    /// before the next: a backlog of hundreds of MiB (the writes that arrived during a long copy
+    /// step) is then flushed in steps, not in one fsync that the node's own commits would
     /// queue behind.
     fn replay(
         &self,
@@ -459,16 +459,10 @@ impl<E: GenerationEngine> GenerationalStore<E> {
             crash_point("rewrite.copy_step");
         }
         crash_point("rewrite.copied");
-        let settling = Instant::now();
-        debug!(
-            bytes_copied = stats.bytes_copied,
-            "online rewrite: copy done, settling"
-        );
-        self.engine.settle(target)?;
         self.engine.persist(target)?;
         debug!(
-            settle_ms = settling.elapsed().as_millis() as u64,
-            "online rewrite: settled, catching up"
+            bytes_copied = stats.bytes_copied,
+            "online rewrite: copy done, catching up"
         );
         // Catch up in rounds, each made durable, until a round is short: the switch then does
         // about one more round while writers wait.
