@@ -28,7 +28,7 @@
 
 use std::sync::Arc;
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Mutex, MutexGuard, RwLock};
 use reclaim_core::compaction::{TaskReport, compact_ranges_now};
 use reclaim_core::height::{ReadFloor, decode_u64s, encode_u64s};
 use reclaim_core::pruning::{PruneLimiter, SegmentBounds, SegmentReport};
@@ -152,11 +152,16 @@ impl HashRecord {
     }
 }
 
-/// The block store. Reads never take the write lock; writes and pruning are serialised.
+/// The block store. Reads never take the write lock; a save waits for at most one pruning
+/// batch, not for a whole pruning run.
 pub struct BlockStore {
     db: Arc<dyn KvStore>,
     bounds: RwLock<BlockStoreBounds>,
+    /// Held by a save, and by pruning for each batch (the bounds are read, written with the
+    /// batch and published under it).
     writer: Mutex<()>,
+    /// Held by pruning for a whole run: one pruning run at a time.
+    pruning: Mutex<()>,
     /// Reads of parts, seen and extended commits and hashes below this are refused.
     base_floor: ReadFloor,
     /// Reads of meta and commits below this are refused.
@@ -193,6 +198,7 @@ impl BlockStore {
             evidence_floor: ReadFloor::new(state.evidence_base),
             bounds: RwLock::new(state),
             writer: Mutex::new(()),
+            pruning: Mutex::new(()),
         })
     }
 
@@ -460,10 +466,15 @@ impl BlockStore {
 
     /// Prunes every block below `retain_height`, keeping meta and commit of heights at or above
     /// `evidence_point` (the evidence window), in atomic batches of at most `batch_heights`
-    /// heights, each persisting the new bounds with its deletions. Resumes whatever an earlier,
+    /// heights, each writing the new bounds with its deletions. Resumes whatever an earlier,
     /// interrupted call left. `retain_height` at or below `base` only finishes pending work.
     /// `limiter` bounds the heights and time one call spends; when it runs out the report says
     /// `complete: false` and a later call goes on from the persisted bounds.
+    ///
+    /// Saves go on between batches (each batch takes the write lock alone). The batches are
+    /// written unsynced and the call ends with one synced write of the bounds, so a run costs
+    /// one flush however many batches it has: a crash before it loses some of the last batches
+    /// whole (the engines keep writes in order), and the next run prunes those heights again.
     pub fn prune(
         &self,
         retain_height: u64,
@@ -471,7 +482,23 @@ impl BlockStore {
         batch_heights: u64,
         limiter: &mut PruneLimiter,
     ) -> Result<SegmentReport, StoreError> {
-        let _writer = self.writer.lock();
+        let _pruning = self.pruning.lock();
+        let report = self.prune_batches(retain_height, evidence_point, batch_heights, limiter)?;
+        if report.batches > 0 {
+            let _writer = self.writer.lock();
+            self.commit(WriteBatch::new(), self.bounds(), WriteOptions::DURABLE)?;
+        }
+        Ok(report)
+    }
+
+    /// [`Self::prune`]'s batches, each unsynced, under the pruning lock.
+    fn prune_batches(
+        &self,
+        retain_height: u64,
+        evidence_point: u64,
+        batch_heights: u64,
+        limiter: &mut PruneLimiter,
+    ) -> Result<SegmentReport, StoreError> {
         let start = self.bounds();
         if retain_height > start.height {
             return Err(StoreError::RetainAboveHeight {
@@ -500,6 +527,7 @@ impl BlockStore {
                 for family in PRUNED_AT_BASE {
                     batch.delete_range(family.heights(from, to));
                 }
+                let writer = self.writer.lock();
                 let next = BlockStoreBounds {
                     base: to,
                     ..self.bounds()
@@ -508,7 +536,9 @@ impl BlockStore {
                 // write fails the floor stays raised: those heights are refused until the next
                 // prune (or a restart) settles them.
                 self.base_floor.raise(to);
-                self.commit(batch, next)?;
+                self.commit(batch, next, WriteOptions::BUFFERED)?;
+                // A save waiting for the lock goes next, before this run's next batch.
+                MutexGuard::unlock_fair(writer);
                 debug!(from, to, "pruned block batch");
                 report.heights_pruned += to - from;
                 report.batches += 1;
@@ -529,12 +559,14 @@ impl BlockStore {
                 for family in EVIDENCE_FAMILIES {
                     batch.delete_range(family.heights(from, to));
                 }
+                let writer = self.writer.lock();
                 let next = BlockStoreBounds {
                     evidence_base: to,
                     ..self.bounds()
                 };
                 self.evidence_floor.raise(to);
-                self.commit(batch, next)?;
+                self.commit(batch, next, WriteOptions::BUFFERED)?;
+                MutexGuard::unlock_fair(writer);
                 report.trailing_heights_pruned += to - from;
                 report.batches += 1;
                 Ok::<_, StoreError>(())
@@ -544,10 +576,15 @@ impl BlockStore {
         Ok(report)
     }
 
-    /// Writes `batch` with the new bounds, synced, and publishes the bounds.
-    fn commit(&self, mut batch: WriteBatch, next: BlockStoreBounds) -> Result<(), StoreError> {
+    /// Writes `batch` with the new bounds and publishes the bounds. Call under the write lock.
+    fn commit(
+        &self,
+        mut batch: WriteBatch,
+        next: BlockStoreBounds,
+        options: WriteOptions,
+    ) -> Result<(), StoreError> {
         put_sealed(&mut batch, BOUNDS_KEY.to_vec(), &next.encode());
-        self.db.write(batch, WriteOptions::DURABLE)?;
+        self.db.write(batch, options)?;
         *self.bounds.write() = next;
         Ok(())
     }

@@ -607,9 +607,13 @@ impl StateStore {
     }
 
     /// Prunes state below `retain_height`, keeping validator sets at or above
-    /// `evidence_point`, in atomic batches of at most `batch_heights` heights that persist
-    /// the new bounds with the deletions. Resumes whatever an interrupted call left. `limiter`
+    /// `evidence_point`, in atomic batches of at most `batch_heights` heights that write the
+    /// new bounds with the deletions. Resumes whatever an interrupted call left. `limiter`
     /// bounds the heights and time one call spends (`complete: false` when it ran out).
+    ///
+    /// The batches are written unsynced and the call ends with one synced write of the bounds
+    /// (one flush per run, as the block store): a crash before it loses some of the last
+    /// batches whole, and the next run prunes those heights again.
     pub fn prune(
         &self,
         retain_height: u64,
@@ -618,6 +622,21 @@ impl StateStore {
         limiter: &mut PruneLimiter,
     ) -> Result<SegmentReport, StoreError> {
         let _tips = self.writer.lock();
+        let report = self.prune_batches(retain_height, evidence_point, batch_heights, limiter)?;
+        if report.batches > 0 {
+            self.commit_batch(WriteBatch::new(), self.bounds(), WriteOptions::DURABLE)?;
+        }
+        Ok(report)
+    }
+
+    /// [`Self::prune`]'s batches, each unsynced, under the write lock.
+    fn prune_batches(
+        &self,
+        retain_height: u64,
+        evidence_point: u64,
+        batch_heights: u64,
+        limiter: &mut PruneLimiter,
+    ) -> Result<SegmentReport, StoreError> {
         let db = self.db.as_ref();
         let start = self.bounds();
         if retain_height > start.height {
@@ -644,6 +663,7 @@ impl StateStore {
                         params_kept,
                         ..bounds
                     },
+                    WriteOptions::BUFFERED,
                 )?;
                 debug!(from, to, "pruned state batch");
                 report.heights_pruned += to - from;
@@ -673,6 +693,7 @@ impl StateStore {
                         validators_kept,
                         ..bounds
                     },
+                    WriteOptions::BUFFERED,
                 )?;
                 report.trailing_heights_pruned += to - from;
                 report.batches += 1;
@@ -683,16 +704,18 @@ impl StateStore {
         Ok(report)
     }
 
+    /// Writes `batch` with the new bounds and publishes them. Call under the write lock.
     fn commit_batch(
         &self,
         mut batch: WriteBatch,
         next: StateStoreBounds,
+        options: WriteOptions,
     ) -> Result<(), StoreError> {
         put_sealed(&mut batch, META_KEY.to_vec(), &next.encode());
         // Readers are turned away before anything they could ask for disappears.
         self.base_floor.raise(next.base);
         self.validators_floor.raise(next.validators_base);
-        self.db.write(batch, WriteOptions::DURABLE)?;
+        self.db.write(batch, options)?;
         *self.bounds.write() = next;
         Ok(())
     }

@@ -251,8 +251,9 @@ fn a_crash_between_block_and_state_pruning_is_finished_by_any_later_prune() {
     let inner = MemoryStore::new();
     let faulty = Arc::new(FaultyStore::new(Arc::new(inner.clone())));
     let (chain, exec) = executor_on(Arc::clone(&faulty) as Arc<dyn KvStore>, 1, 50, opts);
-    // One block batch and one evidence batch succeed, the first state batch "crashes".
-    faulty.crash_after_writes(2);
+    // One block batch, one evidence batch and the block store's synced bounds succeed, the
+    // first state batch "crashes".
+    faulty.crash_after_writes(3);
     assert!(matches!(
         exec.prune(40),
         Err(PruneError::Segment { segment, .. }) if segment == STATE_SEGMENT
