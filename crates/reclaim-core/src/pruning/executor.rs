@@ -39,7 +39,7 @@ pub const MANUAL_LABEL: &str = "manual_compaction";
 /// How the executor prunes. When it compacts is its [`CompactionPolicy`]'s business.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PruningOptions {
-    /// Heights per atomic batch; each batch persists progress with its deletions.
+    /// Heights per atomic batch; each batch writes progress with its deletions.
     pub batch_heights: u64,
     /// Bounds on each [`PruningExecutor::prune`] run.
     pub limits: PruneLimits,

@@ -39,7 +39,7 @@ pub struct PruneRequest {
     /// The highest height of any registered segment (for windows counted back from the tip,
     /// such as an evidence window).
     pub chain_height: u64,
-    /// Heights per atomic batch; each batch persists the segment's progress with its deletions.
+    /// Heights per atomic batch; each batch writes the segment's progress with its deletions.
     pub batch_heights: u64,
 }
 
