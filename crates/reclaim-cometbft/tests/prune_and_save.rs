@@ -94,7 +94,7 @@ fn a_save_goes_between_two_pruning_batches_and_a_run_ends_durable() {
         while !store.pruning.load(Ordering::SeqCst) {
             std::thread::yield_now();
         }
-        // The first batch is being written: this save waits for it, not for the other two.
+        // The first batch is being written: this save waits for it, not for the others.
         chain
             .blocks
             .save_block(&block(41), WriteOptions::DURABLE)
