@@ -42,7 +42,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a node-like workload on a fresh store and show what compaction buys.
-    Simulate(simulate::SimulateArgs),
+    Simulate(Box<simulate::SimulateArgs>),
     /// Show a store's engine, bounds, sizes by key family and bytes on disk.
     Inspect(ops::InspectArgs),
     /// Prune blocks and state below a retain height.
