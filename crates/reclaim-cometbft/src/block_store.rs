@@ -527,18 +527,10 @@ impl BlockStore {
                 for family in PRUNED_AT_BASE {
                     batch.delete_range(family.heights(from, to));
                 }
-                let writer = self.writer.lock();
-                let next = BlockStoreBounds {
+                self.commit_pruned(batch, &self.base_floor, to, |bounds| BlockStoreBounds {
                     base: to,
-                    ..self.bounds()
-                };
-                // Readers are turned away before anything they could ask for disappears. If the
-                // write fails the floor stays raised: those heights are refused until the next
-                // prune (or a restart) settles them.
-                self.base_floor.raise(to);
-                self.commit(batch, next, WriteOptions::BUFFERED)?;
-                // A save waiting for the lock goes next, before this run's next batch.
-                MutexGuard::unlock_fair(writer);
+                    ..bounds
+                })?;
                 debug!(from, to, "pruned block batch");
                 report.heights_pruned += to - from;
                 report.batches += 1;
@@ -559,14 +551,10 @@ impl BlockStore {
                 for family in EVIDENCE_FAMILIES {
                     batch.delete_range(family.heights(from, to));
                 }
-                let writer = self.writer.lock();
-                let next = BlockStoreBounds {
+                self.commit_pruned(batch, &self.evidence_floor, to, |bounds| BlockStoreBounds {
                     evidence_base: to,
-                    ..self.bounds()
-                };
-                self.evidence_floor.raise(to);
-                self.commit(batch, next, WriteOptions::BUFFERED)?;
-                MutexGuard::unlock_fair(writer);
+                    ..bounds
+                })?;
                 report.trailing_heights_pruned += to - from;
                 report.batches += 1;
                 Ok::<_, StoreError>(())
@@ -574,6 +562,26 @@ impl BlockStore {
         )?;
         report.complete = done;
         Ok(report)
+    }
+
+    /// Writes one pruning batch, unsynced, with the bounds `advance` makes of the current ones,
+    /// under the write lock taken for this batch alone; a save waiting for it goes next, before
+    /// the run's next batch. Readers are turned away (`floor` raised to `to`) before anything
+    /// they could ask for disappears; if the write fails the floor stays raised, and those
+    /// heights are refused until the next prune (or a restart) settles them.
+    fn commit_pruned(
+        &self,
+        batch: WriteBatch,
+        floor: &ReadFloor,
+        to: u64,
+        advance: impl FnOnce(BlockStoreBounds) -> BlockStoreBounds,
+    ) -> Result<(), StoreError> {
+        let writer = self.writer.lock();
+        let next = advance(self.bounds());
+        floor.raise(to);
+        self.commit(batch, next, WriteOptions::BUFFERED)?;
+        MutexGuard::unlock_fair(writer);
+        Ok(())
     }
 
     /// Writes `batch` with the new bounds and publishes the bounds. Call under the write lock.

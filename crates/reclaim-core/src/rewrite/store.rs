@@ -246,12 +246,10 @@ impl<E: GenerationEngine> GenerationalStore<E> {
         Arc::clone(&self.live.read())
     }
 
-    /// Replays every batch captured so far onto `target`, in order; the bytes they held and
-    /// how many there were.
-    /// Applies every captured write to `target`, in order, merged into writes of about
-    /// `persist_every_bytes`. With `durable_chunks`, each such write is also made durable
-    /// before the next: a backlog of hundreds of MiB (the writes that arrived during a long copy
-    /// step) is then flushed in steps, not in one fsync that the node's own commits would
+    /// Applies every write captured so far to `target`, in order, merged into writes of about
+    /// `persist_every_bytes`; returns the bytes they held and how many batches there were.
+    /// With `durable_chunks`, each such write is also made durable before the next, so that a
+    /// long backlog is flushed in steps, not in one fsync that the node's own commits would
     /// queue behind.
     fn replay(
         &self,
