@@ -21,7 +21,7 @@
 
 use std::sync::Arc;
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Mutex, MutexGuard, RwLock};
 use reclaim_core::compaction::{TaskReport, compact_ranges_now};
 use reclaim_core::height::{ReadFloor, decode_u64s, encode_u64s, height_key, height_range};
 use reclaim_core::pruning::{PruneLimiter, SegmentBounds, SegmentReport};
@@ -337,13 +337,18 @@ impl Versioned {
     }
 }
 
-/// The state store. Reads never take the write lock; saves and pruning are serialised.
+/// The state store. Reads never take the write lock; a save waits for at most one pruning
+/// batch, not for a whole pruning run.
 pub struct StateStore {
     db: Arc<dyn KvStore>,
     options: StateStoreOptions,
     validators: Versioned,
     bounds: RwLock<StateStoreBounds>,
+    /// The tips of the versioned families. Held by a save, and by pruning for each batch (the
+    /// bounds are read, written with the batch and published under it).
     writer: Mutex<Option<(Tip, Tip)>>,
+    /// Held by pruning for a whole run: one pruning run at a time.
+    pruning: Mutex<()>,
     /// Reads of params and responses below this are refused.
     base_floor: ReadFloor,
     /// Reads of validator sets below this are refused.
@@ -396,6 +401,7 @@ impl StateStore {
             validators_floor: ReadFloor::new(bounds.validators_base),
             bounds: RwLock::new(bounds),
             writer: Mutex::new(tips),
+            pruning: Mutex::new(()),
         })
     }
 
@@ -611,9 +617,10 @@ impl StateStore {
     /// new bounds with the deletions. Resumes whatever an interrupted call left. `limiter`
     /// bounds the heights and time one call spends (`complete: false` when it ran out).
     ///
-    /// The batches are written unsynced and the call ends with one synced write of the bounds
-    /// (one flush per run, as the block store): a crash before it loses some of the last
-    /// batches whole, and the next run prunes those heights again.
+    /// Saves go on between batches (each batch takes the write lock alone). The batches are
+    /// written unsynced and the call ends with one synced write of the bounds (one flush per
+    /// run, as the block store): a crash before it loses some of the last batches whole, and
+    /// the next run prunes those heights again.
     pub fn prune(
         &self,
         retain_height: u64,
@@ -621,15 +628,16 @@ impl StateStore {
         batch_heights: u64,
         limiter: &mut PruneLimiter,
     ) -> Result<SegmentReport, StoreError> {
-        let _tips = self.writer.lock();
+        let _pruning = self.pruning.lock();
         let report = self.prune_batches(retain_height, evidence_point, batch_heights, limiter)?;
         if report.batches > 0 {
+            let _tips = self.writer.lock();
             self.commit_batch(WriteBatch::new(), self.bounds(), WriteOptions::DURABLE)?;
         }
         Ok(report)
     }
 
-    /// [`Self::prune`]'s batches, each unsynced, under the write lock.
+    /// [`Self::prune`]'s batches, each unsynced, under the pruning lock.
     fn prune_batches(
         &self,
         retain_height: u64,
@@ -651,20 +659,19 @@ impl StateStore {
             limiter.run_batches(start.base, retain_height, batch_heights, |from, to| {
                 // Each batch keeps what its own new base needs, so the store is consistent
                 // between batches (and after a crash between them), not only at the end.
-                let bounds = self.bounds();
                 let keep = PARAMS.needed_full_at(db, to)?;
-                let mut batch = WriteBatch::new();
-                batch.delete_range(height_range(RESPONSES, from, to));
-                let params_kept = PARAMS.prune_into(&mut batch, from, to, keep, bounds.params_kept);
-                self.commit_batch(
-                    batch,
-                    StateStoreBounds {
+                self.commit_pruned(|bounds| {
+                    let mut batch = WriteBatch::new();
+                    batch.delete_range(height_range(RESPONSES, from, to));
+                    let params_kept =
+                        PARAMS.prune_into(&mut batch, from, to, keep, bounds.params_kept);
+                    let next = StateStoreBounds {
                         base: to,
                         params_kept,
                         ..bounds
-                    },
-                    WriteOptions::BUFFERED,
-                )?;
+                    };
+                    (batch, next)
+                })?;
                 debug!(from, to, "pruned state batch");
                 report.heights_pruned += to - from;
                 report.batches += 1;
@@ -680,21 +687,23 @@ impl StateStore {
             validators_target,
             batch_heights,
             |from, to| {
-                let bounds = self.bounds();
                 let keep = self.validators.needed_full_at(db, to)?;
-                let mut batch = WriteBatch::new();
-                let validators_kept =
-                    self.validators
-                        .prune_into(&mut batch, from, to, keep, bounds.validators_kept);
-                self.commit_batch(
-                    batch,
-                    StateStoreBounds {
+                self.commit_pruned(|bounds| {
+                    let mut batch = WriteBatch::new();
+                    let validators_kept = self.validators.prune_into(
+                        &mut batch,
+                        from,
+                        to,
+                        keep,
+                        bounds.validators_kept,
+                    );
+                    let next = StateStoreBounds {
                         validators_base: to,
                         validators_kept,
                         ..bounds
-                    },
-                    WriteOptions::BUFFERED,
-                )?;
+                    };
+                    (batch, next)
+                })?;
                 report.trailing_heights_pruned += to - from;
                 report.batches += 1;
                 Ok::<_, StoreError>(())
@@ -702,6 +711,21 @@ impl StateStore {
         )?;
         report.complete = done;
         Ok(report)
+    }
+
+    /// Writes one pruning batch, unsynced: `build` makes the batch and the new bounds from the
+    /// current ones, under the write lock taken for this batch alone; a save waiting for it
+    /// goes next, before the run's next batch. The record a batch keeps (`needed_full_at` of
+    /// its new base) is read before the lock: records below the store's height never change.
+    fn commit_pruned(
+        &self,
+        build: impl FnOnce(StateStoreBounds) -> (WriteBatch, StateStoreBounds),
+    ) -> Result<(), StoreError> {
+        let tips = self.writer.lock();
+        let (batch, next) = build(self.bounds());
+        self.commit_batch(batch, next, WriteOptions::BUFFERED)?;
+        MutexGuard::unlock_fair(tips);
+        Ok(())
     }
 
     /// Writes `batch` with the new bounds and publishes them. Call under the write lock.

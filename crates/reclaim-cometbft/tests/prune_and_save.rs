@@ -1,4 +1,5 @@
-//! A save waits for one pruning batch, not for a whole pruning run.
+//! A save waits for one pruning batch, not for a whole pruning run, in the block store and in
+//! the state store.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -70,39 +71,59 @@ impl Compactable for SlowPrunes {
     }
 }
 
-#[test]
-fn a_save_goes_between_two_pruning_batches_and_a_run_ends_durable() {
-    let store = Arc::new(SlowPrunes {
+fn slow_prunes() -> Arc<SlowPrunes> {
+    Arc::new(SlowPrunes {
         inner: MemoryStore::new(),
         log: Mutex::new(Vec::new()),
         pruning: AtomicBool::new(false),
+    })
+}
+
+/// Runs `prune` on a thread and, once its first batch is being written, `save` on this one;
+/// returns the writes in the order the store took them.
+fn save_during_pruning<R: Send>(
+    store: &SlowPrunes,
+    prune: impl FnOnce() -> R + Send,
+    save: impl FnOnce(),
+) -> (R, Vec<&'static str>) {
+    store.log.lock().unwrap().clear();
+    let report = std::thread::scope(|scope| {
+        let pruning = scope.spawn(prune);
+        while !store.pruning.load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
+        // The first batch is being written: the save waits for it, not for the others.
+        save();
+        pruning.join().unwrap()
     });
+    (report, store.log.lock().unwrap().clone())
+}
+
+#[test]
+fn a_save_goes_between_two_pruning_batches_and_a_run_ends_durable() {
+    let store = slow_prunes();
     let chain = open(
         Arc::clone(&store) as Arc<dyn KvStore>,
         StateStoreOptions::default(),
     );
     commit(&chain, 1, 1, 40);
-    store.log.lock().unwrap().clear();
-    std::thread::scope(|scope| {
-        let pruning = scope.spawn(|| {
-            // Batches of five heights.
+    let (report, log) = save_during_pruning(
+        &store,
+        // Batches of five heights.
+        || {
             chain
                 .blocks
                 .prune(16, 16, 5, &mut PruneLimiter::unlimited())
                 .unwrap()
-        });
-        while !store.pruning.load(Ordering::SeqCst) {
-            std::thread::yield_now();
-        }
-        // The first batch is being written: this save waits for it, not for the others.
-        chain
-            .blocks
-            .save_block(&block(41), WriteOptions::DURABLE)
-            .unwrap();
-        let report = pruning.join().unwrap();
-        assert_eq!(report.heights_pruned, 15);
-    });
-    let log = store.log.lock().unwrap().clone();
+        },
+        || {
+            chain
+                .blocks
+                .save_block(&block(41), WriteOptions::DURABLE)
+                .unwrap()
+        },
+    );
+    assert_eq!(report.heights_pruned, 15);
     // Three batches move the base, three more drop meta and commits below the evidence point.
     let mut expected = vec!["prune batch", "durable write"];
     expected.extend(["prune batch"; 5]);
@@ -112,5 +133,52 @@ fn a_save_goes_between_two_pruning_batches_and_a_run_ends_durable() {
         "the save is the first durable write; the run ends with one"
     );
     assert_eq!((chain.blocks.base(), chain.blocks.height()), (16, 41));
+    check_invariants(&chain, 1);
+}
+
+#[test]
+fn a_state_save_goes_between_two_pruning_batches_and_a_run_ends_durable() {
+    let store = slow_prunes();
+    let chain = open(
+        Arc::clone(&store) as Arc<dyn KvStore>,
+        StateStoreOptions::default(),
+    );
+    commit(&chain, 1, 1, 40);
+    let (report, log) = save_during_pruning(
+        &store,
+        // Batches of five heights; validator sets below 6 go too, in a second phase.
+        || {
+            chain
+                .states
+                .prune(16, 6, 5, &mut PruneLimiter::unlimited())
+                .unwrap()
+        },
+        || {
+            chain
+                .states
+                .save(&height_state(1, 41), WriteOptions::DURABLE)
+                .unwrap()
+        },
+    );
+    assert_eq!(report.heights_pruned, 15);
+    assert_eq!(report.trailing_heights_pruned, 5);
+    // Three batches move the base, one more drops validator sets below the evidence point.
+    let expected = vec![
+        "prune batch",
+        "durable write",
+        "prune batch",
+        "prune batch",
+        "prune batch",
+        "durable write",
+    ];
+    assert_eq!(
+        log, expected,
+        "the save is the first durable write; the run ends with one"
+    );
+    assert_eq!((chain.states.base(), chain.states.height()), (16, 41));
+    chain
+        .blocks
+        .save_block(&block(41), WriteOptions::DURABLE)
+        .unwrap();
     check_invariants(&chain, 1);
 }
