@@ -229,6 +229,15 @@ pub trait CompactionPacer: Sync {
     /// [`StorageError::Interrupted`] when the compactor is stopping: the engine must then
     /// abandon the compaction and leave the store as it was.
     fn before_step(&self) -> Result<(), StorageError>;
+
+    /// Tells the pacer how many bytes the step that just ended actually processed, when the
+    /// engine knows (a step rarely ends exactly at [`step_bytes`]): an I/O cap then holds the
+    /// next step for those bytes, not for the nominal size. The default ignores it.
+    ///
+    /// [`step_bytes`]: CompactionPacer::step_bytes
+    fn step_done(&self, bytes: u64) {
+        let _ = bytes;
+    }
 }
 
 /// Work an unpaced compaction does between two checks: 8 MiB of engine data.

@@ -306,3 +306,81 @@ fn shutdown_interrupts_a_paced_rewrite_and_changes_nothing() {
     assert!(!copy.exists(), "the abandoned copy is removed");
     assert_eq!(contents(store.as_ref()), model);
 }
+
+/// Records the bytes each copy step reports.
+struct RecordingSteps {
+    step: u64,
+    reported: parking_lot::Mutex<Vec<u64>>,
+}
+
+impl CompactionPacer for RecordingSteps {
+    fn step_bytes(&self) -> u64 {
+        self.step
+    }
+
+    fn before_step(&self) -> Result<(), StorageError> {
+        Ok(())
+    }
+
+    fn step_done(&self, bytes: u64) {
+        self.reported.lock().push(bytes);
+    }
+}
+
+/// A copy step is about the pacer's step size whatever the values' size, and reports what it
+/// did: with 64 KiB values (a block part) a step is a few entries, not a full scan page of them
+/// (it was 256 entries, 16 MiB, which the pacer's I/O cap counted as one step of its size).
+#[test]
+fn a_copy_step_is_about_the_step_size_whatever_the_value_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), RewriteSettings::default());
+    // Small values, then large ones, then small ones again: the scans follow the change.
+    fill(store.as_ref(), 3_000);
+    let mut batch = WriteBatch::new();
+    for i in 0..256u32 {
+        batch.put(format!("part{i:04}").into_bytes(), vec![i as u8; 64 << 10]);
+        batch.put(format!("zeta{i:04}").into_bytes(), vec![i as u8; 10]);
+    }
+    store.write(batch, WriteOptions::DURABLE).unwrap();
+    let model = contents(store.as_ref());
+    let total: u64 = model.iter().map(|(k, v)| (k.len() + v.len()) as u64).sum();
+    let step = 256 << 10;
+    let pacer = RecordingSteps {
+        step,
+        reported: parking_lot::Mutex::new(Vec::new()),
+    };
+    store
+        .compact_range_paced(&KeyRange::full(), &pacer)
+        .unwrap();
+    assert_eq!(store.generation(), 2);
+    assert_eq!(contents(store.as_ref()), model);
+    let reported = pacer.reported.lock().clone();
+    assert_eq!(
+        reported.iter().sum::<u64>(),
+        total,
+        "every copied byte reported"
+    );
+    // A scan sized by small entries may meet large ones once (where small values give way to
+    // large ones): that step holds at most a scan of them; every other step stays within one
+    // value of the step size.
+    let value = (64 << 10) + 8;
+    let scan = RewriteSettings::default().scan_entries as u64;
+    let over: Vec<u64> = reported
+        .iter()
+        .copied()
+        .filter(|&bytes| bytes > step + value)
+        .collect();
+    assert!(
+        over.len() <= 1,
+        "steps over the size: {over:?} of {reported:?}"
+    );
+    assert!(
+        over.iter().all(|&bytes| bytes <= step + scan * value),
+        "{over:?}"
+    );
+    assert!(
+        reported.len() as u64 >= total / step / 2,
+        "{} steps for {total} bytes in steps of {step}",
+        reported.len()
+    );
+}
