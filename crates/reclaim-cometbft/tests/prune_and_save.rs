@@ -71,12 +71,19 @@ impl Compactable for SlowPrunes {
     }
 }
 
-fn slow_prunes() -> Arc<SlowPrunes> {
-    Arc::new(SlowPrunes {
+/// Heights 1 to 40 committed on a [`SlowPrunes`] store.
+fn slow_chain_of_40_heights() -> (Arc<SlowPrunes>, Chain) {
+    let store = Arc::new(SlowPrunes {
         inner: MemoryStore::new(),
         log: Mutex::new(Vec::new()),
         pruning: AtomicBool::new(false),
-    })
+    });
+    let chain = open(
+        Arc::clone(&store) as Arc<dyn KvStore>,
+        StateStoreOptions::default(),
+    );
+    commit(&chain, 1, 1, 40);
+    (store, chain)
 }
 
 /// Runs `prune` on a thread and, once its first batch is being written, `save` on this one;
@@ -101,12 +108,7 @@ fn save_during_pruning<R: Send>(
 
 #[test]
 fn a_save_goes_between_two_pruning_batches_and_a_run_ends_durable() {
-    let store = slow_prunes();
-    let chain = open(
-        Arc::clone(&store) as Arc<dyn KvStore>,
-        StateStoreOptions::default(),
-    );
-    commit(&chain, 1, 1, 40);
+    let (store, chain) = slow_chain_of_40_heights();
     let (report, log) = save_during_pruning(
         &store,
         // Batches of five heights.
@@ -138,12 +140,7 @@ fn a_save_goes_between_two_pruning_batches_and_a_run_ends_durable() {
 
 #[test]
 fn a_state_save_goes_between_two_pruning_batches_and_a_run_ends_durable() {
-    let store = slow_prunes();
-    let chain = open(
-        Arc::clone(&store) as Arc<dyn KvStore>,
-        StateStoreOptions::default(),
-    );
-    commit(&chain, 1, 1, 40);
+    let (store, chain) = slow_chain_of_40_heights();
     let (report, log) = save_during_pruning(
         &store,
         // Batches of five heights; validator sets below 6 go too, in a second phase.
