@@ -29,7 +29,8 @@ use crate::range::KeyRange;
 /// Heights per atomic pruning batch. CometBFT deletes 1,000 heights per batch; a segment's
 /// writers may wait for one batch, so reclaim keeps them short: 10 heights of 64 KiB blocks
 /// are about 2 ms of redb's time, where a run of 100 in one batch held the node's commits for
-/// about 16 ms.
+/// about 16 ms. A large backlog is cut into at most [`super::MAX_BATCHES_PER_CALL`] batches
+/// (larger ones) instead.
 pub const DEFAULT_BATCH_HEIGHTS: u64 = 10;
 /// Label of the task enqueued after pruning.
 pub const POST_PRUNING_LABEL: &str = "post_pruning_compaction";
@@ -39,7 +40,8 @@ pub const MANUAL_LABEL: &str = "manual_compaction";
 /// How the executor prunes. When it compacts is its [`CompactionPolicy`]'s business.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PruningOptions {
-    /// Heights per atomic batch; each batch writes progress with its deletions.
+    /// Heights per atomic batch; each batch writes progress with its deletions. More when a
+    /// run would take over [`super::MAX_BATCHES_PER_CALL`] batches.
     pub batch_heights: u64,
     /// Bounds on each [`PruningExecutor::prune`] run.
     pub limits: PruneLimits,

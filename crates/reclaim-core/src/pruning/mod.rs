@@ -21,6 +21,6 @@ pub use executor::{
     CompactionDecision, DEFAULT_BATCH_HEIGHTS, MANUAL_LABEL, POST_PRUNING_LABEL, PruneError,
     PruneOutcome, PruningExecutor, PruningOptions, SegmentOutcome,
 };
-pub use limits::{PruneLimiter, PruneLimits};
+pub use limits::{MAX_BATCHES_PER_CALL, PruneLimiter, PruneLimits};
 pub use pending::PendingRecord;
 pub use segment::{PruneRequest, PruneSegment, SegmentBounds, SegmentError, SegmentReport};
