@@ -238,6 +238,14 @@ pub trait CompactionPacer: Sync {
     fn step_done(&self, bytes: u64) {
         let _ = bytes;
     }
+
+    /// Whether the compactor is stopping, for work that does not have to be paced to be
+    /// correct (an online rewrite removes its old generation in paced steps, and all at once
+    /// when this turns true, so that a shutdown does not wait for the pauses). The default
+    /// never stops.
+    fn stopping(&self) -> bool {
+        false
+    }
 }
 
 /// Work an unpaced compaction does between two checks: 8 MiB of engine data.

@@ -384,3 +384,46 @@ fn a_copy_step_is_about_the_step_size_whatever_the_value_size() {
         reported.len()
     );
 }
+
+/// A pacer whose compactor is stopping, though it lets every copy step run (as when the stop
+/// comes after the copy).
+struct StoppingAfterCopy;
+
+impl CompactionPacer for StoppingAfterCopy {
+    fn step_bytes(&self) -> u64 {
+        1 << 20
+    }
+
+    fn before_step(&self) -> Result<(), StorageError> {
+        Ok(())
+    }
+
+    fn stopping(&self) -> bool {
+        true
+    }
+}
+
+/// The old generation is removed in paced steps, but not when the compactor is stopping: a
+/// shutdown does not wait for the pauses, and the old generation is still removed.
+#[test]
+fn a_stopping_compactor_removes_the_old_generation_without_its_pauses() {
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let pause = Duration::from_secs(60);
+    let settings = RewriteSettings {
+        retire_step_bytes: 1,
+        retire_step_pause: pause,
+        ..RewriteSettings::default()
+    };
+    let store = open(dir.path(), settings);
+    let model = fill(store.as_ref(), 500);
+    let started = Instant::now();
+    store
+        .compact_range_paced(&KeyRange::full(), &StoppingAfterCopy)
+        .unwrap();
+    // Removing the 9-byte file of generation 1 in 1-byte steps would pause 8 times.
+    assert!(started.elapsed() < pause, "{:?}", started.elapsed());
+    assert_eq!(store.generation(), 2);
+    assert!(!dir.path().join("gen-000001").exists());
+    assert_eq!(contents(store.as_ref()), model);
+}

@@ -389,6 +389,10 @@ impl<'a> StepPacer<'a> {
 }
 
 impl CompactionPacer for StepPacer<'_> {
+    fn stopping(&self) -> bool {
+        self.stop.is_stopped()
+    }
+
     fn step_bytes(&self) -> u64 {
         match self.pacing.effective_slice_bytes() {
             0 => crate::kv::UNPACED_STEP_BYTES,

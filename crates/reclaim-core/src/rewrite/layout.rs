@@ -97,14 +97,15 @@ impl GenerationLayout {
     /// Removes generation `number`'s directory, shrinking each large file in steps of
     /// `step_bytes` with `pause` between them first: unlinking a GiB file in one go frees all of
     /// its extents in one journal transaction, and the node's own fsyncs wait behind it (the
-    /// reason RocksDB rate-limits file deletions). The directory is no longer named by
-    /// `CURRENT`, so a crash midway only leaves a shorter stale generation, removed at the next
-    /// open.
+    /// reason RocksDB rate-limits file deletions). Once `hurry` returns true (a shutdown), the
+    /// rest goes at once. The directory is no longer named by `CURRENT`, so a crash midway only
+    /// leaves a shorter stale generation, removed at the next open.
     pub fn remove_gradually(
         &self,
         number: u64,
         step_bytes: u64,
         pause: std::time::Duration,
+        hurry: &dyn Fn() -> bool,
     ) -> Result<(), StorageError> {
         let dir = self.dir(number);
         let step = step_bytes.max(1);
@@ -120,7 +121,7 @@ impl GenerationLayout {
                 .write(true)
                 .open(&file)
                 .map_err(|e| StorageError::io_at("open a retired file", &file, e))?;
-            while len > step {
+            while len > step && !hurry() {
                 len -= step;
                 handle
                     .set_len(len)
@@ -169,9 +170,17 @@ mod tests {
         assert_eq!(layout.generations().unwrap(), vec![7, 12]);
         std::fs::write(layout.dir(12).join("big"), vec![1u8; 10_000]).unwrap();
         layout
-            .remove_gradually(12, 1_000, std::time::Duration::ZERO)
+            .remove_gradually(12, 1_000, std::time::Duration::ZERO, &|| false)
             .unwrap();
-        layout.remove(12).unwrap();
+        assert_eq!(layout.generations().unwrap(), vec![7]);
+        // A hurried removal skips the steps (and their minute-long pauses) and still removes
+        // everything.
+        std::fs::create_dir(layout.dir(13)).unwrap();
+        std::fs::write(layout.dir(13).join("big"), vec![1u8; 10_000]).unwrap();
+        let pause = std::time::Duration::from_secs(60);
+        let started = std::time::Instant::now();
+        layout.remove_gradually(13, 1_000, pause, &|| true).unwrap();
+        assert!(started.elapsed() < pause);
         assert_eq!(layout.generations().unwrap(), vec![7]);
         std::fs::write(layout.current_path(), "seven").unwrap();
         let err = layout.read_current("e").unwrap_err();
