@@ -147,7 +147,11 @@ fn main() -> anyhow::Result<()> {
     )?;
     writeln!(
         md,
-        "* values: incompressible random bytes; every ratio compares two figures measured in this run.\n"
+        "* values: incompressible random bytes; every ratio compares two figures measured in this run."
+    )?;
+    writeln!(
+        md,
+        "* section 7 is `{SCALE_REPORT}` as `scripts/scale` last wrote it (a run of its own: the commit that last changed that file says on which code); what removing an old generation costs is in `docs/benchmarks-retire.md` (`scripts/retire`).\n"
     )?;
 
     let mut targets = Targets::default();

@@ -51,8 +51,8 @@ pub struct RewriteSettings {
     /// are removed ([`super::GenerationLayout::remove_gradually`]): freeing a file's blocks
     /// holds the file system's journal, and every fsync of the node's commits waits behind it.
     /// What a sync waits grows with the step, not with the pace: at about 180 MiB a second
-    /// (a GiB in 5.5 s), a prober's longest `fdatasync` was 7.4 ms with 16 MiB steps and
-    /// 2.1 ms with 4 MiB steps, against 116 ms for the whole GiB at once and 10.4 ms for the
+    /// (a GiB in 5.5 s), a prober's longest `fdatasync` was 6.5 ms with 16 MiB steps and
+    /// 1.6 ms with 4 MiB steps, against 96.6 ms for the whole GiB at once and 9.1 ms for the
     /// earlier 32 MiB steps with 5 ms pauses (`scripts/retire`, docs/benchmarks-retire.md).
     pub retire_step_bytes: u64,
     /// Pause between two shrinking steps.
