@@ -22,6 +22,7 @@ use anyhow::Context;
 use clap::Parser;
 use rand::RngCore;
 use reclaim::rewrite::{GenerationLayout, RewriteSettings};
+use reclaim_bench::Latency;
 
 /// The prober's period.
 const PROBE_EVERY: Duration = Duration::from_millis(5);
@@ -216,16 +217,6 @@ fn measure(
     Ok(())
 }
 
-/// The `q` quantile (0..=1) of `values`, by rank; 0 when there are none.
-fn quantile(values: &[f64], q: f64) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    match sorted.len() {
-        0 => 0.0,
-        n => sorted[((n as f64 * q) as usize).min(n - 1)],
-    }
-}
-
 /// The file system type and mount options of the mount holding `dir` (no paths: a report
 /// never names the machine's directories).
 fn file_system_of(dir: &Path) -> String {
@@ -277,18 +268,19 @@ fn render(
     writeln!(md, "|---|---|---|---|---|")?;
     for (mode, s) in modes.iter().zip(samples) {
         let took: Vec<String> = s.removal_secs.iter().map(|t| format!("{t:.2}")).collect();
+        let (during, before) = (Latency::of(s.during.clone()), Latency::of(s.before.clone()));
         writeln!(
             md,
             "| {} | {} | {:.1} / {:.1} / {:.1} | {:.1} / {:.1} / {:.1} | {} |",
             mode.label,
             took.join(", "),
-            quantile(&s.during, 0.5),
-            quantile(&s.during, 0.99),
-            quantile(&s.during, 1.0),
-            quantile(&s.before, 0.5),
-            quantile(&s.before, 0.99),
-            quantile(&s.before, 1.0),
-            s.during.len(),
+            during.p50_ms,
+            during.p99_ms,
+            during.max_ms,
+            before.p50_ms,
+            before.p99_ms,
+            before.max_ms,
+            during.samples,
         )?;
     }
     writeln!(md)?;

@@ -564,12 +564,7 @@ impl<E: GenerationEngine> GenerationalStore<E> {
                     warn!(dir = %dir.display(), error = %e, "closing the old generation failed");
                 }
                 let removing = Instant::now();
-                let removed = self.layout.remove_gradually(
-                    number,
-                    self.settings.retire_step_bytes,
-                    self.settings.retire_step_pause,
-                    &|| pacer.stopping(),
-                );
+                let removed = self.remove_in_steps(number, pacer);
                 debug!(
                     generation = number,
                     remove_ms = removing.elapsed().as_millis() as u64,
@@ -586,6 +581,21 @@ impl<E: GenerationEngine> GenerationalStore<E> {
         }
     }
 
+    /// Removes generation `number` in the settings' retire steps, all at once when the
+    /// compactor is stopping.
+    fn remove_in_steps(
+        &self,
+        number: u64,
+        pacer: &dyn CompactionPacer,
+    ) -> Result<(), StorageError> {
+        self.layout.remove_gradually(
+            number,
+            self.settings.retire_step_bytes,
+            self.settings.retire_step_pause,
+            &|| pacer.stopping(),
+        )
+    }
+
     /// Removes a new generation that will not become live.
     fn discard(&self, target: Option<E::Store>, number: u64, pacer: &dyn CompactionPacer) {
         crash_point("rewrite.abandoned");
@@ -598,13 +608,7 @@ impl<E: GenerationEngine> GenerationalStore<E> {
         self.engine.forget(&dir);
         // An abandoned copy may be nearly as large as the live data: freed in steps like an
         // old generation, so that the node's syncs do not wait for all of it at once.
-        let removed = self.layout.remove_gradually(
-            number,
-            self.settings.retire_step_bytes,
-            self.settings.retire_step_pause,
-            &|| pacer.stopping(),
-        );
-        if let Err(e) = removed {
+        if let Err(e) = self.remove_in_steps(number, pacer) {
             warn!(dir = %dir.display(), error = %e, "could not remove an abandoned generation; the next open removes it");
         }
     }
