@@ -39,8 +39,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
+mod backend;
 mod layout;
 mod reader;
+use backend::{GenerationFile, RemovalFlag};
 use layout::Footprint;
 pub use reader::RedbReader;
 
@@ -74,6 +76,8 @@ pub struct RedbFile {
     file: PathBuf,
     /// Set when redb panicked inside a call: the handle refuses every later call.
     poisoned: AtomicBool,
+    /// Set when the generation is closed to be removed: redb's closing trim is then skipped.
+    removal: RemovalFlag,
     /// What the records stand for (live bytes, main-table bytes, pieces): counted by a scan of
     /// the main table at open, then kept by every committed write from the records it
     /// replaced. Signed: two writes' changes may land in either order.
@@ -144,10 +148,14 @@ impl GenerationEngine for RedbEngine {
                 "database file",
             )?;
         }
-        let db = open_database(dir, &file, || Database::create(&file))?;
+        let removal = RemovalFlag::default();
+        let db = open_database(dir, &file, || {
+            Database::builder().create_with_backend(GenerationFile::open(&file, removal.clone())?)
+        })?;
         let store = RedbFile {
             db: RwLock::new(db),
             file,
+            removal,
             poisoned: AtomicBool::new(false),
             footprint: Mutex::new(Footprint::default()),
             walked: Mutex::new(None),
@@ -166,6 +174,19 @@ impl GenerationEngine for RedbEngine {
     /// A synced empty commit: redb then has every earlier commit on stable storage.
     fn persist(&self, store: &RedbFile) -> Result<(), StorageError> {
         store.write(WriteBatch::new(), WriteOptions::DURABLE)
+    }
+
+    /// Closes a generation that is removed next, without redb's closing trim of the free tail
+    /// (a truncation at once that the node's commits wait behind; the removal frees the file
+    /// in steps instead). redb still records its allocator state, as on any close.
+    fn close(&self, store: RedbFile, dir: &Path) -> Result<(), StorageError> {
+        let _ = dir;
+        store.removal.set();
+        store
+            .db
+            .into_inner()
+            .close()
+            .map_err(|e| engine_error("close", e))
     }
 
     // The copy is not compacted before it goes live: its transactions free only the few pages
@@ -681,6 +702,36 @@ mod tests {
         let compacted = store.space_report().unwrap();
         assert!(last_walk(&store).is_some());
         assert!(compacted.reclaimable.unwrap() < reclaimable / 4);
+    }
+
+    /// A generation closed for removal keeps its length (redb's closing trim would free the
+    /// tail at once); closed any other way, redb trims it as usual.
+    #[test]
+    fn a_generation_closed_for_removal_keeps_its_free_tail() {
+        let lengths = |for_removal: bool| {
+            let dir = tempfile::tempdir().unwrap();
+            let store = RedbEngine.open(dir.path(), true).unwrap();
+            put_many(&store, b'a', 2000, 8000);
+            let mut batch = WriteBatch::new();
+            batch.delete_range(KeyRange::new(Some(vec![b'a']), None).unwrap());
+            store.write(batch, WriteOptions::DURABLE).unwrap();
+            let before = std::fs::metadata(&store.file).unwrap().len();
+            let file = store.file.clone();
+            if for_removal {
+                RedbEngine.close(store, dir.path()).unwrap();
+            } else {
+                drop(store);
+            }
+            (before, std::fs::metadata(&file).unwrap().len())
+        };
+        let (before, after) = lengths(true);
+        assert!(before > 16 << 20, "{before} bytes written");
+        assert_eq!(after, before, "closed for removal");
+        let (before, after) = lengths(false);
+        assert!(
+            after + (1 << 20) < before,
+            "dropped: {before} -> {after} bytes"
+        );
     }
 
     /// The live bytes kept by writes equal those a reopen counts by a scan.

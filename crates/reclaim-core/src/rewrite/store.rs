@@ -560,9 +560,15 @@ impl<E: GenerationEngine> GenerationalStore<E> {
         let dir = self.layout.dir(number);
         match wait_unique(old, self.settings.retire_wait) {
             Ok(generation) => {
+                let closing = Instant::now();
                 if let Err(e) = self.engine.close(generation.store, &dir) {
                     warn!(dir = %dir.display(), error = %e, "closing the old generation failed");
                 }
+                debug!(
+                    generation = number,
+                    close_ms = closing.elapsed().as_millis() as u64,
+                    "online rewrite: old generation closed"
+                );
                 let removing = Instant::now();
                 let removed = self.remove_in_steps(number, pacer);
                 debug!(
