@@ -427,3 +427,77 @@ fn a_stopping_compactor_removes_the_old_generation_without_its_pauses() {
     assert!(!dir.path().join("gen-000001").exists());
     assert_eq!(contents(store.as_ref()), model);
 }
+
+/// Generations in memory that record, at each persist, the bytes the generation holds.
+struct PersistRecording {
+    held_at_persist: Arc<parking_lot::Mutex<Vec<u64>>>,
+}
+
+impl GenerationEngine for PersistRecording {
+    type Store = MemoryStore;
+
+    fn name(&self) -> &'static str {
+        "memory"
+    }
+
+    fn open(&self, dir: &Path, create: bool) -> Result<MemoryStore, StorageError> {
+        MemoryGenerations.open(dir, create)
+    }
+
+    fn persist(&self, store: &MemoryStore) -> Result<(), StorageError> {
+        let held = store.size_on_disk()?;
+        self.held_at_persist.lock().push(held);
+        Ok(())
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        MemoryGenerations.capabilities()
+    }
+}
+
+/// An unpaced copy step (8 MiB) is written and made durable in chunks of
+/// `persist_every_bytes`: a node's commit that meets one of its flushes waits for a chunk,
+/// not for a whole step.
+#[test]
+fn an_unpaced_copy_is_made_durable_a_chunk_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let held_at_persist = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let chunk = 1u64 << 20;
+    let settings = RewriteSettings {
+        persist_every_bytes: chunk,
+        ..RewriteSettings::default()
+    };
+    let store = Arc::new(
+        GenerationalStore::open_with(
+            dir.path(),
+            PersistRecording {
+                held_at_persist: Arc::clone(&held_at_persist),
+            },
+            settings,
+        )
+        .unwrap(),
+    );
+    let mut batch = WriteBatch::new();
+    for i in 0..256u32 {
+        batch.put(format!("part{i:04}").into_bytes(), vec![i as u8; 64 << 10]);
+    }
+    store.write(batch, WriteOptions::DURABLE).unwrap();
+    let model = contents(store.as_ref());
+    held_at_persist.lock().clear();
+    store.compact_range(&KeyRange::full()).unwrap();
+    assert_eq!(store.generation(), 2);
+    assert_eq!(contents(store.as_ref()), model);
+    let held = held_at_persist.lock().clone();
+    let value = (64 << 10) + 8;
+    let largest_flush = held
+        .windows(2)
+        .map(|pair| pair[1].saturating_sub(pair[0]))
+        .chain(held.first().copied())
+        .max()
+        .unwrap();
+    assert!(
+        largest_flush <= chunk + value,
+        "{largest_flush} bytes made durable by one persist: {held:?}"
+    );
+    assert!(held.len() >= 16, "{} persists for 16 MiB", held.len());
+}
