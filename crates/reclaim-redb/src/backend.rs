@@ -1,13 +1,13 @@
 //! The file under each generation's redb database: redb's own file backend, except that a
-//! generation closed for removal keeps its length.
+//! generation retired (closed to be removed) keeps its length.
 //!
 //! redb's last commit at close trims the file's free tail in one `ftruncate`. Right after an
 //! online rewrite that tail is large: the pages the copy's snapshot kept from reuse (traced in
 //! one `reclaim simulate --backend redb` run at 545 MiB retained: the old file cut from about
 //! 1.06 GiB to 633 MiB in one call). Freeing that much at once holds the file system's journal,
 //! and the node's commits wait behind it (`docs/benchmarks-retire.md`: a sync waited up to
-//! 97 ms behind a 1 GiB removal at once, 1.6 ms behind 4 MiB steps). A generation closed for
-//! removal skips that truncation; the core then frees the whole file in small steps
+//! 97 ms behind a 1 GiB removal at once, 1.6 ms behind 4 MiB steps). A retired generation
+//! skips that truncation; the core then frees the whole file in small steps
 //! ([`reclaim_core::rewrite::GenerationLayout::remove_gradually`]).
 
 use std::fs::OpenOptions;

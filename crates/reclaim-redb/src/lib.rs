@@ -178,8 +178,10 @@ impl GenerationEngine for RedbEngine {
 
     /// Closes a generation that is removed next, without redb's closing trim of the free tail
     /// (a truncation at once that the node's commits wait behind; the removal frees the file
-    /// in steps instead). redb still records its allocator state, as on any close.
-    fn close(&self, store: RedbFile, dir: &Path) -> Result<(), StorageError> {
+    /// in steps instead). redb still records its allocator state, as on any close. A close at
+    /// shutdown ([`GenerationEngine::close`], the default: a drop) trims as usual, so that the
+    /// next open finds the file as long as redb recorded it.
+    fn retire(&self, store: RedbFile, dir: &Path) -> Result<(), StorageError> {
         let _ = dir;
         store.removal.set();
         store
@@ -704,8 +706,8 @@ mod tests {
         assert!(compacted.reclaimable.unwrap() < reclaimable / 4);
     }
 
-    /// A generation closed for removal keeps its length (redb's closing trim would free the
-    /// tail at once); closed any other way, redb trims it as usual.
+    /// A generation retired (closed to be removed) keeps its length (redb's closing trim would
+    /// free the tail at once); closed at shutdown, redb trims it as usual.
     #[test]
     fn a_generation_closed_for_removal_keeps_its_free_tail() {
         let lengths = |for_removal: bool| {
@@ -718,15 +720,15 @@ mod tests {
             let before = std::fs::metadata(&store.file).unwrap().len();
             let file = store.file.clone();
             if for_removal {
-                RedbEngine.close(store, dir.path()).unwrap();
+                RedbEngine.retire(store, dir.path()).unwrap();
             } else {
-                drop(store);
+                RedbEngine.close(store, dir.path()).unwrap();
             }
             (before, std::fs::metadata(&file).unwrap().len())
         };
         let (before, after) = lengths(true);
         assert!(before > 16 << 20, "{before} bytes written");
-        assert_eq!(after, before, "closed for removal");
+        assert_eq!(after, before, "retired");
         let (before, after) = lengths(false);
         assert!(
             after + (1 << 20) < before,

@@ -27,11 +27,18 @@ pub trait GenerationEngine: Send + Sync + 'static {
     /// Makes every write `store` acknowledged durable.
     fn persist(&self, store: &Self::Store) -> Result<(), StorageError>;
 
-    /// Closes `store` for good; its directory `dir` is removed next. The default drops it.
+    /// Closes `store` (in `dir`) for good, at shutdown: the next open finds it as a clean close
+    /// leaves it. The default drops it.
     fn close(&self, store: Self::Store, dir: &Path) -> Result<(), StorageError> {
         let _ = dir;
         drop(store);
         Ok(())
+    }
+
+    /// Closes `store` whose directory `dir` is removed next (an old or abandoned generation):
+    /// work whose only use is the next open may be skipped. The default is [`Self::close`].
+    fn retire(&self, store: Self::Store, dir: &Path) -> Result<(), StorageError> {
+        self.close(store, dir)
     }
 
     /// Forgets anything this process keeps about the instance in `dir` (a cached handle)

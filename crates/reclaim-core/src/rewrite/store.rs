@@ -580,7 +580,7 @@ impl<E: GenerationEngine> GenerationalStore<E> {
         match wait_unique(old, self.settings.retire_wait) {
             Ok(generation) => {
                 let closing = Instant::now();
-                if let Err(e) = self.engine.close(generation.store, &dir) {
+                if let Err(e) = self.engine.retire(generation.store, &dir) {
                     warn!(dir = %dir.display(), error = %e, "closing the old generation failed");
                 }
                 debug!(
@@ -626,7 +626,7 @@ impl<E: GenerationEngine> GenerationalStore<E> {
         crash_point("rewrite.abandoned");
         let dir = self.layout.dir(number);
         if let Some(target) = target
-            && let Err(e) = self.engine.close(target, &dir)
+            && let Err(e) = self.engine.retire(target, &dir)
         {
             warn!(dir = %dir.display(), error = %e, "closing an abandoned generation failed");
         }
