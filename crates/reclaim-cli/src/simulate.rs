@@ -84,6 +84,12 @@ pub struct SimulateArgs {
     /// how `scripts/scale` builds its report.
     #[arg(long)]
     pub table_row: Option<PathBuf>,
+    /// Append one tab-separated line per run to this file, the commit latencies (ms) that
+    /// `scripts/scale` holds against the targets: engine, steady-state idle p99 and count,
+    /// steady-state p99, longest and count during compaction, longest during compaction and
+    /// longest idle over the whole run.
+    #[arg(long)]
+    pub latency_tsv: Option<PathBuf>,
     /// Seed of the workload's random bytes.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -190,6 +196,13 @@ pub struct SimulationReport {
     pub commit_idle: Latency,
     /// Commit latency while a compaction was in flight.
     pub commit_during_compaction: Latency,
+    /// Commit latency over the steady state (heights from `steady_from_height`, pruning
+    /// running) while no compaction was in flight: the baseline under the same load. The
+    /// whole-run idle figure also holds the first heights, before pruning starts, when the
+    /// store is small and only written to.
+    pub commit_steady_idle: Latency,
+    /// Commit latency over the steady state while a compaction was in flight.
+    pub commit_steady_during_compaction: Latency,
     /// Wall time, seconds.
     pub seconds: f64,
     /// The time series.
@@ -234,6 +247,9 @@ pub fn run(args: &SimulateArgs, storage: &StorageConfig, json: bool) -> anyhow::
     }
     if let Some(file) = &args.table_row {
         append_table_rows(file, args, &reports)?;
+    }
+    if let Some(file) = &args.latency_tsv {
+        append_latency_lines(file, &reports)?;
     }
     if json {
         out!("{}", serde_json::to_string_pretty(&reports)?);
@@ -460,6 +476,11 @@ fn simulate(
     let mut rng = SmallRng::seed_from_u64(args.seed);
     let shape = chain_shape(args);
     let (mut idle, mut busy) = (Vec::new(), Vec::new());
+    let (mut steady_idle, mut steady_busy) = (Vec::new(), Vec::new());
+    // The end alone hides what a node lives with (the last compaction may land right at the
+    // end): bytes on disk and commit latency are also given over the second half, once the
+    // retain window has filled and pruning runs.
+    let steady_from_height = (args.heights / 2).max(args.retain.saturating_add(args.prune_every));
     let mut samples = Vec::new();
     let sample_every = (args.heights / 200).max(1);
     let mut bytes_peak = bytes_start;
@@ -492,7 +513,13 @@ fn simulate(
             // For lining a slow commit up with the compaction's own events (`-v` or RUST_LOG).
             tracing::debug!(height, latency_ms = ms, "slow commit");
         }
-        if compacting_before || compactor.stats().in_flight {
+        let compacting = compacting_before || compactor.stats().in_flight;
+        match (compacting, height >= steady_from_height) {
+            (true, true) => steady_busy.push(ms),
+            (false, true) => steady_idle.push(ms),
+            _ => {}
+        }
+        if compacting {
             busy.push(ms);
         } else {
             idle.push(ms);
@@ -546,9 +573,6 @@ fn simulate(
         compactions: compactor.stats().succeeded,
     });
     progress.finish_and_clear();
-    // The end alone hides what a node lives with (the last compaction may land right at the
-    // end): mean and peak over the second half, once the retain window has filled.
-    let steady_from_height = (args.heights / 2).max(args.retain.saturating_add(args.prune_every));
     let (steady_mean, steady_peak) = steady_state(&samples, steady_from_height);
     let bytes_retained_data = db
         .iter(KeyRange::full(), ScanOrder::Ascending)
@@ -585,6 +609,8 @@ fn simulate(
         steady_peak_over_retained: steady_peak as f64 / bytes_retained_data.max(1) as f64,
         commit_idle: Latency::of(idle),
         commit_during_compaction: Latency::of(busy),
+        commit_steady_idle: Latency::of(steady_idle),
+        commit_steady_during_compaction: Latency::of(steady_busy),
         seconds: started.elapsed().as_secs_f64(),
         samples,
     })
@@ -679,6 +705,12 @@ fn print_table(reports: &[SimulationReport]) {
     row("commit p50/p99/max, compacting", &|r| {
         latency(&r.commit_during_compaction)
     });
+    row("steady state: commit p50/p99/max, idle", &|r| {
+        latency(&r.commit_steady_idle)
+    });
+    row("steady state: commit p50/p99/max, compacting", &|r| {
+        latency(&r.commit_steady_during_compaction)
+    });
     row("wall time", &|r| format!("{:.1} s", r.seconds));
     let name_width = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
     let widths: Vec<usize> = (0..reports.len())
@@ -752,6 +784,32 @@ fn append_table_rows(
         .append(true)
         .open(file)
         .and_then(|mut f| f.write_all(rows.as_bytes()))
+        .with_context(|| format!("append to {}", file.display()))
+}
+
+/// Appends one tab-separated line of commit latencies per report to `file`.
+fn append_latency_lines(file: &Path, reports: &[SimulationReport]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut lines = String::new();
+    for r in reports {
+        let (idle, during) = (&r.commit_steady_idle, &r.commit_steady_during_compaction);
+        lines.push_str(&format!(
+            "{}\t{:.2}\t{}\t{:.2}\t{:.2}\t{}\t{:.2}\t{:.2}\n",
+            r.backend.name(),
+            idle.p99_ms,
+            idle.samples,
+            during.p99_ms,
+            during.max_ms,
+            during.samples,
+            r.commit_during_compaction.max_ms,
+            r.commit_idle.max_ms,
+        ));
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file)
+        .and_then(|mut f| f.write_all(lines.as_bytes()))
         .with_context(|| format!("append to {}", file.display()))
 }
 

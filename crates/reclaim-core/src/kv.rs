@@ -246,6 +246,13 @@ pub trait CompactionPacer: Sync {
     fn stopping(&self) -> bool {
         false
     }
+
+    /// The pace, bytes of engine data per second, that work inside a step should keep when the
+    /// engine can spread it (an online rewrite's copy, a chunk at a time), so that a capped
+    /// step is not one burst at full speed followed by a wait. `None` (the default): no cap.
+    fn bytes_per_sec(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Work an unpaced compaction does between two checks: 8 MiB of engine data.

@@ -435,6 +435,10 @@ impl CompactionPacer for StepPacer<'_> {
     fn step_done(&self, bytes: u64) {
         self.last_step_bytes.store(bytes, Ordering::Relaxed);
     }
+
+    fn bytes_per_sec(&self) -> Option<u64> {
+        self.pacing.io_bytes_per_sec.filter(|&cap| cap > 0)
+    }
 }
 
 /// The outcome of waiting for a slice's turn.
