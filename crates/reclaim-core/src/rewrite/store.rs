@@ -34,8 +34,9 @@ pub struct RewriteSettings {
     /// disk for long: a node's commit that meets one waits behind it. (redb, 101.5 MiB live,
     /// 200 commits a second, copy paced to 32 MiB/s: the commits' p99 during a rewrite was
     /// 13.1 and 14.9 ms with 8 MiB, 8.3 and 8.8 ms with 1 MiB, against about 4 ms idle.)
-    /// A copy step longer than this is written and made durable in chunks of this size, so
-    /// that a flush never holds a whole step: unpaced steps are 8 MiB. (sled, 545 MiB live,
+    /// A copy step longer than this is written and made durable in chunks of this size, each
+    /// with the writes captured since the last one replayed after it, so that a flush never
+    /// holds a whole step or a step's backlog: unpaced steps are 8 MiB. (sled, 545 MiB live,
     /// writer flat out, CometBFT's interval policy, release runs of `reclaim simulate` on a
     /// shared disk: the commits' p99 during rewrites was 102.7 ms, idle 10.5 ms, with 8 MiB
     /// flushes; 25.5–43.5 ms, idle 4.7–7.7 ms, in three runs with 1 MiB chunks.)
@@ -648,10 +649,10 @@ impl<E: GenerationEngine> GenerationalStore<E> {
 
 /// Holds the copy, after `done` bytes of a step that began at `started`, until the pacer's
 /// cap ([`CompactionPacer::bytes_per_sec`]) allows them: a capped copy then writes a chunk at a
-/// time at about the cap instead of a whole step at full speed and a wait. A copy at full speed
-/// fills the disk's queue, and every commit's flush waits behind what the copy wrote (sled,
-/// 545 MiB live, writer flat out: cache flushes took 50-100 ms while a step ran, 0.02 ms
-/// between). Stops with [`StorageError::Interrupted`] when the compactor is stopping.
+/// time at about the cap instead of a whole step at full speed and a wait: every commit's
+/// flush waits behind what a copy at full speed wrote (sled, 545 MiB live, writer flat out:
+/// the disk's cache flushes took 50-100 ms while an unpaced copy ran, 0.02 ms between
+/// rewrites). Stops with [`StorageError::Interrupted`] when the compactor is stopping.
 fn keep_pace(pacer: &dyn CompactionPacer, done: u64, started: Instant) -> Result<(), StorageError> {
     let Some(rate) = pacer.bytes_per_sec().filter(|&r| r > 0) else {
         return Ok(());
