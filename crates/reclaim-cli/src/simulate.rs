@@ -732,7 +732,6 @@ fn append_table_rows(
     args: &SimulateArgs,
     reports: &[SimulationReport],
 ) -> anyhow::Result<()> {
-    use std::io::Write as _;
     let mib = |b: u64| b as f64 / f64::from(1u32 << 20);
     let mut rows = String::new();
     for r in reports {
@@ -779,17 +778,11 @@ fn append_table_rows(
             r.seconds,
         ));
     }
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(file)
-        .and_then(|mut f| f.write_all(rows.as_bytes()))
-        .with_context(|| format!("append to {}", file.display()))
+    append_to(file, &rows)
 }
 
 /// Appends one tab-separated line of commit latencies per report to `file`.
 fn append_latency_lines(file: &Path, reports: &[SimulationReport]) -> anyhow::Result<()> {
-    use std::io::Write as _;
     let mut lines = String::new();
     for r in reports {
         let (idle, during) = (&r.commit_steady_idle, &r.commit_steady_during_compaction);
@@ -805,11 +798,17 @@ fn append_latency_lines(file: &Path, reports: &[SimulationReport]) -> anyhow::Re
             r.commit_idle.max_ms,
         ));
     }
+    append_to(file, &lines)
+}
+
+/// Appends `text` to `file`, creating it if needed.
+fn append_to(file: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
     std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(file)
-        .and_then(|mut f| f.write_all(lines.as_bytes()))
+        .and_then(|mut f| f.write_all(text.as_bytes()))
         .with_context(|| format!("append to {}", file.display()))
 }
 

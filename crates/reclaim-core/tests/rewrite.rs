@@ -430,7 +430,7 @@ fn a_stopping_compactor_removes_the_old_generation_without_its_pauses() {
 
 /// Generations in memory that record, at each persist, the bytes the generation holds.
 struct PersistRecording {
-    held_at_persist: Arc<parking_lot::Mutex<Vec<u64>>>,
+    held_at_persist: HeldAtPersist,
 }
 
 impl GenerationEngine for PersistRecording {
@@ -455,27 +455,44 @@ impl GenerationEngine for PersistRecording {
     }
 }
 
+/// What each persist recorded, shared with the test.
+type HeldAtPersist = Arc<parking_lot::Mutex<Vec<u64>>>;
+
+/// A generational store over [`PersistRecording`], and what its persists record.
+fn open_recording(
+    dir: &Path,
+    settings: RewriteSettings,
+) -> (Arc<GenerationalStore<PersistRecording>>, HeldAtPersist) {
+    let held_at_persist = HeldAtPersist::default();
+    let engine = PersistRecording {
+        held_at_persist: Arc::clone(&held_at_persist),
+    };
+    let store = GenerationalStore::open_with(dir, engine, settings).unwrap();
+    (Arc::new(store), held_at_persist)
+}
+
+/// The most bytes one persist made durable, from what the generation held at each.
+fn largest_flush(held: &[u64]) -> u64 {
+    held.windows(2)
+        .map(|pair| pair[1].saturating_sub(pair[0]))
+        .chain(held.first().copied())
+        .max()
+        .unwrap_or(0)
+}
+
 /// An unpaced copy step (8 MiB) is written and made durable in chunks of
 /// `persist_every_bytes`: a node's commit that meets one of its flushes waits for a chunk,
 /// not for a whole step.
 #[test]
 fn an_unpaced_copy_is_made_durable_a_chunk_at_a_time() {
     let dir = tempfile::tempdir().unwrap();
-    let held_at_persist = Arc::new(parking_lot::Mutex::new(Vec::new()));
     let chunk = 1u64 << 20;
-    let settings = RewriteSettings {
-        persist_every_bytes: chunk,
-        ..RewriteSettings::default()
-    };
-    let store = Arc::new(
-        GenerationalStore::open_with(
-            dir.path(),
-            PersistRecording {
-                held_at_persist: Arc::clone(&held_at_persist),
-            },
-            settings,
-        )
-        .unwrap(),
+    let (store, held_at_persist) = open_recording(
+        dir.path(),
+        RewriteSettings {
+            persist_every_bytes: chunk,
+            ..RewriteSettings::default()
+        },
     );
     let mut batch = WriteBatch::new();
     for i in 0..256u32 {
@@ -489,12 +506,7 @@ fn an_unpaced_copy_is_made_durable_a_chunk_at_a_time() {
     assert_eq!(contents(store.as_ref()), model);
     let held = held_at_persist.lock().clone();
     let value = (64 << 10) + 8;
-    let largest_flush = held
-        .windows(2)
-        .map(|pair| pair[1].saturating_sub(pair[0]))
-        .chain(held.first().copied())
-        .max()
-        .unwrap();
+    let largest_flush = largest_flush(&held);
     assert!(
         largest_flush <= chunk + value,
         "{largest_flush} bytes made durable by one persist: {held:?}"
@@ -530,24 +542,16 @@ impl CompactionPacer for CappedSteps {
 #[test]
 fn a_capped_copy_keeps_its_pace_and_replays_a_chunk_at_a_time() {
     let dir = tempfile::tempdir().unwrap();
-    let held_at_persist = Arc::new(parking_lot::Mutex::new(Vec::new()));
     let chunk = 1u64 << 20;
     // The writer adds about 8 MiB during the copy: queued for a whole step, they would overflow
     // this bound and the rewrite would give up.
-    let settings = RewriteSettings {
-        persist_every_bytes: chunk,
-        capture_limit_bytes: 4 << 20,
-        ..RewriteSettings::default()
-    };
-    let store = Arc::new(
-        GenerationalStore::open_with(
-            dir.path(),
-            PersistRecording {
-                held_at_persist: Arc::clone(&held_at_persist),
-            },
-            settings,
-        )
-        .unwrap(),
+    let (store, held_at_persist) = open_recording(
+        dir.path(),
+        RewriteSettings {
+            persist_every_bytes: chunk,
+            capture_limit_bytes: 4 << 20,
+            ..RewriteSettings::default()
+        },
     );
     let value = 64u64 << 10;
     let mut batch = WriteBatch::new();
@@ -600,17 +604,13 @@ fn a_capped_copy_keeps_its_pace_and_replays_a_chunk_at_a_time() {
     model.extend(written.clone());
     assert_eq!(contents(store.as_ref()), model);
     let held = held_at_persist.lock().clone();
-    let largest_flush = held
-        .windows(2)
-        .map(|pair| pair[1].saturating_sub(pair[0]))
-        .chain(held.first().copied())
-        .max()
-        .unwrap();
+    let largest_flush = largest_flush(&held);
     assert!(
         written.len() >= 40,
         "the writer wrote {} values during the copy",
         written.len()
     );
+    assert!(held.len() >= 16, "{} persists for 16 MiB", held.len());
     assert!(
         largest_flush <= 3 * chunk,
         "{largest_flush} bytes made durable by one persist ({} values written meanwhile): {held:?}",
