@@ -8,6 +8,7 @@
 //! | [`Compactable`] | range compaction, bytes on disk, declared capabilities |
 
 use std::collections::{HashMap, VecDeque};
+use std::time::Instant;
 
 use crate::error::StorageError;
 use crate::range::{KeyRange, key_successor};
@@ -247,11 +248,14 @@ pub trait CompactionPacer: Sync {
         false
     }
 
-    /// The pace, bytes of engine data per second, that work inside a step should keep when the
-    /// engine can spread it (an online rewrite's copy, a chunk at a time), so that a capped
-    /// step is not one burst at full speed followed by a wait. `None` (the default): no cap.
-    fn bytes_per_sec(&self) -> Option<u64> {
-        None
+    /// Called inside a step, after `done` bytes of a step that began at `step_started`, by an
+    /// engine that can spread its work (an online rewrite's copy, a chunk at a time): waits
+    /// until the I/O cap allows those bytes, so that a capped step is not one burst at full
+    /// speed followed by a wait. Returns [`StorageError::Interrupted`] when the compactor is
+    /// stopping. The default never waits.
+    fn keep_pace(&self, done: u64, step_started: Instant) -> Result<(), StorageError> {
+        let _ = (done, step_started);
+        Ok(())
     }
 }
 

@@ -529,8 +529,10 @@ impl CompactionPacer for CappedSteps {
         Ok(())
     }
 
-    fn bytes_per_sec(&self) -> Option<u64> {
-        Some(self.rate)
+    fn keep_pace(&self, done: u64, step_started: std::time::Instant) -> Result<(), StorageError> {
+        let due = std::time::Duration::from_secs_f64(done as f64 / self.rate as f64);
+        std::thread::sleep(due.saturating_sub(step_started.elapsed()));
+        Ok(())
     }
 }
 

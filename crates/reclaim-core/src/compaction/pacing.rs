@@ -436,8 +436,14 @@ impl CompactionPacer for StepPacer<'_> {
         self.last_step_bytes.store(bytes, Ordering::Relaxed);
     }
 
-    fn bytes_per_sec(&self) -> Option<u64> {
-        self.pacing.io_bytes_per_sec.filter(|&cap| cap > 0)
+    fn keep_pace(&self, done: u64, step_started: std::time::Instant) -> Result<(), StorageError> {
+        let hold = self.pacing.io_hold(done, step_started.elapsed());
+        if !hold.is_zero() && self.stop.sleep(hold) {
+            return Err(StorageError::Interrupted {
+                operation: "compaction",
+            });
+        }
+        Ok(())
     }
 }
 
@@ -474,6 +480,38 @@ mod tests {
             "{:?}",
             started.elapsed()
         );
+    }
+
+    /// Inside a step the cap holds the work for the bytes done since the step began, and a
+    /// stop ends the wait at once with `Interrupted`.
+    #[test]
+    fn the_cap_paces_work_inside_a_step_and_a_stop_ends_the_wait() {
+        let pacing = Pacing {
+            io_bytes_per_sec: Some(4 << 20),
+            ..Pacing::unpaced()
+        };
+        let stop = StopSignal::never();
+        let pacer = StepPacer::new(&pacing, &stop);
+        // 1 MiB done at 4 MiB/s: released 250 ms after the step began at least.
+        let started = std::time::Instant::now();
+        pacer.keep_pace(1 << 20, started).unwrap();
+        assert!(
+            started.elapsed() >= Duration::from_millis(200),
+            "{:?}",
+            started.elapsed()
+        );
+        let (sender, wake) = crossbeam_channel::bounded::<()>(0);
+        let stopped = StopSignal::new(Arc::new(AtomicBool::new(false)), wake);
+        stopped.request();
+        drop(sender);
+        let pacer = StepPacer::new(&pacing, &stopped);
+        let started = std::time::Instant::now();
+        // 1 GiB at 4 MiB/s would wait over four minutes.
+        assert!(matches!(
+            pacer.keep_pace(1 << 30, started),
+            Err(StorageError::Interrupted { .. })
+        ));
+        assert!(started.elapsed() < Duration::from_secs(10));
     }
 
     #[test]

@@ -477,7 +477,12 @@ impl<E: GenerationEngine> GenerationalStore<E> {
                     self.engine.persist(target)?;
                     since_persist = 0;
                     batch_bytes = 0;
-                    keep_pace(pacer, step, step_started)?;
+                    // Under an I/O cap, a chunk at a time at about the cap rather than the
+                    // whole step at full speed and a wait: every commit's flush waits behind
+                    // what a copy at full speed wrote (sled, 545 MiB live, writer flat out: the
+                    // disk's cache flushes took 50-100 ms while an unpaced copy ran, 0.02 ms
+                    // between rewrites).
+                    pacer.keep_pace(step, step_started)?;
                 }
                 if let (true, Some(next)) = (full_page, next) {
                     let rest = range.with_start_at_least(&next);
@@ -646,34 +651,6 @@ impl<E: GenerationEngine> GenerationalStore<E> {
         }
     }
 }
-
-/// Holds the copy, after `done` bytes of a step that began at `started`, until the pacer's
-/// cap ([`CompactionPacer::bytes_per_sec`]) allows them: a capped copy then writes a chunk at a
-/// time at about the cap instead of a whole step at full speed and a wait: every commit's
-/// flush waits behind what a copy at full speed wrote (sled, 545 MiB live, writer flat out:
-/// the disk's cache flushes took 50-100 ms while an unpaced copy ran, 0.02 ms between
-/// rewrites). Stops with [`StorageError::Interrupted`] when the compactor is stopping.
-fn keep_pace(pacer: &dyn CompactionPacer, done: u64, started: Instant) -> Result<(), StorageError> {
-    let Some(rate) = pacer.bytes_per_sec().filter(|&r| r > 0) else {
-        return Ok(());
-    };
-    let due = Duration::from_secs_f64(done as f64 / rate as f64);
-    loop {
-        let elapsed = started.elapsed();
-        if elapsed >= due {
-            return Ok(());
-        }
-        if pacer.stopping() {
-            return Err(StorageError::Interrupted {
-                operation: "online rewrite",
-            });
-        }
-        std::thread::sleep((due - elapsed).min(PACE_NAP));
-    }
-}
-
-/// The longest sleep of [`keep_pace`] between two looks at [`CompactionPacer::stopping`].
-const PACE_NAP: Duration = Duration::from_millis(20);
 
 /// Entries the copy's next scan asks for: about `wanted` bytes at the size of the largest
 /// entry of the last scan (neighbouring keys tend to hold values of one kind), between 1 and
