@@ -16,6 +16,9 @@
 //! * RocksDB's `compact_range` reports no error (the C API has none): success is judged by the
 //!   bytes on disk before and after, which the compactor logs.
 //! * [`RocksOptions`] exposes the options that decide write stalls under a pruning load.
+//! * Table files reach the disk a mebibyte at a time as flushes and compactions write them
+//!   ([`RocksOptions::bytes_per_sync`]), not in a burst at each file's close that the node's
+//!   commit syncs would wait behind.
 //!
 //! ## Invariants
 //!
@@ -110,6 +113,16 @@ pub struct RocksOptions {
     /// wholly inside the pruned range, where they are dropped without a rewrite. Keys whose
     /// first bytes are random (hashes) would be cut into many small files: leave it off then.
     pub sst_partition_prefix_bytes: Option<usize>,
+    /// Table files written by flushes and compactions are handed to the disk this many bytes
+    /// at a time as they grow (RocksDB's `bytes_per_sync`, a `sync_file_range` every so many
+    /// bytes; 0, RocksDB's default without a rate limiter: the kernel writes a whole 64 MiB
+    /// file back in bursts, and a commit's sync that meets one waits for it). Default 1 MiB.
+    /// Release runs of `reclaim simulate`, 64 KiB blocks, CometBFT's interval policy, two runs
+    /// each: at 545 MiB retained and the writer flat out, the 2nd-half p99 of commits during a
+    /// compaction was 11.0–11.7 ms against 15.2–17.0 ms with 0 (paced: 10.8 against 16.6), and
+    /// their longest 42–52 ms against 69–82 ms; at 200 heights a second and 100 MiB, 19.2–19.8
+    /// against 36.2–36.3 ms. With compaction off the p99 was 8.1–9.7 ms against 7.2–7.6 ms.
+    pub bytes_per_sync: u64,
 }
 
 impl Default for RocksOptions {
@@ -126,6 +139,7 @@ impl Default for RocksOptions {
             max_bytes_for_level_base: 64 << 20,
             lower_compaction_priority: false,
             sst_partition_prefix_bytes: None,
+            bytes_per_sync: 1 << 20,
         }
     }
 }
@@ -169,6 +183,7 @@ impl RocksOptions {
         opts.set_max_subcompactions(self.max_subcompactions);
         opts.set_target_file_size_base(self.target_file_size_bytes);
         opts.set_max_bytes_for_level_base(self.max_bytes_for_level_base);
+        opts.set_bytes_per_sync(self.bytes_per_sync);
         if self.lower_compaction_priority {
             match rocksdb::Env::new() {
                 Ok(mut env) => {

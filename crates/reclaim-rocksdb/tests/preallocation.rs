@@ -1,5 +1,6 @@
-//! RocksDB does not preallocate files: a write-ahead log holding a few KiB occupies a few KiB
-//! on disk, not the 70 MiB (1.1 × the write buffer) RocksDB reserves by default.
+//! How RocksDB lays its files on disk: no preallocation (a write-ahead log holding a few KiB
+//! occupies a few KiB on disk, not the 70 MiB, 1.1 × the write buffer, RocksDB reserves by
+//! default), and table files written back as they grow.
 
 use reclaim_core::{Compactable, KvWrite, WriteBatch, WriteOptions};
 use reclaim_rocksdb::RocksStore;
@@ -17,7 +18,32 @@ fn files_are_not_preallocated() {
         on_disk < 8 << 20,
         "{on_disk} bytes on disk for a 4 KiB value"
     );
-    let options = std::fs::read_dir(dir.path())
+    let text = options_file(dir.path());
+    assert!(text.contains("allow_fallocate=false"), "{text}");
+}
+
+/// Table files reach the disk as they are written, a mebibyte at a time, not all at their
+/// close: a commit's sync then never waits behind a whole table file of a flush or compaction.
+#[test]
+fn table_files_are_written_back_as_they_grow() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = RocksStore::open(dir.path()).unwrap();
+    let text = options_file(dir.path());
+    assert!(text.contains("\n  bytes_per_sync=1048576\n"), "{text}");
+    drop(store);
+    let dir = tempfile::tempdir().unwrap();
+    let options = reclaim_rocksdb::RocksOptions {
+        bytes_per_sync: 0,
+        ..reclaim_rocksdb::RocksOptions::default()
+    };
+    let _store = RocksStore::open_with(dir.path(), options).unwrap();
+    let text = options_file(dir.path());
+    assert!(text.contains("\n  bytes_per_sync=0\n"), "{text}");
+}
+
+/// The text of the OPTIONS file RocksDB wrote into `dir` at open.
+fn options_file(dir: &std::path::Path) -> String {
+    let options = std::fs::read_dir(dir)
         .unwrap()
         .map(|entry| entry.unwrap().path())
         .find(|path| {
@@ -25,8 +51,7 @@ fn files_are_not_preallocated() {
                 .is_some_and(|name| name.to_string_lossy().starts_with("OPTIONS-"))
         })
         .expect("an OPTIONS file");
-    let text = std::fs::read_to_string(options).unwrap();
-    assert!(text.contains("allow_fallocate=false"), "{text}");
+    std::fs::read_to_string(options).unwrap()
 }
 
 #[test]
