@@ -13,10 +13,11 @@
 //! redb's close also commits its allocator state and syncs the file (0.25–0.65 s under load);
 //! for a file removed next the sync is work for nothing, and the node's commits on the new
 //! generation waited behind it: in release `reclaim simulate` runs (545 MiB retained, writer
-//! flat out, interval policy) the longest commits during rewrites, 82–87 ms, all fell inside
-//! that close. A retired generation's syncs are skipped, and what its close writes stays in
-//! the page cache until the removal drops it: the longest commit was then 33–37 ms (two runs
-//! each; 20.3 ms with compaction off).
+//! flat out, interval policy) the longest commits during rewrites over the 2nd half, 82–87 ms,
+//! fell inside that close. A retired generation's syncs are skipped, and what its close writes
+//! stays in the page cache until the removal drops it: that longest commit was then 33–37 ms
+//! (two runs each; 20.3 ms with compaction off), though one run's first close still met a
+//! 121 ms commit.
 
 use std::fs::OpenOptions;
 use std::ops::Bound;

@@ -119,9 +119,10 @@ pub struct RocksOptions {
     /// file back in bursts, and a commit's sync that meets one waits for it). Default 1 MiB.
     /// Release runs of `reclaim simulate`, 64 KiB blocks, CometBFT's interval policy, two runs
     /// each: at 545 MiB retained and the writer flat out, the 2nd-half p99 of commits during a
-    /// compaction was 11.0–11.7 ms against 15.2–17.0 ms with 0 (paced: 10.8 against 16.6), and
-    /// their longest 42–52 ms against 69–82 ms; at 200 heights a second and 100 MiB, 19.2–19.8
-    /// against 36.2–36.3 ms. With compaction off the p99 was 8.1–9.7 ms against 7.2–7.6 ms.
+    /// compaction was 11.0–11.7 ms against 15.2–17.0 ms with 0 (paced, one run each: 10.8
+    /// against 16.6), and their longest 42–52 ms against 69–82 ms; at 200 heights a second and
+    /// 100 MiB, 19.2–19.8 against 36.2–36.3 ms. With compaction off the p99 was 8.1–9.7 ms
+    /// against 7.2–7.6 ms.
     pub bytes_per_sync: u64,
 }
 
