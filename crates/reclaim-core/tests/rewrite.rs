@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use reclaim_core::rewrite::{GenerationEngine, GenerationalStore, RewriteSettings};
 use reclaim_core::{
     Capabilities, Compactable, CompactionAccess, CompactionPacer, CompactionScope, KeyRange,
-    KvRead, KvReadExt, KvWrite, MemoryStore, ScanOrder, StorageError, WriteBatch, WriteOptions,
+    KvRead, KvReadExt, KvWrite, MemoryStore, Pacing, ScanOrder, StorageError, WriteBatch,
+    WriteOptions,
 };
 
 /// Each generation is a fresh in-memory store (nothing survives a reopen: enough for what
@@ -514,10 +515,10 @@ fn an_unpaced_copy_is_made_durable_a_chunk_at_a_time() {
     assert!(held.len() >= 16, "{} persists for 16 MiB", held.len());
 }
 
-/// Steps of `step` bytes under an I/O cap of `rate` bytes a second.
+/// Steps of `step` bytes under the I/O cap of `pacing`.
 struct CappedSteps {
     step: u64,
-    rate: u64,
+    pacing: Pacing,
 }
 
 impl CompactionPacer for CappedSteps {
@@ -530,8 +531,7 @@ impl CompactionPacer for CappedSteps {
     }
 
     fn keep_pace(&self, done: u64, step_started: std::time::Instant) -> Result<(), StorageError> {
-        let due = std::time::Duration::from_secs_f64(done as f64 / self.rate as f64);
-        std::thread::sleep(due.saturating_sub(step_started.elapsed()));
+        std::thread::sleep(self.pacing.io_hold(done, step_started.elapsed()));
         Ok(())
     }
 }
@@ -569,7 +569,10 @@ fn a_capped_copy_keeps_its_pace_and_replays_a_chunk_at_a_time() {
     // 16 MiB at 32 MiB/s: half a second at least, while a writer adds 64 KiB every 4 ms.
     let pacer = CappedSteps {
         step: 64 << 20,
-        rate: 32 << 20,
+        pacing: Pacing {
+            io_bytes_per_sec: Some(32 << 20),
+            ..Pacing::unpaced()
+        },
     };
     let done = AtomicBool::new(false);
     let started = std::time::Instant::now();
