@@ -7,7 +7,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
-use reclaim_core::rewrite::{GenerationEngine, GenerationalStore, RewriteSettings};
+use reclaim_core::kv::KeyValue;
+use reclaim_core::rewrite::{GenerationEngine, GenerationalStore, RewriteSettings, SideKeyspace};
 use reclaim_core::{
     Capabilities, Compactable, CompactionAccess, CompactionPacer, CompactionScope, KeyRange,
     KvRead, KvReadExt, KvWrite, MemoryStore, Pacing, ScanOrder, StorageError, WriteBatch,
@@ -38,6 +39,68 @@ impl GenerationEngine for MemoryGenerations {
 
     fn capabilities(&self) -> Capabilities {
         MemoryStore::new().capabilities()
+    }
+}
+
+/// One in-memory generation with a side keyspace (for the write-once rewrite).
+struct SidedMemory {
+    main: MemoryStore,
+    side: parking_lot::Mutex<BTreeMap<Vec<u8>, Vec<u8>>>,
+}
+
+reclaim_core::forward_kv_store!(SidedMemory => main);
+
+/// [`MemoryGenerations`] whose generations keep a side keyspace: rewrites write once.
+struct SidedGenerations;
+
+impl GenerationEngine for SidedGenerations {
+    type Store = SidedMemory;
+
+    fn name(&self) -> &'static str {
+        "memory"
+    }
+
+    fn open(&self, dir: &Path, create: bool) -> Result<SidedMemory, StorageError> {
+        Ok(SidedMemory {
+            main: MemoryGenerations.open(dir, create)?,
+            side: parking_lot::Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    fn persist(&self, _store: &SidedMemory) -> Result<(), StorageError> {
+        Ok(())
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        MemoryStore::new().capabilities()
+    }
+
+    fn side_keyspace(&self) -> Option<&dyn SideKeyspace<SidedMemory>> {
+        Some(self)
+    }
+}
+
+impl SideKeyspace<SidedMemory> for SidedGenerations {
+    fn write_with_side(
+        &self,
+        store: &SidedMemory,
+        batch: WriteBatch,
+        side: Vec<KeyValue>,
+        options: WriteOptions,
+    ) -> Result<(), StorageError> {
+        let mut kept = store.side.lock();
+        store.main.write(batch, options)?;
+        kept.extend(side);
+        Ok(())
+    }
+
+    fn side_entries(&self, store: &SidedMemory) -> Result<Vec<KeyValue>, StorageError> {
+        Ok(store.side.lock().clone().into_iter().collect())
+    }
+
+    fn clear_side(&self, store: &SidedMemory) -> Result<(), StorageError> {
+        store.side.lock().clear();
+        Ok(())
     }
 }
 
@@ -74,7 +137,15 @@ impl CompactionPacer for TinySteps {
 }
 
 fn open(dir: &Path, settings: RewriteSettings) -> Arc<GenerationalStore<MemoryGenerations>> {
-    Arc::new(GenerationalStore::open_with(dir, MemoryGenerations, settings).unwrap())
+    open_engine(dir, MemoryGenerations, settings)
+}
+
+fn open_engine<E: GenerationEngine>(
+    dir: &Path,
+    engine: E,
+    settings: RewriteSettings,
+) -> Arc<GenerationalStore<E>> {
+    Arc::new(GenerationalStore::open_with(dir, engine, settings).unwrap())
 }
 
 fn contents(store: &dyn KvRead) -> BTreeMap<Vec<u8>, Vec<u8>> {
@@ -111,11 +182,22 @@ impl Lcg {
 
 /// A writer applies puts, deletes and range deletes, in one thread, while rewrites run with
 /// steps small enough that every write lands between copy steps; after each rewrite the store
-/// holds exactly what the writer wrote.
+/// holds exactly what the writer wrote. Replaying the captured writes:
 #[test]
 fn a_rewrite_under_writes_holds_exactly_what_was_written() {
+    rewrite_under_writes(MemoryGenerations);
+}
+
+/// ... and writing them once, to the new generation only.
+#[test]
+fn a_write_once_rewrite_under_writes_holds_exactly_what_was_written() {
+    rewrite_under_writes(SidedGenerations);
+}
+
+fn rewrite_under_writes<E: GenerationEngine>(engine: E) {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path(), RewriteSettings::default());
+    let store = open_engine(dir.path(), engine, RewriteSettings::default());
+    let write_once = store.engine().side_keyspace().is_some();
     let model = Arc::new(parking_lot::Mutex::new(fill(store.as_ref(), 2_000)));
     let stop = Arc::new(AtomicBool::new(false));
     let writer = {
@@ -123,6 +205,7 @@ fn a_rewrite_under_writes_holds_exactly_what_was_written() {
         std::thread::spawn(move || {
             let mut rng = Lcg(7);
             let mut writes = 0u32;
+            let mut during = 0u64;
             while !stop.load(Ordering::SeqCst) || writes < 2_000 {
                 let mut batch = WriteBatch::new();
                 let mut model = model.lock();
@@ -157,10 +240,13 @@ fn a_rewrite_under_writes_holds_exactly_what_was_written() {
                 }
                 // The model and the store change under one lock: the model's order is the
                 // store's order.
+                let building = store.rewrite_in_progress();
                 store.write(batch, WriteOptions::BUFFERED).unwrap();
                 drop(model);
                 writes += 1;
+                during += u64::from(building);
             }
+            during
         })
     };
     let mut replayed = 0;
@@ -177,10 +263,17 @@ fn a_rewrite_under_writes_holds_exactly_what_was_written() {
         assert_eq!(contents(store.as_ref()), *model, "after rewrite {round}");
     }
     stop.store(true, Ordering::SeqCst);
-    writer.join().unwrap();
+    let during = writer.join().unwrap();
+    // A write-once rewrite replays nothing: the writes it saw went to the new generation.
+    let landed = if write_once {
+        assert_eq!(replayed, 0);
+        during
+    } else {
+        replayed
+    };
     assert!(
-        replayed > 100,
-        "only {replayed} writes landed during the rewrites"
+        landed > 100,
+        "only {landed} writes landed during the rewrites"
     );
     assert_eq!(contents(store.as_ref()), *model.lock());
     let stats = store.last_rewrite().unwrap();
@@ -213,6 +306,174 @@ fn a_stop_between_steps_changes_nothing() {
     store.compact_range(&KeyRange::full()).unwrap();
     assert_eq!(store.generation(), 2);
     assert_eq!(store.get(b"after").unwrap().as_deref(), Some(&b"x"[..]));
+}
+
+fn key(i: u64) -> Vec<u8> {
+    format!("k{i:06}").into_bytes()
+}
+
+/// Writes one random put, delete or range delete to `store` and `model`.
+fn write_random(
+    store: &dyn KvWrite,
+    model: &mut BTreeMap<Vec<u8>, Vec<u8>>,
+    rng: &mut Lcg,
+) -> Result<(), StorageError> {
+    let mut batch = WriteBatch::new();
+    let i = rng.next() % 3_200;
+    match rng.next() % 6 {
+        0..=2 => {
+            let value = vec![(rng.next() % 256) as u8; 1 + (rng.next() % 50) as usize];
+            batch.put(key(i), value.clone());
+            model.insert(key(i), value);
+        }
+        3 | 4 => {
+            batch.delete(key(i));
+            model.remove(&key(i));
+        }
+        _ => {
+            let range = KeyRange::between(key(i), key(i + rng.next() % 200)).unwrap();
+            model.retain(|k, _| !range.contains(k));
+            batch.delete_range(range);
+        }
+    }
+    store.write(batch, WriteOptions::BUFFERED)
+}
+
+/// Steps of 4 KiB, each after a few random writes; interrupts after `allow` steps.
+struct WritingSteps<'a> {
+    store: &'a dyn KvWrite,
+    model: parking_lot::Mutex<(BTreeMap<Vec<u8>, Vec<u8>>, Lcg)>,
+    allow: u32,
+    taken: AtomicU32,
+}
+
+impl CompactionPacer for WritingSteps<'_> {
+    fn step_bytes(&self) -> u64 {
+        4_096
+    }
+
+    fn before_step(&self) -> Result<(), StorageError> {
+        if self.taken.fetch_add(1, Ordering::SeqCst) >= self.allow {
+            return Err(StorageError::Interrupted { operation: "test" });
+        }
+        let mut guard = self.model.lock();
+        let (model, rng) = &mut *guard;
+        for _ in 0..20 {
+            write_random(self.store, model, rng)?;
+        }
+        Ok(())
+    }
+}
+
+/// A write-once rewrite stopped between steps, with the writes made meanwhile beyond what it
+/// moves back, leaves both generations: reads and scans (in either order, any limit) see
+/// exactly what was written, writes go on, and the next compaction finishes it.
+#[test]
+fn an_interrupted_write_once_rewrite_serves_everything_and_finishes_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = RewriteSettings {
+        fold_back_limit_bytes: 0,
+        ..RewriteSettings::default()
+    };
+    let store = open_engine(dir.path(), SidedGenerations, settings);
+    let model = fill(store.as_ref(), 3_000);
+    let steps = WritingSteps {
+        store: store.as_ref(),
+        model: parking_lot::Mutex::new((model, Lcg(11))),
+        allow: 3,
+        taken: AtomicU32::new(0),
+    };
+    let err = store
+        .compact_range_paced(&KeyRange::full(), &steps)
+        .unwrap_err();
+    assert!(matches!(err, StorageError::Interrupted { .. }), "{err}");
+    let (mut model, mut rng) = steps.model.into_inner();
+    assert!(store.rewrite_in_progress());
+    assert_eq!(store.generation(), 1);
+    assert!(dir.path().join("gen-000002").exists());
+    assert!(dir.path().join("BUILDING").exists());
+    for _ in 0..300 {
+        write_random(store.as_ref(), &mut model, &mut rng).unwrap();
+    }
+    for i in 0..3_200 {
+        assert_eq!(
+            store.get(&key(i)).unwrap(),
+            model.get(&key(i)).cloned(),
+            "key {i}"
+        );
+    }
+    for _ in 0..200 {
+        let (a, b) = (rng.next() % 3_300, rng.next() % 3_300);
+        let range = KeyRange::between(key(a.min(b)), key(a.max(b))).unwrap();
+        let limit = 1 + (rng.next() % 40) as usize;
+        let expected: Vec<_> = model
+            .iter()
+            .filter(|(k, _)| range.contains(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let ascending = store.scan(&range, ScanOrder::Ascending, limit).unwrap();
+        assert_eq!(
+            ascending,
+            expected.iter().take(limit).cloned().collect::<Vec<_>>(),
+            "{range} asc {limit}"
+        );
+        let descending = store.scan(&range, ScanOrder::Descending, limit).unwrap();
+        assert_eq!(
+            descending,
+            expected
+                .iter()
+                .rev()
+                .take(limit)
+                .cloned()
+                .collect::<Vec<_>>(),
+            "{range} desc {limit}"
+        );
+    }
+    assert_eq!(contents(store.as_ref()), model);
+    store.compact_range(&KeyRange::full()).unwrap();
+    assert!(!store.rewrite_in_progress());
+    assert_eq!(store.generation(), 2);
+    assert!(!dir.path().join("BUILDING").exists());
+    assert!(!dir.path().join("gen-000001").exists());
+    assert_eq!(contents(store.as_ref()), model);
+    let stats = store.last_rewrite().unwrap();
+    assert!(stats.entries_skipped > 0, "{stats:?}");
+    assert_eq!(stats.batches_replayed, 0);
+    // The tombstones went with the switch.
+    assert!(store.with_live(|live| live.side.lock().is_empty()));
+}
+
+/// A write-once rewrite stopped between steps moves the writes made meanwhile back into the
+/// old generation and removes the new one: the store is as if it had not begun.
+#[test]
+fn a_stopped_write_once_rewrite_moves_its_writes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_engine(dir.path(), SidedGenerations, RewriteSettings::default());
+    let model = fill(store.as_ref(), 3_000);
+    let steps = WritingSteps {
+        store: store.as_ref(),
+        model: parking_lot::Mutex::new((model, Lcg(5))),
+        allow: 4,
+        taken: AtomicU32::new(0),
+    };
+    let err = store
+        .compact_range_paced(&KeyRange::full(), &steps)
+        .unwrap_err();
+    assert!(matches!(err, StorageError::Interrupted { .. }), "{err}");
+    let (mut model, mut rng) = steps.model.into_inner();
+    assert!(!store.rewrite_in_progress());
+    assert_eq!(store.generation(), 1);
+    assert!(!dir.path().join("gen-000002").exists());
+    assert!(!dir.path().join("BUILDING").exists());
+    assert_eq!(contents(store.as_ref()), model);
+    // Writes go to the old generation again; the next rewrite starts afresh.
+    for _ in 0..100 {
+        write_random(store.as_ref(), &mut model, &mut rng).unwrap();
+    }
+    assert!(store.with_live(|live| live.side.lock().is_empty()));
+    store.compact_range(&KeyRange::full()).unwrap();
+    assert_eq!(store.generation(), 2);
+    assert_eq!(contents(store.as_ref()), model);
 }
 
 /// Writes that outgrow the capture bound make the rewrite give up; nothing is lost.

@@ -27,6 +27,9 @@ use crate::{ENGINE, engine_error};
 pub(crate) const MAIN: TableDefinition<&[u8], &[u8]> = TableDefinition::new("reclaim");
 /// The pieces of long values.
 pub(crate) const PIECES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("reclaim-pieces");
+/// The side keyspace ([`reclaim_core::rewrite::SideKeyspace`]): a write-once rewrite's
+/// tombstones, written in the transaction of the batch they belong to.
+pub(crate) const SIDE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("reclaim-side");
 
 /// One of the two tables, open in a write transaction.
 pub(crate) type RawTable<'txn> = Table<'txn, &'static [u8], &'static [u8]>;

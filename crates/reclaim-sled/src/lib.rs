@@ -59,11 +59,13 @@ use reclaim_core::dir::{
 use reclaim_core::kv::{
     ExpandedBatch, KeyValue, collect_scan, contained, expand_range_deletes_sized,
 };
-use reclaim_core::rewrite::{GenerationEngine, GenerationalStore};
+use reclaim_core::rewrite::{GenerationEngine, GenerationalStore, SideKeyspace};
 use reclaim_core::{
     BatchOp, Capabilities, Compactable, CompactionAccess, CompactionScope, KeyRange, KvRead,
     KvWrite, ScanOrder, SpaceReport, StorageError, WriteBatch, WriteOptions,
 };
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
 use tracing::warn;
 
 /// The longest key this adapter promises to store (tested by the conformance suite; the
@@ -76,6 +78,9 @@ pub const ENGINE: &str = "sled";
 pub const CURRENT_FILE: &str = reclaim_core::rewrite::CURRENT_FILE;
 /// sled's tree holding the adapter's own records (the write count), apart from the data.
 const META_TREE: &str = "reclaim-meta";
+/// The tree of the side keyspace ([`reclaim_core::rewrite::SideKeyspace`]): a write-once
+/// rewrite's tombstones, written in one transaction with the batch they belong to.
+const SIDE_TREE: &str = "reclaim-side";
 /// The write count's key in [`META_TREE`].
 const WRITES_KEY: &[u8] = b"writes";
 /// The live bytes' key in [`META_TREE`]: recorded at a clean close, removed just before the
@@ -405,6 +410,19 @@ impl KvRead for SledGeneration {
 
 impl KvWrite for SledGeneration {
     fn write(&self, batch: WriteBatch, options: WriteOptions) -> Result<(), StorageError> {
+        self.write_with_side(batch, Vec::new(), options)
+    }
+}
+
+impl SledGeneration {
+    /// Applies `batch` and puts `side` into [`SIDE_TREE`]: one `apply_batch`, or one
+    /// transaction over both trees when there is a side entry.
+    fn write_with_side(
+        &self,
+        batch: WriteBatch,
+        side: Vec<KeyValue>,
+        options: WriteOptions,
+    ) -> Result<(), StorageError> {
         contained(ENGINE, "write", &self.poisoned, || {
             let _writer = self.writer.lock();
             let incoming: u64 = batch
@@ -443,9 +461,30 @@ impl KvWrite for SledGeneration {
                     }
                 }
             }
-            self.db
-                .apply_batch(sled_batch)
-                .map_err(|e| engine_error("apply_batch", e))?;
+            if side.is_empty() {
+                self.db
+                    .apply_batch(sled_batch)
+                    .map_err(|e| engine_error("apply_batch", e))?;
+            } else {
+                let side_tree = self
+                    .db
+                    .open_tree(SIDE_TREE)
+                    .map_err(|e| engine_error("open side tree", e))?;
+                (&*self.db as &sled::Tree, &side_tree)
+                    .transaction(|(main, side_tree)| {
+                        main.apply_batch(&sled_batch)?;
+                        for (key, value) in &side {
+                            side_tree.insert(key.as_slice(), value.as_slice())?;
+                        }
+                        Ok::<(), ConflictableTransactionError<()>>(())
+                    })
+                    .map_err(|e| match e {
+                        TransactionError::Storage(e) => engine_error("transaction", e),
+                        TransactionError::Abort(()) => {
+                            StorageError::engine(ENGINE, "transaction", "aborted")
+                        }
+                    })?;
+            }
             self.live_bytes.store(live_bytes, Ordering::SeqCst);
             self.writes.fetch_add(1, Ordering::SeqCst);
             if options.sync {
@@ -526,8 +565,50 @@ impl GenerationEngine for SledEngine {
         FREE_SPACE_RESERVE
     }
 
+    fn side_keyspace(&self) -> Option<&dyn SideKeyspace<SledGeneration>> {
+        Some(self)
+    }
+
     fn capabilities(&self) -> Capabilities {
         SledStore::CAPABILITIES
+    }
+}
+
+/// The side keyspace is a second tree, written in one transaction with the main one.
+impl SideKeyspace<SledGeneration> for SledEngine {
+    fn write_with_side(
+        &self,
+        store: &SledGeneration,
+        batch: WriteBatch,
+        side: Vec<KeyValue>,
+        options: WriteOptions,
+    ) -> Result<(), StorageError> {
+        store.write_with_side(batch, side, options)
+    }
+
+    fn side_entries(&self, store: &SledGeneration) -> Result<Vec<KeyValue>, StorageError> {
+        contained(ENGINE, "read side tree", &store.poisoned, || {
+            let tree = store
+                .db
+                .open_tree(SIDE_TREE)
+                .map_err(|e| engine_error("open side tree", e))?;
+            tree.iter()
+                .map(|entry| {
+                    let (key, value) = entry.map_err(|e| engine_error("scan side tree", e))?;
+                    Ok((key.to_vec(), value.to_vec()))
+                })
+                .collect()
+        })
+    }
+
+    fn clear_side(&self, store: &SledGeneration) -> Result<(), StorageError> {
+        contained(ENGINE, "clear side tree", &store.poisoned, || {
+            store
+                .db
+                .drop_tree(SIDE_TREE)
+                .map(drop)
+                .map_err(|e| engine_error("drop side tree", e))
+        })
     }
 }
 

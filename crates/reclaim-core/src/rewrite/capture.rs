@@ -136,7 +136,7 @@ impl WriteCapture {
 
 /// The union of `a` and `b` when they overlap or meet end to start; `None` when a gap lies
 /// between them (or either is empty).
-fn union_if_touching(a: &KeyRange, b: &KeyRange) -> Option<KeyRange> {
+pub(crate) fn union_if_touching(a: &KeyRange, b: &KeyRange) -> Option<KeyRange> {
     if a.is_empty() || b.is_empty() {
         return None;
     }

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use crate::error::StorageError;
-use crate::kv::{Capabilities, KvStore};
+use crate::kv::{Capabilities, KeyValue, KvStore, WriteBatch, WriteOptions};
 
 /// An engine whose instances live one per directory, so that a [`super::GenerationalStore`]
 /// can keep the live one and build the next one beside it.
@@ -56,4 +56,36 @@ pub trait GenerationEngine: Send + Sync + 'static {
     /// What one instance promises; the generational store declares the same, except that its
     /// compaction is [`crate::kv::CompactionAccess::Online`] and rewrites the whole store.
     fn capabilities(&self) -> Capabilities;
+
+    /// The engine's side keyspace, if it has one: with it, a rewrite writes the node's writes
+    /// once, into the new generation only (see [`crate::rewrite`]); without it, they are
+    /// written to the live generation and replayed onto the new one.
+    fn side_keyspace(&self) -> Option<&dyn SideKeyspace<Self::Store>> {
+        None
+    }
+}
+
+/// A second keyspace in each instance of an engine, written in the same atomic transaction as
+/// a batch of the main one: where a write-once rewrite records the deletes it must not let
+/// the frozen generation show again (its tombstones). The main keyspace never sees it: reads,
+/// scans, space figures and the copy of a later rewrite leave it out.
+///
+/// Guarantees asked of an implementation: after a crash, an instance holds a batch and its
+/// side entries together or neither, with the durability `options` asked for.
+pub trait SideKeyspace<S>: Send + Sync {
+    /// Applies `batch` to `store` and puts every `side` entry into its side keyspace, in one
+    /// atomic transaction.
+    fn write_with_side(
+        &self,
+        store: &S,
+        batch: WriteBatch,
+        side: Vec<KeyValue>,
+        options: WriteOptions,
+    ) -> Result<(), StorageError>;
+
+    /// Every entry of the side keyspace, in key order.
+    fn side_entries(&self, store: &S) -> Result<Vec<KeyValue>, StorageError>;
+
+    /// Removes every entry of the side keyspace (durable with the next write that is).
+    fn clear_side(&self, store: &S) -> Result<(), StorageError>;
 }

@@ -9,6 +9,11 @@ use crate::error::StorageError;
 /// The file naming the live generation (its number in decimal).
 pub const CURRENT_FILE: &str = "CURRENT";
 
+/// The file naming the generation a write-once rewrite builds (see [`crate::rewrite`]): while it
+/// exists and names a generation other than `CURRENT`'s, that generation holds the writes made
+/// since the rewrite began and `CURRENT`'s is frozen.
+pub const BUILDING_FILE: &str = "BUILDING";
+
 /// The prefix of every generation directory's name.
 const GENERATION_PREFIX: &str = "gen-";
 
@@ -39,22 +44,34 @@ impl GenerationLayout {
         self.root.join(CURRENT_FILE)
     }
 
+    /// The building pointer file.
+    pub fn building_path(&self) -> PathBuf {
+        self.root.join(BUILDING_FILE)
+    }
+
     /// The live generation's number; `None` when there is no pointer. A pointer that does not
     /// hold a number is [`StorageError::Corrupt`].
     pub fn read_current(&self, engine: &'static str) -> Result<Option<u64>, StorageError> {
-        let path = self.current_path();
-        match std::fs::read_to_string(&path) {
-            Ok(text) => text
-                .trim()
-                .parse::<u64>()
-                .map(Some)
-                .map_err(|_| StorageError::Corrupt {
-                    engine,
-                    path,
-                    detail: format!("{CURRENT_FILE} holds {text:?}, not a generation number"),
-                }),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(StorageError::io_at("read CURRENT", &path, e)),
+        read_pointer(&self.current_path(), engine)
+    }
+
+    /// The generation a write-once rewrite builds; `None` when there is no building pointer.
+    pub fn read_building(&self, engine: &'static str) -> Result<Option<u64>, StorageError> {
+        read_pointer(&self.building_path(), engine)
+    }
+
+    /// Names generation `number` as the one being built, durably.
+    pub fn set_building(&self, number: u64) -> Result<(), StorageError> {
+        write_durably(&self.building_path(), number.to_string().as_bytes())
+    }
+
+    /// Removes the building pointer, durably (nothing when there is none).
+    pub fn clear_building(&self) -> Result<(), StorageError> {
+        let path = self.building_path();
+        match std::fs::remove_file(&path) {
+            Ok(()) => crate::dir::sync_dir(&self.root),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StorageError::io_at("remove BUILDING", &path, e)),
         }
     }
 
@@ -130,6 +147,27 @@ impl GenerationLayout {
             }
         }
         self.remove(number)
+    }
+}
+
+/// The generation number a pointer file holds; `None` when there is none.
+fn read_pointer(path: &Path, engine: &'static str) -> Result<Option<u64>, StorageError> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match std::fs::read_to_string(path) {
+        Ok(text) => text
+            .trim()
+            .parse::<u64>()
+            .map(Some)
+            .map_err(|_| StorageError::Corrupt {
+                engine,
+                path: path.to_owned(),
+                detail: format!("{name} holds {text:?}, not a generation number"),
+            }),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(StorageError::io_at("read a generation pointer", path, e)),
     }
 }
 

@@ -45,9 +45,10 @@
 mod capture;
 mod engine;
 mod layout;
+mod shadow;
 mod store;
 
 pub use capture::WriteCapture;
-pub use engine::GenerationEngine;
-pub use layout::{CURRENT_FILE, GenerationLayout};
+pub use engine::{GenerationEngine, SideKeyspace};
+pub use layout::{BUILDING_FILE, CURRENT_FILE, GenerationLayout};
 pub use store::{GenerationalStore, RewriteSettings, RewriteStats};

@@ -8,21 +8,34 @@ use parking_lot::{Mutex, RwLock};
 use tracing::{debug, info, warn};
 
 use super::capture::{self, WriteCapture};
-use super::engine::GenerationEngine;
+use super::engine::{GenerationEngine, SideKeyspace};
 use super::layout::GenerationLayout;
+use super::shadow::Shadow;
 use crate::dir::{EntryKind, StoreDirLock, available_space, directory_size, open_store_dir};
 use crate::error::StorageError;
 use crate::kv::{
     BatchOp, Capabilities, Compactable, CompactionAccess, CompactionPacer, CompactionScope,
-    KeyValue, KvRead, KvWrite, ScanOrder, SpaceReport, Unpaced, WriteBatch, WriteOptions,
+    KeyValue, KvRead, KvStore, KvWrite, ScanOrder, SpaceReport, Unpaced, WriteBatch, WriteOptions,
 };
 use crate::range::{KeyRange, key_successor};
 
 /// Tuning of the online rewrite. The defaults suit a node; tests shrink them.
 #[derive(Debug, Clone)]
 pub struct RewriteSettings {
+    /// Write the node's writes once, into the new generation only, when the engine has a
+    /// [`SideKeyspace`] (see [`crate::rewrite`]); else, or when false, they go to the live
+    /// generation and are replayed onto the new one.
+    pub write_once: bool,
+    /// A write-once rewrite that fails or is stopped moves the writes made since it began back
+    /// into the old generation (writers wait for that) and removes the new one, when those
+    /// writes hold at most this many key and value bytes. Past it, or after a restart (the
+    /// writes are then not all known), the rewrite stays in progress, both generations serve
+    /// reads and writes, and the next compaction finishes it.
+    pub fold_back_limit_bytes: u64,
     /// Queued writes (keys and values) a rewrite holds in memory at most; past it the rewrite
-    /// gives up with [`StorageError::Overtaken`] and the old generation stays live.
+    /// gives up with [`StorageError::Overtaken`] and the old generation stays live. A
+    /// write-once rewrite queues nothing: past this many bytes of written keys it forgets them
+    /// and its copy looks each copied key up in the new generation instead.
     pub capture_limit_bytes: u64,
     /// Entries read per scan while copying, at most. Fewer when the last scan met large
     /// entries: a scan asks for about what the step still needs, so that a step is close to
@@ -68,6 +81,8 @@ pub struct RewriteSettings {
 impl Default for RewriteSettings {
     fn default() -> Self {
         Self {
+            write_once: true,
+            fold_back_limit_bytes: 64 << 20,
             capture_limit_bytes: 512 << 20,
             scan_entries: 64,
             persist_every_bytes: 1 << 20,
@@ -100,11 +115,26 @@ pub struct RewriteStats {
     pub duration: Duration,
 }
 
+/// Where a copy's chunks go: the entries of a full chunk (`true`) or of a step's end (`false`).
+type ChunkWriter<'a> =
+    dyn FnMut(Vec<KeyValue>, bool, &mut RewriteStats) -> Result<(), StorageError> + 'a;
+
+/// The generation writes go to and, while a write-once rewrite builds it, the frozen one.
+type View<S> = (Arc<Generation<S>>, Option<Arc<Frozen<S>>>);
+
 /// One generation: its number and the engine instance holding it.
 #[derive(Debug)]
 struct Generation<S> {
     number: u64,
     store: S,
+}
+
+/// The generation a write-once rewrite froze: read where the generation it builds neither
+/// holds a key nor deleted it.
+#[derive(Debug)]
+struct Frozen<S> {
+    generation: Arc<Generation<S>>,
+    shadow: Mutex<Shadow>,
 }
 
 /// A store kept as generations of an engine ([`GenerationEngine`]), whose compaction is the
@@ -117,9 +147,12 @@ struct Generation<S> {
 pub struct GenerationalStore<E: GenerationEngine> {
     engine: E,
     layout: GenerationLayout,
-    live: RwLock<Arc<Generation<E::Store>>>,
-    /// Held by every write; `Some` while a rewrite captures writes.
-    writer: Mutex<Option<Arc<WriteCapture>>>,
+    /// Where writes go (the live generation, or the one a write-once rewrite builds) and,
+    /// while a write-once rewrite builds it, the generation it froze: changed together.
+    view: RwLock<View<E::Store>>,
+    /// Held by every write (exclusively), and by a scan while a write-once rewrite builds (so
+    /// that it sees each batch whole); `Some` while a rewrite captures writes.
+    writer: RwLock<Option<Arc<WriteCapture>>>,
     /// One rewrite at a time.
     rewriting: Mutex<()>,
     /// What the last successful rewrite did.
@@ -177,8 +210,20 @@ impl<E: GenerationEngine> GenerationalStore<E> {
                 });
             }
         };
+        // A write-once rewrite a crash interrupted: its new generation holds the writes made
+        // since it began and is kept (with the one `CURRENT` names, frozen) until a compaction
+        // finishes it. A pointer naming `CURRENT`'s generation or an older one is stale: the
+        // switch happened.
+        let building = match layout.read_building(name)? {
+            Some(built) if built > number => Some(built),
+            Some(_) => {
+                layout.clear_building()?;
+                None
+            }
+            None => None,
+        };
         for stale in layout.generations()? {
-            if stale != number {
+            if stale != number && Some(stale) != building {
                 let dir = layout.dir(stale);
                 info!(engine = name, dir = %dir.display(), "removing a generation that is not live");
                 engine.forget(&dir);
@@ -201,11 +246,49 @@ impl<E: GenerationEngine> GenerationalStore<E> {
             lock.require(name, &dir_name, EntryKind::Dir, "live generation")?;
             engine.open(&dir, false)?
         };
+        let mut live = Generation { number, store };
+        let mut frozen = None;
+        if let Some(built) = building {
+            let dir = layout.dir(built);
+            let dir_name = dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            lock.require(name, &dir_name, EntryKind::Dir, "generation being built")?;
+            let side = engine
+                .side_keyspace()
+                .ok_or_else(|| StorageError::Corrupt {
+                    engine: name,
+                    path: layout.building_path(),
+                    detail:
+                        "a write-once rewrite was in progress, but the engine keeps no tombstones"
+                            .into(),
+                })?;
+            let target = engine.open(&dir, false)?;
+            let shadow = Shadow::recovered(side.side_entries(&target)?)?;
+            info!(
+                engine = name,
+                frozen = number,
+                building = built,
+                "opened a store whose online rewrite was interrupted; the next compaction finishes it"
+            );
+            let old = std::mem::replace(
+                &mut live,
+                Generation {
+                    number: built,
+                    store: target,
+                },
+            );
+            frozen = Some(Arc::new(Frozen {
+                generation: Arc::new(old),
+                shadow: Mutex::new(shadow),
+            }));
+        }
         Ok(Self {
             engine,
             layout,
-            live: RwLock::new(Arc::new(Generation { number, store })),
-            writer: Mutex::new(None),
+            view: RwLock::new((Arc::new(live), frozen)),
+            writer: RwLock::new(None),
             rewriting: Mutex::new(()),
             last_rewrite: Mutex::new(None),
             settings,
@@ -218,9 +301,18 @@ impl<E: GenerationEngine> GenerationalStore<E> {
         self.layout.root()
     }
 
-    /// The live generation's number (one more after each rewrite).
+    /// The live generation's number, the one `CURRENT` names (one more after each rewrite).
     pub fn generation(&self) -> u64 {
-        self.live.read().number
+        match &*self.view.read() {
+            (_, Some(frozen)) => frozen.generation.number,
+            (live, None) => live.number,
+        }
+    }
+
+    /// True while a write-once rewrite has a generation frozen (it runs, or it was interrupted
+    /// and the next compaction finishes it).
+    pub fn rewrite_in_progress(&self) -> bool {
+        self.view.read().1.is_some()
     }
 
     /// The engine.
@@ -228,9 +320,10 @@ impl<E: GenerationEngine> GenerationalStore<E> {
         &self.engine
     }
 
-    /// Runs `f` on the live generation's engine instance.
+    /// Runs `f` on the engine instance writes go to (the live generation's, or the one a
+    /// write-once rewrite builds).
     pub fn with_live<T>(&self, f: impl FnOnce(&E::Store) -> T) -> T {
-        let live = Arc::clone(&self.live.read());
+        let live = self.live();
         f(&live.store)
     }
 
@@ -245,22 +338,40 @@ impl<E: GenerationEngine> GenerationalStore<E> {
         let Self {
             engine,
             layout,
-            live,
+            view,
             settings,
             ..
         } = self;
-        let live = live.into_inner();
-        let number = live.number;
-        match wait_unique(live, settings.retire_wait) {
-            Ok(generation) => engine.close(generation.store, &layout.dir(number)),
-            Err(_) => Err(StorageError::Closed {
-                reason: "a reader still holds the live generation".into(),
-            }),
+        let (live, frozen) = view.into_inner();
+        let mut generations = vec![live];
+        if let Some(frozen) = frozen {
+            match wait_unique(frozen, settings.retire_wait) {
+                Ok(frozen) => generations.push(frozen.generation),
+                Err(_) => {
+                    return Err(StorageError::Closed {
+                        reason: "a reader still holds the frozen generation".into(),
+                    });
+                }
+            }
         }
+        let mut closed = Ok(());
+        for generation in generations {
+            let number = generation.number;
+            let result = match wait_unique(generation, settings.retire_wait) {
+                Ok(generation) => engine.close(generation.store, &layout.dir(number)),
+                Err(_) => Err(StorageError::Closed {
+                    reason: "a reader still holds the live generation".into(),
+                }),
+            };
+            if closed.is_ok() {
+                closed = result;
+            }
+        }
+        closed
     }
 
     fn live(&self) -> Arc<Generation<E::Store>> {
-        Arc::clone(&self.live.read())
+        Arc::clone(&self.view.read().0)
     }
 
     /// Applies every write captured so far to `target`, in order, merged into writes of about
@@ -337,16 +448,15 @@ impl<E: GenerationEngine> GenerationalStore<E> {
     fn rewrite(&self, pacer: &dyn CompactionPacer) -> Result<RewriteStats, StorageError> {
         let _one_at_a_time = self.rewriting.lock();
         let started = Instant::now();
+        let interrupted = self.view().1;
+        if let Some(frozen) = interrupted {
+            let live_estimate = live_estimate(&frozen.generation.store)?;
+            return self.finish_write_once(frozen, pacer, started, live_estimate);
+        }
         let old = self.live();
         let number = old.number + 1;
-        let space = old.store.space_report()?;
-        // The copy holds the live data; a tenth more covers the engine's layout. An engine
-        // that cannot estimate its live data is checked step by step only.
-        let live_estimate = space.live_bytes.or_else(|| {
-            space
-                .reclaimable
-                .map(|reclaimable| space.on_disk.saturating_sub(reclaimable))
-        });
+        let live_estimate = live_estimate(&old.store)?;
+        // The copy holds the live data; a tenth more covers the engine's layout.
         self.ensure_free_space(live_estimate.map_or(0, |live| live.saturating_add(live / 10)))?;
         let dir = self.layout.dir(number);
         self.engine.forget(&dir);
@@ -361,8 +471,11 @@ impl<E: GenerationEngine> GenerationalStore<E> {
             }
         };
         crash_point("rewrite.created");
+        if self.write_once_side().is_some() {
+            return self.begin_write_once(old, target, pacer, started, live_estimate);
+        }
         let capture = Arc::new(WriteCapture::new(self.settings.capture_limit_bytes));
-        *self.writer.lock() = Some(Arc::clone(&capture));
+        *self.writer.write() = Some(Arc::clone(&capture));
         let mut stats = RewriteStats {
             generation: number,
             ..RewriteStats::default()
@@ -382,20 +495,26 @@ impl<E: GenerationEngine> GenerationalStore<E> {
         metrics::counter!(crate::metric::REWRITE_BYTES_COPIED_TOTAL).increment(stats.bytes_copied);
         if let Err((e, target)) = switched {
             metrics::counter!(crate::metric::REWRITES_TOTAL, "result" => "abandoned").increment(1);
-            *self.writer.lock() = None;
+            *self.writer.write() = None;
             warn!(engine = self.engine.name(), generation = number, error = %e,
                 "online rewrite abandoned; the old generation stays live");
             self.discard(target, number, pacer);
             return Err(e);
         }
-        // The swap happened: `target` now lives in `self.live`; retire the old generation.
+        // The swap happened: `target` now lives in `self.view`; retire the old generation.
         crash_point("rewrite.switched");
         self.retire(old, pacer);
         crash_point("rewrite.retired");
         stats.duration = started.elapsed();
+        self.finished(&stats);
+        Ok(stats)
+    }
+
+    /// Logs, counts and keeps what a rewrite that switched did.
+    fn finished(&self, stats: &RewriteStats) {
         info!(
             engine = self.engine.name(),
-            generation = number,
+            generation = stats.generation,
             entries_copied = stats.entries_copied,
             entries_skipped = stats.entries_skipped,
             bytes_copied = stats.bytes_copied,
@@ -408,11 +527,275 @@ impl<E: GenerationEngine> GenerationalStore<E> {
         metrics::histogram!(crate::metric::REWRITE_WRITERS_PAUSED_SECONDS)
             .record(stats.writers_paused.as_secs_f64());
         *self.last_rewrite.lock() = Some(stats.clone());
+    }
+
+    /// The side keyspace a write-once rewrite keeps its tombstones in, when the settings ask
+    /// for one and the engine has it.
+    fn write_once_side(&self) -> Option<&dyn SideKeyspace<E::Store>> {
+        if self.settings.write_once {
+            self.engine.side_keyspace()
+        } else {
+            None
+        }
+    }
+
+    /// Freezes `old` and sends every later write to `target` (the new generation, empty and
+    /// durable): `BUILDING` names it first, so that a crash from here on finds both. Then
+    /// copies and switches ([`Self::finish_write_once`]).
+    fn begin_write_once(
+        &self,
+        old: Arc<Generation<E::Store>>,
+        target: E::Store,
+        pacer: &dyn CompactionPacer,
+        started: Instant,
+        live_estimate: Option<u64>,
+    ) -> Result<RewriteStats, StorageError> {
+        let number = old.number + 1;
+        let named = self
+            .engine
+            .persist(&target)
+            .and_then(|()| self.layout.set_building(number));
+        if let Err(e) = named {
+            warn!(engine = self.engine.name(), generation = number, error = %e,
+                "online rewrite abandoned before it began; the old generation stays live");
+            // A pointer renamed into place before a failed directory sync would name a
+            // generation that is gone: only once it is removed may the generation go.
+            match self.layout.clear_building() {
+                Ok(()) => self.discard(Some(target), number, pacer),
+                Err(clear) => {
+                    warn!(error = %clear, "could not remove BUILDING; the generation it names stays for the next open");
+                    drop(target);
+                }
+            }
+            return Err(e);
+        }
+        crash_point("rewrite.building");
+        let frozen = Arc::new(Frozen {
+            generation: old,
+            shadow: Mutex::new(Shadow::new(self.settings.capture_limit_bytes)),
+        });
+        {
+            let _writes_wait = self.writer.write();
+            let target = Arc::new(Generation {
+                number,
+                store: target,
+            });
+            *self.view.write() = (target, Some(Arc::clone(&frozen)));
+        }
+        debug!(
+            engine = self.engine.name(),
+            generation = number,
+            "online rewrite: writes go to the new generation only"
+        );
+        self.finish_write_once(frozen, pacer, started, live_estimate)
+    }
+
+    /// Copies what `frozen` holds and nobody wrote or deleted since into the generation that
+    /// writes go to, makes it durable and names it in `CURRENT` (the commit point), then
+    /// retires `frozen`. On an error before the commit point both generations stay, reads and
+    /// writes go on, and the next rewrite starts the copy over (skipping what is there).
+    fn finish_write_once(
+        &self,
+        frozen: Arc<Frozen<E::Store>>,
+        pacer: &dyn CompactionPacer,
+        started: Instant,
+        live_estimate: Option<u64>,
+    ) -> Result<RewriteStats, StorageError> {
+        let target = self.live();
+        let number = target.number;
+        let mut stats = RewriteStats {
+            generation: number,
+            ..RewriteStats::default()
+        };
+        let committed =
+            self.copy_and_commit(&frozen, &target.store, pacer, live_estimate, &mut stats);
+        metrics::counter!(crate::metric::REWRITE_BYTES_COPIED_TOTAL).increment(stats.bytes_copied);
+        if let Err(e) = committed {
+            match self.fold_back(&frozen) {
+                Ok(true) => {
+                    metrics::counter!(crate::metric::REWRITES_TOTAL, "result" => "abandoned")
+                        .increment(1);
+                    warn!(engine = self.engine.name(), generation = number, error = %e,
+                        "online rewrite abandoned; the writes made meanwhile are back in the old generation, which stays live");
+                    drop(frozen);
+                    match wait_unique(target, self.settings.retire_wait) {
+                        Ok(target) => self.discard(Some(target.store), number, pacer),
+                        Err(_) => self.discard(None, number, pacer),
+                    }
+                }
+                Ok(false) => {
+                    metrics::counter!(crate::metric::REWRITES_TOTAL, "result" => "interrupted")
+                        .increment(1);
+                    warn!(engine = self.engine.name(), generation = number, error = %e,
+                        "online rewrite interrupted; reads and writes go on, and the next compaction finishes it");
+                }
+                Err(fold) => {
+                    metrics::counter!(crate::metric::REWRITES_TOTAL, "result" => "interrupted")
+                        .increment(1);
+                    warn!(engine = self.engine.name(), generation = number, error = %e, fold_back_error = %fold,
+                        "online rewrite interrupted and its writes could not be moved back; reads and writes go on, and the next compaction finishes it");
+                }
+            }
+            return Err(e);
+        }
+        let paused = Instant::now();
+        {
+            let _writes_wait = self.writer.write();
+            self.view.write().1 = None;
+        }
+        stats.writers_paused = paused.elapsed();
+        if let Err(e) = self.layout.clear_building() {
+            warn!(error = %e, "could not remove BUILDING; the next open does");
+        }
+        if let Some(side) = self.engine.side_keyspace()
+            && let Err(e) = side.clear_side(&target.store)
+        {
+            warn!(error = %e, "could not clear the rewrite's tombstones; the next rewrite leaves them behind");
+        }
+        drop(target);
+        crash_point("rewrite.switched");
+        let old = Arc::clone(&frozen.generation);
+        drop(frozen);
+        self.retire(old, pacer);
+        crash_point("rewrite.retired");
+        stats.duration = started.elapsed();
+        self.finished(&stats);
         Ok(stats)
     }
 
+    /// Gives up the write-once rewrite of `frozen`: holding the write lock, writes the writes
+    /// made since it began into the old generation, durably, makes it the one writes go to
+    /// again and removes `BUILDING`. False (nothing changed) when they are not all known or
+    /// hold more than [`RewriteSettings::fold_back_limit_bytes`].
+    fn fold_back(&self, frozen: &Arc<Frozen<E::Store>>) -> Result<bool, StorageError> {
+        let _writes_wait = self.writer.write();
+        let target = self.live();
+        let batch = {
+            let shadow = frozen.shadow.lock();
+            if shadow.batch_bytes() > self.settings.fold_back_limit_bytes {
+                return Ok(false);
+            }
+            match shadow.fold_back(|key| target.store.get(key))? {
+                Some(batch) => batch,
+                None => return Ok(false),
+            }
+        };
+        frozen
+            .generation
+            .store
+            .write(batch, WriteOptions::DURABLE)?;
+        crash_point("rewrite.folded_back");
+        // From here a crash finds both generations agreeing on every write; without the
+        // pointer it finds the old one alone.
+        self.layout.clear_building()?;
+        *self.view.write() = (Arc::clone(&frozen.generation), None);
+        Ok(true)
+    }
+
+    /// The copy of a write-once rewrite, up to its commit point (`CURRENT` names the new
+    /// generation).
+    fn copy_and_commit(
+        &self,
+        frozen: &Frozen<E::Store>,
+        target: &E::Store,
+        pacer: &dyn CompactionPacer,
+        live_estimate: Option<u64>,
+        stats: &mut RewriteStats,
+    ) -> Result<(), StorageError> {
+        let mut since_persist = 0u64;
+        let mut write_chunk = |entries: Vec<KeyValue>,
+                               chunk_full: bool,
+                               stats: &mut RewriteStats|
+         -> Result<(), StorageError> {
+            since_persist += self.write_unshadowed(frozen, target, entries, stats)?;
+            // Made durable a chunk at a time, so that no commit of the node (they make the
+            // same file durable) waits for more than a chunk of the copy.
+            if since_persist > 0
+                && (chunk_full || since_persist >= self.settings.persist_every_bytes)
+            {
+                self.engine.persist(target)?;
+                since_persist = 0;
+            }
+            Ok(())
+        };
+        self.copy_steps(
+            &frozen.generation.store,
+            pacer,
+            live_estimate.unwrap_or(u64::MAX),
+            stats,
+            &|_| 0,
+            &mut write_chunk,
+        )?;
+        self.engine.persist(target)?;
+        crash_point("rewrite.copied");
+        debug!(
+            bytes_copied = stats.bytes_copied,
+            entries_skipped = stats.entries_skipped,
+            "online rewrite: copy done, switching"
+        );
+        if let Err(e) = self.layout.set_current(stats.generation) {
+            // The pointer may have been renamed into place before the error (a failed
+            // directory fsync): what it names now is what a crash would open.
+            if self.layout.read_current(self.engine.name()).ok().flatten() != Some(stats.generation)
+            {
+                return Err(e);
+            }
+            warn!(error = %e, "the generation pointer names the new generation, but making it durable failed");
+        }
+        crash_point("rewrite.pointer_written");
+        Ok(())
+    }
+
+    /// Writes to `target` the copied `entries` that nobody wrote or deleted since the rewrite
+    /// began, holding the write lock so that no write lands between the check and the copy;
+    /// returns the bytes written.
+    fn write_unshadowed(
+        &self,
+        frozen: &Frozen<E::Store>,
+        target: &E::Store,
+        entries: Vec<KeyValue>,
+        stats: &mut RewriteStats,
+    ) -> Result<u64, StorageError> {
+        if entries.is_empty() {
+            return Ok(0);
+        }
+        let _writes_wait = self.writer.write();
+        let known: Vec<Option<bool>> = {
+            let shadow = frozen.shadow.lock();
+            entries
+                .iter()
+                .map(|(key, _)| {
+                    if shadow.deleted(key) {
+                        Some(true)
+                    } else {
+                        shadow.written(key)
+                    }
+                })
+                .collect()
+        };
+        let mut batch = WriteBatch::new();
+        let mut bytes = 0u64;
+        for ((key, value), shadowed) in entries.into_iter().zip(known) {
+            let shadowed = match shadowed {
+                Some(shadowed) => shadowed,
+                None => target.get(&key)?.is_some(),
+            };
+            if shadowed {
+                stats.entries_copied -= 1;
+                stats.entries_skipped += 1;
+                continue;
+            }
+            bytes += (key.len() + value.len()) as u64;
+            batch.put(key, value);
+        }
+        if !batch.is_empty() {
+            target.write(batch, WriteOptions::BUFFERED)?;
+        }
+        Ok(bytes)
+    }
+
     /// Copies `old` into `target` step by step with the capture running, replaying the
-    /// captured writes after each step, then catches up until the backlog is short.
+    /// captured writes after each chunk, then catches up until the backlog is short.
     fn copy_and_catch_up(
         &self,
         old: &Generation<E::Store>,
@@ -422,91 +805,39 @@ impl<E: GenerationEngine> GenerationalStore<E> {
         live_estimate: u64,
         stats: &mut RewriteStats,
     ) -> Result<(), StorageError> {
-        let step_bytes = pacer.step_bytes().max(1);
-        let chunk_bytes = self.settings.persist_every_bytes.max(1);
-        let mut remaining = Some(KeyRange::full());
         let mut since_persist = 0u64;
-        let mut first = true;
-        // The largest entry of the last scan, which sizes the next one.
-        let mut last_page_largest = None;
-        while let Some(range) = remaining.take() {
-            if !first {
-                pacer.before_step()?;
+        // Each chunk is followed by the writes captured meanwhile (replayed after the copied
+        // values, so a newer value wins) and made durable: the node's commit that meets a
+        // flush then waits for one chunk and a chunk's worth of its own writes, not for a whole
+        // step and the backlog of a step (seconds of the node's writes when the copy is capped).
+        let mut write_chunk = |entries: Vec<KeyValue>,
+                               chunk_full: bool,
+                               stats: &mut RewriteStats|
+         -> Result<(), StorageError> {
+            let bytes = entries_bytes(&entries);
+            if !entries.is_empty() {
+                target.write(puts(entries), WriteOptions::BUFFERED)?;
             }
-            first = false;
-            // The copy must never eat the space the node's own writes need: room for this
-            // step on top of the engine's reserve, or the copy stops (the old generation
-            // stays live).
-            let left = live_estimate.saturating_sub(stats.bytes_copied);
-            self.ensure_free_space(step_bytes.min(left).max(1))?;
-            let mut batch = WriteBatch::new();
-            let mut batch_bytes = 0u64;
-            let mut step = 0u64;
-            let step_started = Instant::now();
-            let mut cursor = Some(range);
-            while let Some(range) = cursor.take() {
-                // No more than the step still needs, nor than the chunk (below) still holds.
-                let wanted = step_bytes
-                    .saturating_sub(step)
-                    .min(chunk_bytes.saturating_sub(batch_bytes));
-                let limit = scan_limit(self.settings.scan_entries, wanted, last_page_largest);
-                let mut page: Vec<KeyValue> =
-                    old.store.scan(&range, ScanOrder::Ascending, limit)?;
-                let full_page = page.len() == limit;
-                last_page_largest = page.iter().map(|(k, v)| (k.len() + v.len()) as u64).max();
-                let next = page.last().map(|(k, _)| key_successor(k));
-                // Keys written or deleted since the capture began get their state from the
-                // replay: copying them would write them twice.
-                stats.entries_skipped += capture.drop_touched(&mut page) as u64;
-                for (key, value) in page {
-                    let bytes = (key.len() + value.len()) as u64;
-                    step += bytes;
-                    batch_bytes += bytes;
-                    stats.entries_copied += 1;
-                    batch.put(key, value);
-                }
-                // A step is written and made durable a chunk at a time, each chunk followed by
-                // the writes captured meanwhile (replayed after the copied values, so a newer
-                // value wins): the node's commit that meets a flush then waits for one chunk
-                // and a chunk's worth of its own writes, not for a whole step and the backlog
-                // of a step (seconds of the node's writes when the copy is capped).
-                if batch_bytes >= chunk_bytes {
-                    target.write(std::mem::take(&mut batch), WriteOptions::BUFFERED)?;
-                    let (_, replayed) = self.replay(capture, target, true)?;
-                    stats.batches_replayed += replayed;
-                    self.engine.persist(target)?;
-                    since_persist = 0;
-                    batch_bytes = 0;
-                    // Under an I/O cap, a chunk at a time at about the cap rather than the
-                    // whole step at full speed and a wait: every commit's flush waits behind
-                    // what a copy at full speed wrote (sled, 545 MiB live, writer flat out: the
-                    // disk's cache flushes took 50-100 ms while an unpaced copy ran, 0.02 ms
-                    // between rewrites).
-                    pacer.keep_pace(step, step_started)?;
-                }
-                if let (true, Some(next)) = (full_page, next) {
-                    let rest = range.with_start_at_least(&next);
-                    if step >= step_bytes {
-                        remaining = Some(rest);
-                    } else {
-                        cursor = Some(rest);
-                    }
-                }
-            }
-            if !batch.is_empty() {
-                target.write(batch, WriteOptions::BUFFERED)?;
-            }
-            pacer.step_done(step);
-            stats.bytes_copied += step;
             let (replayed_bytes, replayed) = self.replay(capture, target, true)?;
             stats.batches_replayed += replayed;
-            since_persist += batch_bytes + replayed_bytes;
-            if since_persist >= self.settings.persist_every_bytes {
+            since_persist += bytes + replayed_bytes;
+            if chunk_full || since_persist >= self.settings.persist_every_bytes {
                 self.engine.persist(target)?;
                 since_persist = 0;
             }
-            crash_point("rewrite.copy_step");
-        }
+            Ok(())
+        };
+        // Keys written or deleted since the capture began get their state from the replay:
+        // copying them would write them twice.
+        let drop_touched = |page: &mut Vec<KeyValue>| capture.drop_touched(page);
+        self.copy_steps(
+            &old.store,
+            pacer,
+            live_estimate,
+            stats,
+            &drop_touched,
+            &mut write_chunk,
+        )?;
         crash_point("rewrite.copied");
         self.engine.persist(target)?;
         debug!(
@@ -541,6 +872,83 @@ impl<E: GenerationEngine> GenerationalStore<E> {
         Ok(())
     }
 
+    /// Copies every entry of `source` in key order, a pacer step at a time: each scanned page
+    /// less what `drop_page` removes is gathered into chunks of about
+    /// [`RewriteSettings::persist_every_bytes`], and `write_chunk` gets each full chunk (`true`)
+    /// and what is left at the end of each step (`false`, maybe nothing). Under an I/O cap the
+    /// copy keeps its pace a chunk at a time.
+    fn copy_steps(
+        &self,
+        source: &E::Store,
+        pacer: &dyn CompactionPacer,
+        live_estimate: u64,
+        stats: &mut RewriteStats,
+        drop_page: &dyn Fn(&mut Vec<KeyValue>) -> usize,
+        write_chunk: &mut ChunkWriter<'_>,
+    ) -> Result<(), StorageError> {
+        let step_bytes = pacer.step_bytes().max(1);
+        let chunk_bytes = self.settings.persist_every_bytes.max(1);
+        let mut remaining = Some(KeyRange::full());
+        let mut first = true;
+        // The largest entry of the last scan, which sizes the next one.
+        let mut last_page_largest = None;
+        while let Some(range) = remaining.take() {
+            if !first {
+                pacer.before_step()?;
+            }
+            first = false;
+            // The copy must never eat the space the node's own writes need: room for this
+            // step on top of the engine's reserve, or the copy stops.
+            let left = live_estimate.saturating_sub(stats.bytes_copied);
+            self.ensure_free_space(step_bytes.min(left).max(1))?;
+            let mut chunk: Vec<KeyValue> = Vec::new();
+            let mut chunk_filled = 0u64;
+            let mut step = 0u64;
+            let step_started = Instant::now();
+            let mut cursor = Some(range);
+            while let Some(range) = cursor.take() {
+                // No more than the step still needs, nor than the chunk still holds.
+                let wanted = step_bytes
+                    .saturating_sub(step)
+                    .min(chunk_bytes.saturating_sub(chunk_filled));
+                let limit = scan_limit(self.settings.scan_entries, wanted, last_page_largest);
+                let mut page: Vec<KeyValue> = source.scan(&range, ScanOrder::Ascending, limit)?;
+                let full_page = page.len() == limit;
+                last_page_largest = page.iter().map(|(k, v)| (k.len() + v.len()) as u64).max();
+                let next = page.last().map(|(k, _)| key_successor(k));
+                stats.entries_skipped += drop_page(&mut page) as u64;
+                let bytes = entries_bytes(&page);
+                step += bytes;
+                chunk_filled += bytes;
+                stats.entries_copied += page.len() as u64;
+                chunk.extend(page);
+                if chunk_filled >= chunk_bytes {
+                    write_chunk(std::mem::take(&mut chunk), true, stats)?;
+                    chunk_filled = 0;
+                    // Under an I/O cap, a chunk at a time at about the cap rather than the
+                    // whole step at full speed and a wait: every commit's flush waits behind
+                    // what a copy at full speed wrote (sled, 545 MiB live, writer flat out: the
+                    // disk's cache flushes took 50-100 ms while an unpaced copy ran, 0.02 ms
+                    // between rewrites).
+                    pacer.keep_pace(step, step_started)?;
+                }
+                if let (true, Some(next)) = (full_page, next) {
+                    let rest = range.with_start_at_least(&next);
+                    if step >= step_bytes {
+                        remaining = Some(rest);
+                    } else {
+                        cursor = Some(rest);
+                    }
+                }
+            }
+            write_chunk(chunk, false, stats)?;
+            pacer.step_done(step);
+            stats.bytes_copied += step;
+            crash_point("rewrite.copy_step");
+        }
+        Ok(())
+    }
+
     /// Holding the write lock (writers wait, readers go on): replays the last captured writes,
     /// makes `target` durable, names it in `CURRENT` (the commit point) and makes it live.
     /// On an error before the commit point, gives `target` back.
@@ -550,7 +958,7 @@ impl<E: GenerationEngine> GenerationalStore<E> {
         capture: &WriteCapture,
         stats: &mut RewriteStats,
     ) -> Result<(), (StorageError, Option<E::Store>)> {
-        let mut writer = self.writer.lock();
+        let mut writer = self.writer.write();
         let paused = Instant::now();
         let committed = (|| {
             let (backlog, replayed) = self.replay(capture, &target, false)?;
@@ -578,7 +986,7 @@ impl<E: GenerationEngine> GenerationalStore<E> {
             return Err((e, Some(target)));
         }
         crash_point("rewrite.pointer_written");
-        *self.live.write() = Arc::new(Generation {
+        self.view.write().0 = Arc::new(Generation {
             number: stats.generation,
             store: target,
         });
@@ -652,6 +1060,47 @@ impl<E: GenerationEngine> GenerationalStore<E> {
     }
 }
 
+/// What the live data of `store` is thought to be: its own figure, or its size less what it
+/// says is reclaimable; `None` when it cannot tell (the copy is then checked step by step only).
+fn live_estimate<S: KvStore>(store: &S) -> Result<Option<u64>, StorageError> {
+    let space = store.space_report()?;
+    Ok(space.live_bytes.or_else(|| {
+        space
+            .reclaimable
+            .map(|reclaimable| space.on_disk.saturating_sub(reclaimable))
+    }))
+}
+
+/// `batch` without its values: what the shadow of a write-once rewrite records.
+fn keys_of(batch: &WriteBatch) -> WriteBatch {
+    let mut keys = WriteBatch::new();
+    for op in batch.ops() {
+        match op {
+            BatchOp::Put { key, .. } => keys.put(key.clone(), Vec::new()),
+            BatchOp::Delete { key } => keys.delete(key.clone()),
+            BatchOp::DeleteRange(range) => keys.delete_range(range.clone()),
+        };
+    }
+    keys
+}
+
+/// Key and value bytes of `entries`.
+fn entries_bytes(entries: &[KeyValue]) -> u64 {
+    entries
+        .iter()
+        .map(|(k, v)| (k.len() + v.len()) as u64)
+        .sum()
+}
+
+/// A batch putting every entry.
+fn puts(entries: Vec<KeyValue>) -> WriteBatch {
+    let mut batch = WriteBatch::new();
+    for (key, value) in entries {
+        batch.put(key, value);
+    }
+    batch
+}
+
 /// Entries the copy's next scan asks for: about `wanted` bytes at the size of the largest
 /// entry of the last scan (neighbouring keys tend to hold values of one kind), between 1 and
 /// `max_entries`. Before any entry is seen, a few: the first values may be large.
@@ -680,27 +1129,151 @@ fn wait_unique<T>(mut shared: Arc<T>, wait: Duration) -> Result<T, Arc<T>> {
     }
 }
 
-impl<E: GenerationEngine> KvRead for GenerationalStore<E> {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        self.live().store.get(key)
+impl<E: GenerationEngine> GenerationalStore<E> {
+    /// The generation writes go to and, while a write-once rewrite builds it, the frozen one.
+    fn view(&self) -> View<E::Store> {
+        self.view.read().clone()
     }
 
+    /// A scan while a write-once rewrite builds `head` from `frozen` (no write in flight): the
+    /// first `limit` entries of `range` of `head` and of what `frozen` holds and nobody deleted
+    /// since, merged (`head` wins a key both hold). A key `frozen` holds beyond `head`'s first
+    /// `limit` entries may be in `head` too; it then sorts after all of them and is left out.
+    fn scan_through(
+        head: &E::Store,
+        frozen: &Frozen<E::Store>,
+        range: &KeyRange,
+        order: ScanOrder,
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StorageError> {
+        if range.is_empty() || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let ours = head.scan(range, order, limit)?;
+        let mut theirs: Vec<KeyValue> = Vec::new();
+        let mut rest = Some(range.clone());
+        while let Some(part) = rest.take() {
+            let page = frozen.generation.store.scan(&part, order, limit)?;
+            let full = page.len() == limit;
+            let shadow = frozen.shadow.lock();
+            let last = page.last().map(|(key, _)| key.clone());
+            theirs.extend(page.into_iter().filter(|(key, _)| !shadow.deleted(key)));
+            let (true, Some(last)) = (full && theirs.len() < limit, last) else {
+                break;
+            };
+            // The next page, past a deleted range that holds the last key whole.
+            let next = match order {
+                ScanOrder::Ascending => {
+                    let next = key_successor(&last);
+                    match shadow.deleted_range_holding(&next).map(|r| r.end()) {
+                        Some(None) => break,
+                        Some(Some(end)) => part.with_start_at_least(end),
+                        None => part.with_start_at_least(&next),
+                    }
+                }
+                ScanOrder::Descending => {
+                    match shadow.deleted_range_holding(&last).map(|r| r.start()) {
+                        Some(None) => break,
+                        Some(Some(start)) => part.with_end_at_most(start),
+                        None => part.with_end_at_most(&last),
+                    }
+                }
+            };
+            if !next.is_empty() {
+                rest = Some(next);
+            }
+        }
+        Ok(merge_pages(ours, theirs, order, limit))
+    }
+}
+
+/// The first `limit` entries of two pages sorted in `order`; `ours` wins a key both hold.
+fn merge_pages(
+    ours: Vec<KeyValue>,
+    theirs: Vec<KeyValue>,
+    order: ScanOrder,
+    limit: usize,
+) -> Vec<KeyValue> {
+    let mut merged = Vec::with_capacity(limit.min(ours.len() + theirs.len()));
+    let mut ours = ours.into_iter().peekable();
+    let mut theirs = theirs.into_iter().peekable();
+    while merged.len() < limit {
+        let take_ours = match (ours.peek(), theirs.peek()) {
+            (None, None) => break,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (Some((a, _)), Some((b, _))) => {
+                if a == b {
+                    theirs.next();
+                    true
+                } else {
+                    (a < b) == (order == ScanOrder::Ascending)
+                }
+            }
+        };
+        let next = if take_ours {
+            ours.next()
+        } else {
+            theirs.next()
+        };
+        merged.extend(next);
+    }
+    merged
+}
+
+impl<E: GenerationEngine> KvRead for GenerationalStore<E> {
+    /// While a write-once rewrite runs: the new generation's value, else none if the node
+    /// deleted the key since the rewrite began, else the frozen generation's.
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        let (live, frozen) = self.view();
+        if let Some(value) = live.store.get(key)? {
+            return Ok(Some(value));
+        }
+        match frozen {
+            Some(frozen) if !frozen.shadow.lock().deleted(key) => frozen.generation.store.get(key),
+            _ => Ok(None),
+        }
+    }
+
+    /// While a write-once rewrite runs, a scan waits for a write in flight (so that it sees
+    /// each batch whole) and merges both generations ([`Self::scan_through`]).
     fn scan(
         &self,
         range: &KeyRange,
         order: ScanOrder,
         limit: usize,
     ) -> Result<Vec<KeyValue>, StorageError> {
-        self.live().store.scan(range, order, limit)
+        let (live, frozen) = self.view();
+        if frozen.is_none() {
+            return live.store.scan(range, order, limit);
+        }
+        let _no_write_in_flight = self.writer.read();
+        match self.view() {
+            (live, Some(frozen)) => Self::scan_through(&live.store, &frozen, range, order, limit),
+            (live, None) => live.store.scan(range, order, limit),
+        }
     }
 }
 
 impl<E: GenerationEngine> KvWrite for GenerationalStore<E> {
     /// Applies `batch` to the live generation; while a rewrite runs, also queues it for the
-    /// new generation (after it was applied, under the write lock).
+    /// new generation (after it was applied, under the write lock). While a write-once rewrite
+    /// runs, applies it to the new generation only, with a tombstone for each delete in the
+    /// same engine transaction.
     fn write(&self, batch: WriteBatch, options: WriteOptions) -> Result<(), StorageError> {
-        let capture = self.writer.lock();
-        let live = self.live();
+        let capture = self.writer.write();
+        let (live, frozen) = self.view();
+        if let Some(frozen) = frozen {
+            let side = self.engine.side_keyspace().ok_or(StorageError::Closed {
+                reason: "a write-once rewrite runs on an engine without tombstones".into(),
+            })?;
+            let keys = keys_of(&batch);
+            let bytes = capture::batch_bytes(&batch);
+            let tombstones = frozen.shadow.lock().tombstones_for(&batch);
+            side.write_with_side(&live.store, batch, tombstones, options)?;
+            frozen.shadow.lock().record(&keys, bytes);
+            return Ok(());
+        }
         match capture.as_ref() {
             None => live.store.write(batch, options),
             Some(capture) => {
@@ -733,7 +1306,8 @@ impl<E: GenerationEngine> Compactable for GenerationalStore<E> {
             // No room for a copy: an engine that compacts in place still gets the space back,
             // with every other access waiting for it.
             Err(StorageError::NoSpace { .. })
-                if self.live().store.capabilities().compaction_reclaims_space =>
+                if self.live().store.capabilities().compaction_reclaims_space
+                    && !self.rewrite_in_progress() =>
             {
                 warn!(
                     engine = self.engine.name(),
