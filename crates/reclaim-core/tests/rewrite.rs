@@ -308,6 +308,9 @@ fn a_stop_between_steps_changes_nothing() {
     assert_eq!(store.get(b"after").unwrap().as_deref(), Some(&b"x"[..]));
 }
 
+/// What the store should hold.
+type Model = BTreeMap<Vec<u8>, Vec<u8>>;
+
 fn key(i: u64) -> Vec<u8> {
     format!("k{i:06}").into_bytes()
 }
@@ -342,7 +345,7 @@ fn write_random(
 /// Steps of 4 KiB, each after a few random writes; interrupts after `allow` steps.
 struct WritingSteps<'a> {
     store: &'a dyn KvWrite,
-    model: parking_lot::Mutex<(BTreeMap<Vec<u8>, Vec<u8>>, Lcg)>,
+    model: parking_lot::Mutex<(Model, Lcg)>,
     allow: u32,
     taken: AtomicU32,
 }
