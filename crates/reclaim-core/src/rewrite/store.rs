@@ -138,12 +138,18 @@ struct Frozen<S> {
 }
 
 /// A store kept as generations of an engine ([`GenerationEngine`]), whose compaction is the
-/// online rewrite described in [`crate::rewrite`]: reads and writes continue while it runs,
-/// writers wait only for the switch (a few flushes, not a copy), readers never.
+/// online rewrite described in [`crate::rewrite`]: reads and writes continue while it runs.
+/// Write-once (the engine has a [`SideKeyspace`]): writers wait for each copied chunk's write
+/// and for a pointer swap, point reads never, scans for a write in flight. Replaying: writers
+/// wait for the switch (a few flushes, not a copy), readers never.
 ///
-/// Guarantees: every acknowledged write survives a crash at any point of a rewrite; after a
-/// crash exactly one generation is live and the others are removed at the next open; a failed,
-/// interrupted or overtaken rewrite changes nothing.
+/// Guarantees: every acknowledged write survives a crash at any point of a rewrite, and no
+/// deleted key comes back; after a crash `CURRENT` names one live generation, and an
+/// interrupted write-once rewrite (`BUILDING`) keeps its frozen and its new generation, served
+/// together, until the next compaction finishes it; the others are removed at the next open.
+/// A failed, interrupted or overtaken rewrite changes nothing, except a write-once one whose
+/// writes meanwhile are too many to move back ([`RewriteSettings::fold_back_limit_bytes`]):
+/// it stays in progress.
 pub struct GenerationalStore<E: GenerationEngine> {
     engine: E,
     layout: GenerationLayout,
@@ -680,10 +686,14 @@ impl<E: GenerationEngine> GenerationalStore<E> {
                 None => return Ok(false),
             }
         };
-        frozen
-            .generation
-            .store
-            .write(batch, WriteOptions::DURABLE)?;
+        // Nothing to write when nothing was (an engine that refuses any write on a full disk
+        // must still be able to give up a rewrite that ran out of room).
+        if !batch.is_empty() {
+            frozen
+                .generation
+                .store
+                .write(batch, WriteOptions::DURABLE)?;
+        }
         crash_point("rewrite.folded_back");
         // From here a crash finds both generations agreeing on every write; without the
         // pointer it finds the old one alone.
