@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Mutex, RwLock, RwLockWriteGuard};
 use tracing::{debug, info, warn};
 
 use super::capture::{self, WriteCapture};
@@ -769,7 +769,7 @@ impl<E: GenerationEngine> GenerationalStore<E> {
         if entries.is_empty() {
             return Ok(0);
         }
-        let _writes_wait = self.writer.write();
+        let writes_wait = self.writer.write();
         let known: Vec<Option<bool>> = {
             let shadow = frozen.shadow.lock();
             entries
@@ -801,6 +801,11 @@ impl<E: GenerationEngine> GenerationalStore<E> {
         if !batch.is_empty() {
             target.write(batch, WriteOptions::BUFFERED)?;
         }
+        // A writer that waited gets the lock before the copy's next chunk does: an unpaced copy
+        // takes it back at once, and unfairly the node's commits waited behind several chunks
+        // (redb, 545 MiB live, writer flat out: their p99 during rewrites was 36.9 ms, 24.3 ms
+        // with the lock handed over; one release run each).
+        RwLockWriteGuard::unlock_fair(writes_wait);
         Ok(bytes)
     }
 
