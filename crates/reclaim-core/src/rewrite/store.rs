@@ -1251,7 +1251,8 @@ impl<E: GenerationEngine> KvRead for GenerationalStore<E> {
     }
 
     /// While a write-once rewrite runs, a scan waits for a write in flight (so that it sees
-    /// each batch whole) and merges both generations ([`Self::scan_through`]).
+    /// each batch whole) and merges both generations: the new generation winning a key both
+    /// hold, the frozen one's entries under a tombstone left out.
     fn scan(
         &self,
         range: &KeyRange,
