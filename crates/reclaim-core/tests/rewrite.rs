@@ -368,6 +368,27 @@ impl CompactionPacer for WritingSteps<'_> {
     }
 }
 
+/// Fills `store`, then runs a rewrite that random writes (from `seed`) interleave and that is
+/// interrupted after `allow` steps; returns what the store should hold and the generator.
+fn interrupt_with_writes(
+    store: &GenerationalStore<SidedGenerations>,
+    seed: u64,
+    allow: u32,
+) -> (Model, Lcg) {
+    let model = fill(store, 3_000);
+    let steps = WritingSteps {
+        store,
+        model: parking_lot::Mutex::new((model, Lcg(seed))),
+        allow,
+        taken: AtomicU32::new(0),
+    };
+    let err = store
+        .compact_range_paced(&KeyRange::full(), &steps)
+        .unwrap_err();
+    assert!(matches!(err, StorageError::Interrupted { .. }), "{err}");
+    steps.model.into_inner()
+}
+
 /// A write-once rewrite stopped between steps, with the writes made meanwhile beyond what it
 /// moves back, leaves both generations: reads and scans (in either order, any limit) see
 /// exactly what was written, writes go on, and the next compaction finishes it.
@@ -379,18 +400,7 @@ fn an_interrupted_write_once_rewrite_serves_everything_and_finishes_later() {
         ..RewriteSettings::default()
     };
     let store = open_engine(dir.path(), SidedGenerations, settings);
-    let model = fill(store.as_ref(), 3_000);
-    let steps = WritingSteps {
-        store: store.as_ref(),
-        model: parking_lot::Mutex::new((model, Lcg(11))),
-        allow: 3,
-        taken: AtomicU32::new(0),
-    };
-    let err = store
-        .compact_range_paced(&KeyRange::full(), &steps)
-        .unwrap_err();
-    assert!(matches!(err, StorageError::Interrupted { .. }), "{err}");
-    let (mut model, mut rng) = steps.model.into_inner();
+    let (mut model, mut rng) = interrupt_with_writes(&store, 11, 3);
     assert!(store.rewrite_in_progress());
     assert_eq!(store.generation(), 1);
     assert!(dir.path().join("gen-000002").exists());
@@ -452,18 +462,7 @@ fn an_interrupted_write_once_rewrite_serves_everything_and_finishes_later() {
 fn a_stopped_write_once_rewrite_moves_its_writes_back() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_engine(dir.path(), SidedGenerations, RewriteSettings::default());
-    let model = fill(store.as_ref(), 3_000);
-    let steps = WritingSteps {
-        store: store.as_ref(),
-        model: parking_lot::Mutex::new((model, Lcg(5))),
-        allow: 4,
-        taken: AtomicU32::new(0),
-    };
-    let err = store
-        .compact_range_paced(&KeyRange::full(), &steps)
-        .unwrap_err();
-    assert!(matches!(err, StorageError::Interrupted { .. }), "{err}");
-    let (mut model, mut rng) = steps.model.into_inner();
+    let (mut model, mut rng) = interrupt_with_writes(&store, 5, 4);
     assert!(!store.rewrite_in_progress());
     assert_eq!(store.generation(), 1);
     assert!(!dir.path().join("gen-000002").exists());

@@ -37,7 +37,8 @@ impl std::fmt::Debug for RedbReader {
 impl RedbReader {
     /// Opens the existing store in `path` read-only. Errors: those of
     /// [`open_store_dir_read_only`], [`StorageError::Missing`] when the database file is lost,
-    /// [`StorageError::Corrupt`] when it is damaged or needs a repair after a crash (which only
+    /// [`StorageError::Corrupt`] when it is damaged, needs a repair after a crash or has an
+    /// interrupted online rewrite to finish (which only
     /// a read-write open does).
     pub fn open(path: impl AsRef<Path>) -> Result<ReadOnly<Self>, StorageError> {
         let path = path.as_ref().to_owned();
@@ -49,6 +50,21 @@ impl RedbReader {
             EntryKind::File,
             "generation pointer (CURRENT)",
         )?;
+        // Mid write-once rewrite the live data is spread over two generations, which only the
+        // read-write store merges: refuse rather than show the frozen one alone.
+        let layout = reclaim_core::rewrite::GenerationLayout::new(&path);
+        if let (Some(current), Some(building)) =
+            (layout.read_current(ENGINE)?, layout.read_building(ENGINE)?)
+            && building > current
+        {
+            return Err(StorageError::Corrupt {
+                engine: ENGINE,
+                path: path.clone(),
+                detail: format!(
+                    "an online rewrite into generation {building} was interrupted; open the store read-write once (the node, or `reclaim compact`) to finish it"
+                ),
+            });
+        }
         let file = live_database_file(&path)?;
         let relative = file
             .strip_prefix(&path)
