@@ -36,7 +36,12 @@ impl GenerationLayout {
 
     /// The directory of generation `number`.
     pub fn dir(&self, number: u64) -> PathBuf {
-        self.root.join(format!("{GENERATION_PREFIX}{number:06}"))
+        self.root.join(Self::dir_name(number))
+    }
+
+    /// The name of generation `number`'s directory inside the store directory.
+    pub fn dir_name(number: u64) -> String {
+        format!("{GENERATION_PREFIX}{number:06}")
     }
 
     /// The pointer file.

@@ -245,10 +245,7 @@ impl<E: GenerationEngine> GenerationalStore<E> {
             layout.set_current(number)?;
             store
         } else {
-            let dir_name = dir
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
+            let dir_name = GenerationLayout::dir_name(number);
             lock.require(name, &dir_name, EntryKind::Dir, "live generation")?;
             engine.open(&dir, false)?
         };
@@ -256,10 +253,7 @@ impl<E: GenerationEngine> GenerationalStore<E> {
         let mut frozen = None;
         if let Some(built) = building {
             let dir = layout.dir(built);
-            let dir_name = dir
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
+            let dir_name = GenerationLayout::dir_name(built);
             lock.require(name, &dir_name, EntryKind::Dir, "generation being built")?;
             let side = engine
                 .side_keyspace()
@@ -743,16 +737,21 @@ impl<E: GenerationEngine> GenerationalStore<E> {
             entries_skipped = stats.entries_skipped,
             "online rewrite: copy done, switching"
         );
-        if let Err(e) = self.layout.set_current(stats.generation) {
-            // The pointer may have been renamed into place before the error (a failed
-            // directory fsync): what it names now is what a crash would open.
-            if self.layout.read_current(self.engine.name()).ok().flatten() != Some(stats.generation)
-            {
+        self.name_live(stats.generation)?;
+        crash_point("rewrite.pointer_written");
+        Ok(())
+    }
+
+    /// Names generation `number` in `CURRENT` (a rewrite's commit point). A pointer renamed
+    /// into place before an error (a failed directory fsync) counts as named: what it names
+    /// now is what a crash would open.
+    fn name_live(&self, number: u64) -> Result<(), StorageError> {
+        if let Err(e) = self.layout.set_current(number) {
+            if self.layout.read_current(self.engine.name()).ok().flatten() != Some(number) {
                 return Err(e);
             }
             warn!(error = %e, "the generation pointer names the new generation, but making it durable failed");
         }
-        crash_point("rewrite.pointer_written");
         Ok(())
     }
 
@@ -984,17 +983,7 @@ impl<E: GenerationEngine> GenerationalStore<E> {
             );
             self.engine.persist(&target)?;
             crash_point("rewrite.final_persisted");
-            if let Err(e) = self.layout.set_current(stats.generation) {
-                // The pointer may have been renamed into place before the error (a failed
-                // directory fsync): what it names now is what a crash would open.
-                if self.layout.read_current(self.engine.name()).ok().flatten()
-                    != Some(stats.generation)
-                {
-                    return Err(e);
-                }
-                warn!(error = %e, "the generation pointer names the new generation, but making it durable failed");
-            }
-            Ok(())
+            self.name_live(stats.generation)
         })();
         if let Err(e) = committed {
             *writer = None;
