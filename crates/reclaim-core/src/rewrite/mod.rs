@@ -78,11 +78,21 @@
 //! outgrow the capture bound) removes the new generation and leaves the old one live, changed
 //! by nothing.
 //!
+//! ## Both: the copy writes between the node's writes
+//!
+//! The store times the node's writes (`gaps.rs`): its usual pause within a burst (a block's
+//! commit is a few writes in a row) and its usual rest between bursts. Each copy chunk waits
+//! until the burst is over and is sized to fill part of the rest left
+//! ([`RewriteSettings::rest_share`], between [`RewriteSettings::min_chunk_bytes`] and
+//! [`RewriteSettings::persist_every_bytes`]), so that it ends before the node writes again
+//! instead of making the node's next commit wait for its write and its flush.
+//!
 //! An engine joins by implementing [`GenerationEngine`]: open a generation in a directory, make
 //! it durable, close it; and [`SideKeyspace`] to be rewritten write-once.
 
 mod capture;
 mod engine;
+mod gaps;
 mod layout;
 mod shadow;
 mod store;

@@ -9,6 +9,7 @@ use tracing::{debug, info, warn};
 
 use super::capture::{self, WriteCapture};
 use super::engine::{GenerationEngine, SideKeyspace};
+use super::gaps::{ChunkPlanner, CommitGaps};
 use super::layout::GenerationLayout;
 use super::shadow::Shadow;
 use crate::dir::{EntryKind, StoreDirLock, available_space, directory_size, open_store_dir};
@@ -54,6 +55,18 @@ pub struct RewriteSettings {
     /// shared disk: the commits' p99 during rewrites was 102.7 ms, idle 10.5 ms, with 8 MiB
     /// flushes; 25.5–43.5 ms, idle 4.7–7.7 ms, in three runs with 1 MiB chunks.)
     pub persist_every_bytes: u64,
+    /// The copy writes its chunks between the node's writes: each chunk waits until no write
+    /// is in flight and none began for the node's usual pause within a burst (a block's
+    /// writes), then holds what fills this share of the node's usual rest between bursts at
+    /// the copy's measured speed — at least [`Self::min_chunk_bytes`], at most
+    /// [`Self::persist_every_bytes`] (that much when the node is idle). A chunk that starts
+    /// inside a burst makes the node wait for the chunk and its flush.
+    pub rest_share: f64,
+    /// The smallest copy chunk: what the copy writes per turn when the node never rests (a
+    /// node catching up, writing back to back), so that the copy still makes progress.
+    pub min_chunk_bytes: u64,
+    /// How long a copy chunk waits at most for the node to rest before it goes anyway.
+    pub rest_wait: Duration,
     /// The catch-up (replay what arrived, make it durable; again) ends, and the switch takes
     /// the write lock, once a round replayed at most this many bytes ...
     pub switch_backlog_bytes: u64,
@@ -86,6 +99,9 @@ impl Default for RewriteSettings {
             capture_limit_bytes: 512 << 20,
             scan_entries: 64,
             persist_every_bytes: 1 << 20,
+            rest_share: 0.5,
+            min_chunk_bytes: 128 << 10,
+            rest_wait: Duration::from_millis(100),
             switch_backlog_bytes: 1 << 20,
             switch_round: Duration::from_millis(20),
             catch_up_limit: Duration::from_secs(60),
@@ -163,6 +179,8 @@ pub struct GenerationalStore<E: GenerationEngine> {
     rewriting: Mutex<()>,
     /// What the last successful rewrite did.
     last_rewrite: Mutex<Option<RewriteStats>>,
+    /// The node's writes, timed, so that a copy writes its chunks between them.
+    gaps: CommitGaps,
     settings: RewriteSettings,
     _lock: StoreDirLock,
 }
@@ -291,6 +309,7 @@ impl<E: GenerationEngine> GenerationalStore<E> {
             writer: RwLock::new(None),
             rewriting: Mutex::new(()),
             last_rewrite: Mutex::new(None),
+            gaps: CommitGaps::default(),
             settings,
             _lock: lock,
         })
@@ -901,7 +920,13 @@ impl<E: GenerationEngine> GenerationalStore<E> {
         write_chunk: &mut ChunkWriter<'_>,
     ) -> Result<(), StorageError> {
         let step_bytes = pacer.step_bytes().max(1);
-        let chunk_bytes = self.settings.persist_every_bytes.max(1);
+        let mut planner = ChunkPlanner::new(
+            &self.gaps,
+            self.settings.min_chunk_bytes,
+            self.settings.persist_every_bytes,
+            self.settings.rest_share,
+            self.settings.rest_wait,
+        );
         let mut remaining = Some(KeyRange::full());
         let mut first = true;
         // The largest entry of the last scan, which sizes the next one.
@@ -911,6 +936,8 @@ impl<E: GenerationEngine> GenerationalStore<E> {
                 pacer.before_step()?;
             }
             first = false;
+            // A step's first chunk, like every other, goes when the node rests.
+            let mut chunk_bytes = planner.turn();
             // The copy must never eat the space the node's own writes need: room for this
             // step on top of the engine's reserve, or the copy stops.
             let left = live_estimate.saturating_sub(stats.bytes_copied);
@@ -938,6 +965,7 @@ impl<E: GenerationEngine> GenerationalStore<E> {
                 chunk.extend(page);
                 if chunk_filled >= chunk_bytes {
                     write_chunk(std::mem::take(&mut chunk), true, stats)?;
+                    planner.written(chunk_filled);
                     chunk_filled = 0;
                     // Under an I/O cap, a chunk at a time at about the cap rather than the
                     // whole step at full speed and a wait: every commit's flush waits behind
@@ -945,6 +973,8 @@ impl<E: GenerationEngine> GenerationalStore<E> {
                     // disk's cache flushes took 50-100 ms while an unpaced copy ran, 0.02 ms
                     // between rewrites).
                     pacer.keep_pace(step, step_started)?;
+                    // The next chunk goes when the node rests, sized to that rest.
+                    chunk_bytes = planner.turn();
                 }
                 if let (true, Some(next)) = (full_page, next) {
                     let rest = range.with_start_at_least(&next);
@@ -960,6 +990,13 @@ impl<E: GenerationEngine> GenerationalStore<E> {
             stats.bytes_copied += step;
             crash_point("rewrite.copy_step");
         }
+        let turns = planner.turns;
+        debug!(
+            node_idle = turns.idle,
+            node_resting = turns.rest,
+            node_busy = turns.timed_out,
+            "online rewrite: copy chunks written between the node's writes"
+        );
         Ok(())
     }
 
@@ -1266,6 +1303,7 @@ impl<E: GenerationEngine> KvWrite for GenerationalStore<E> {
     /// runs, applies it to the new generation only, with a tombstone for each delete in the
     /// same engine transaction.
     fn write(&self, batch: WriteBatch, options: WriteOptions) -> Result<(), StorageError> {
+        let _in_flight = self.gaps.begin();
         let capture = self.writer.write();
         let (live, frozen) = self.view();
         if let Some(frozen) = frozen {
