@@ -54,13 +54,18 @@ impl GapState {
         let gap = gap.as_secs_f64();
         match self.rest {
             None => self.rest = Some(gap),
-            Some(rest) if gap >= rest / 2.0 => self.rest = Some(rest + WEIGHT * (gap - rest)),
+            Some(rest) if gap >= rest / 2.0 => self.rest = Some(smooth(rest, gap, WEIGHT)),
             Some(rest) => {
-                self.rest = Some(rest + SHORT_WEIGHT * (gap - rest));
-                self.pause += WEIGHT * (gap - self.pause);
+                self.rest = Some(smooth(rest, gap, SHORT_WEIGHT));
+                self.pause = smooth(self.pause, gap, WEIGHT);
             }
         }
     }
+}
+
+/// `old` moved towards `new` by `weight` (exponential smoothing).
+fn smooth(old: f64, new: f64, weight: f64) -> f64 {
+    old + weight * (new - old)
 }
 
 /// When the copy may write its next chunk.
@@ -196,7 +201,7 @@ impl<'a> ChunkPlanner<'a> {
         let took = self.started.elapsed().as_secs_f64().max(1e-6);
         let speed = bytes as f64 / took;
         self.speed = Some(match self.speed {
-            Some(old) => old + WEIGHT * (speed - old),
+            Some(old) => smooth(old, speed, WEIGHT),
             None => speed,
         });
     }
