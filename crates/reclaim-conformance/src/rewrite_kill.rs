@@ -1,9 +1,10 @@
 //! Kill tests for a store that compacts by an online rewrite
 //! ([`reclaim_core::rewrite::GenerationalStore`]): a child process writes durably and
-//! acknowledges each write on its stdout while compactions run back to back; it is killed at
-//! every step of the generation switch (a crash point aborts it there) and at moments spread
-//! over its run (SIGKILL). After each kill the store must open with exactly one generation and
-//! hold every acknowledged write, none lost and none resurrected.
+//! acknowledges each write on its stdout while compactions run back to back, every third of
+//! them stopped before its second step as a shutdown stops it; it is killed at every step of
+//! the generation switch and of a stopped rewrite's retreat (a crash point aborts it there) and
+//! at moments spread over its run (SIGKILL). After each kill the store must open with exactly
+//! one generation and hold every acknowledged write, none lost and none resurrected.
 //!
 //! Use it from one test in the adapter's crate; the test binary re-runs itself as the child:
 //!
@@ -24,7 +25,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use reclaim_core::fault::CRASH_AT_ENV;
-use reclaim_core::{KeyRange, KvStore, StorageError, WriteBatch, WriteOptions};
+use reclaim_core::{CompactionPacer, KeyRange, KvStore, StorageError, WriteBatch, WriteOptions};
 
 use crate::damage::copy_dir;
 
@@ -34,7 +35,9 @@ pub const CHILD_ENV: &str = "RECLAIM_REWRITE_KILL_CHILD";
 /// The steps of the write-once rewrite (an engine with a side keyspace) at which the child is
 /// made to abort: the new generation created; `BUILDING` written (writes go to the new
 /// generation from here); after a copy step; the copy durable; `CURRENT` renamed (the commit
-/// point); the frozen generation dropped; the old one removed.
+/// point); the frozen generation dropped; the old one removed. And those of a stopped rewrite:
+/// the writes made since `BUILDING` written back into the old generation (`BUILDING` still
+/// there); the new generation about to be removed.
 pub const CRASH_POINTS: &[&str] = &[
     "rewrite.created",
     "rewrite.building",
@@ -43,6 +46,8 @@ pub const CRASH_POINTS: &[&str] = &[
     "rewrite.pointer_written",
     "rewrite.switched",
     "rewrite.retired",
+    "rewrite.folded_back",
+    "rewrite.abandoned",
 ];
 
 /// The steps of the replaying rewrite (an engine without a side keyspace), for
@@ -56,6 +61,7 @@ pub const REPLAY_CRASH_POINTS: &[&str] = &[
     "rewrite.pointer_written",
     "rewrite.switched",
     "rewrite.retired",
+    "rewrite.abandoned",
 ];
 
 /// Entries the store holds before the child starts (never touched by the child).
@@ -273,7 +279,34 @@ where
     );
 }
 
-/// The child: compactions back to back on one thread, durable acknowledged writes on another.
+/// Every this many compactions of the child, one is stopped before its second step.
+const STOPPED_EVERY: u64 = 3;
+
+/// A pacer of 1 MiB steps that stops the compaction before its second step, as a shutdown
+/// does ([`StorageError::Interrupted`]): the rewrite must give up and leave the store as if it
+/// had not begun. (The first step needs no turn.)
+#[derive(Default)]
+struct StopBeforeSecondStep(std::sync::atomic::AtomicBool);
+
+impl CompactionPacer for StopBeforeSecondStep {
+    fn step_bytes(&self) -> u64 {
+        1 << 20
+    }
+
+    fn before_step(&self) -> Result<(), StorageError> {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        Err(StorageError::Interrupted {
+            operation: "rewrite-kill child's stopped compaction",
+        })
+    }
+
+    fn stopping(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// The child: compactions back to back on one thread (every [`STOPPED_EVERY`]th stopped
+/// before its second step), durable acknowledged writes on another.
 fn child<S, O>(dir: &Path, open: &O) -> !
 where
     S: KvStore + 'static,
@@ -289,8 +322,17 @@ where
     let compactor = {
         let store = std::sync::Arc::clone(&store);
         std::thread::spawn(move || {
-            loop {
-                if let Err(e) = store.compact_range(&KeyRange::full()) {
+            for n in 1u64.. {
+                let compacted = if n % STOPPED_EVERY == 0 {
+                    let pacer = StopBeforeSecondStep::default();
+                    match store.compact_range_paced(&KeyRange::full(), &pacer) {
+                        Err(StorageError::Interrupted { .. }) => Ok(()),
+                        other => other,
+                    }
+                } else {
+                    store.compact_range(&KeyRange::full())
+                };
+                if let Err(e) = compacted {
                     eprintln!("child: compaction failed: {e}");
                     std::thread::sleep(Duration::from_millis(10));
                 }
