@@ -152,6 +152,7 @@ macro_rules! __with_cases {
             all pacing::background_pruner_follows_the_retain_height,
             all pacing::dropping_deleted_ranges_keeps_live_data,
             all pacing::dropping_deleted_ranges_never_resurrects_keys,
+            all pacing::dropping_deleted_ranges_keeps_the_key_at_the_end,
             disk cases::bad_paths_are_refused,
             disk cases::a_held_store_is_refused,
             disk cases::a_store_whose_files_are_lost_is_refused,

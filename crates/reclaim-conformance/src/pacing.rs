@@ -416,6 +416,56 @@ pub fn dropping_deleted_ranges_keeps_live_data(h: &Harness) {
     assert_eq!(dump(store.as_ref()), expected, "reopen after dropping");
 }
 
+/// A range's end is exclusive: dropping and compacting a deleted range keep the key at its end
+/// — after pruning, the first live key — now and after a reopen, also when it is the last key
+/// of a file otherwise inside the range. (An engine whose file drop or compaction takes an
+/// inclusive end, as RocksDB's do, deletes or rewrites that file: the RocksDB adapter lost the
+/// key this way until it passed a key just below the end.)
+pub fn dropping_deleted_ranges_keeps_the_key_at_the_end(h: &Harness) {
+    let mut store = h.open();
+    let key = |i: u8| vec![b'e', b':', i];
+    // Groups of three keys, each written and compacted on its own: an LSM engine then holds
+    // them in separate files, [e0, e2], [e3, e5] and [e6, e8].
+    for first in [0u8, 3, 6] {
+        let mut batch = WriteBatch::new();
+        for i in first..first + 3 {
+            batch.put(key(i), vec![i; 4096]);
+        }
+        store.write(batch, WriteOptions::DURABLE).expect("fill");
+        let group = KeyRange::between(key(first), key(first + 3)).expect("group");
+        store.compact_range(&group).expect("compact a group");
+    }
+    // Pruned: [e0, e5). e5 is live, the last key of the middle group.
+    let pruned = KeyRange::between(key(0), key(5)).expect("pruned range");
+    let mut batch = WriteBatch::new();
+    batch.delete_range(pruned.clone());
+    store.write(batch, WriteOptions::DURABLE).expect("delete");
+    let expected = dump(store.as_ref());
+    assert_eq!(
+        expected.len(),
+        4,
+        "the range delete took more or less than e0 to e4"
+    );
+    store
+        .drop_deleted_range(&pruned)
+        .expect("drop deleted range");
+    assert_eq!(
+        dump(store.as_ref()),
+        expected,
+        "dropping [e0, e5) changed reads (the key at the end, e5, is live)"
+    );
+    store
+        .compact_range(&pruned)
+        .expect("compact the pruned range");
+    assert_eq!(
+        dump(store.as_ref()),
+        expected,
+        "compacting [e0, e5) changed reads"
+    );
+    store = h.reopen(store);
+    assert_eq!(dump(store.as_ref()), expected, "reopen after dropping");
+}
+
 /// Dropping a deleted range right after the delete — with older versions of its keys in the
 /// engine's files and newer ones not yet compacted — never brings a deleted key back, now, after
 /// a compaction or after a reopen. (RocksDB's file drop can, when the tombstones sit in a file it

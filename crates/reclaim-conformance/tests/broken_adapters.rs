@@ -36,6 +36,8 @@ enum Defect {
     FalseOnline,
     /// Dropping a deleted range brings back every key ever written in it.
     ResurrectsOnDrop,
+    /// Dropping a deleted range also deletes the key at its end (an inclusive end).
+    DropsKeyAtRangeEnd,
     /// Writes without sync are undone when the last handle is dropped.
     LosesBufferedWrites,
     /// Estimates that nothing is reclaimable whatever compaction would give back.
@@ -226,6 +228,11 @@ impl Compactable for Broken {
             }
             self.inner.write(batch, WriteOptions::BUFFERED)?;
         }
+        if let (Defect::DropsKeyAtRangeEnd, Some(end)) = (self.defect, range.end()) {
+            let mut batch = WriteBatch::new();
+            batch.delete(end.to_vec());
+            self.inner.write(batch, WriteOptions::BUFFERED)?;
+        }
         Ok(())
     }
 
@@ -385,6 +392,14 @@ fn a_drop_that_resurrects_keys_is_caught() {
             "dropping_deleted_ranges_never_resurrects_keys",
             "dropping_deleted_ranges_keeps_live_data",
         ],
+    );
+}
+
+#[test]
+fn a_drop_that_takes_the_key_at_the_end_is_caught() {
+    assert_caught(
+        Defect::DropsKeyAtRangeEnd,
+        &["dropping_deleted_ranges_keeps_the_key_at_the_end"],
     );
 }
 

@@ -210,6 +210,28 @@ impl RocksOptions {
     }
 }
 
+/// The 0xff bytes after the lowered last byte of an [`inclusive_end`].
+const INCLUSIVE_END_PAD_BYTES: usize = 16;
+
+/// An inclusive end, for RocksDB's calls that take one (`CompactRange`, `DeleteFilesInRange`),
+/// standing for a [`KeyRange`]'s exclusive `end`: a key just below `end`. Given `end` itself,
+/// they take in the key `end` — the first key after the range, a live one after pruning — and
+/// the file holding it: `DeleteFilesInRange` deleted a file whose last key was `end`
+/// (caught by the conformance case `dropping_deleted_ranges_keeps_the_key_at_the_end`), and `CompactRange` rewrote the file starting at `end` and flushed the
+/// memtable for a pruning tombstone starting there. Exact when `end`'s last byte is 0 (the
+/// key without it); otherwise that byte less one followed by sixteen 0xff bytes, above which
+/// only keys that go on with more 0xff bytes still sort below `end`: those are left out, which
+/// costs at most the space they hold. `None` when nothing sorts below `end` (the empty key).
+fn inclusive_end(end: &[u8]) -> Option<Vec<u8>> {
+    let (&last, prefix) = end.split_last()?;
+    let mut key = prefix.to_vec();
+    if last > 0 {
+        key.push(last - 1);
+        key.extend_from_slice(&[0xff; INCLUSIVE_END_PAD_BYTES]);
+    }
+    Some(key)
+}
+
 /// One SST file: its first key, its last key (inclusive) and its size in bytes.
 type SstSpan = (Vec<u8>, Vec<u8>, u64);
 
@@ -511,8 +533,13 @@ impl Compactable for RocksStore {
         let mut options = CompactOptions::default();
         options.set_exclusive_manual_compaction(false);
         options.set_bottommost_level_compaction(BottommostLevelCompaction::Force);
-        self.db
-            .compact_range_opt(range.start(), range.end(), &options);
+        let end = range.end().map(|end| match inclusive_end(end) {
+            Some(last) if range.start().is_none_or(|start| start <= last.as_slice()) => last,
+            // Only keys just below `end` can lie in the range: take `end` in too (a compaction
+            // never changes what reads return; it may rewrite one file more).
+            _ => end.to_vec(),
+        });
+        self.db.compact_range_opt(range.start(), end, &options);
         Ok(())
     }
 
@@ -526,17 +553,24 @@ impl Compactable for RocksStore {
             return Ok(());
         };
         let start = range.start().unwrap_or_default();
+        // `DeleteFilesInRange` takes an inclusive end: given `end` itself, it would also delete
+        // a file whose last key is `end`, a live key.
+        let Some(last_inside) = inclusive_end(end).filter(|last| last.as_slice() >= start) else {
+            return Ok(());
+        };
         // Nothing to drop (the common case when called after every prune): no file list
         // change, no tombstone, no fsync.
         let droppable = self
             .files_overlapping(&[range])?
             .iter()
-            .any(|(first, last, _)| first.as_slice() >= start && last.as_slice() < end);
+            .any(|(first, last, _)| {
+                first.as_slice() >= start && last.as_slice() <= last_inside.as_slice()
+            });
         if !droppable {
             return Ok(());
         }
         self.db
-            .delete_file_in_range(start, end)
+            .delete_file_in_range(start, &last_inside)
             .map_err(|e| engine_error("delete_file_in_range", &e))?;
         let mut batch = WriteBatch::new();
         batch.delete_range(range.clone());
@@ -715,5 +749,25 @@ impl Compactable for RocksStore {
 
     fn capabilities(&self) -> Capabilities {
         Self::CAPABILITIES
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inclusive_end_is_just_below_the_exclusive_end() {
+        // A last byte of 0: the key without it, exactly the largest key below.
+        assert_eq!(inclusive_end(b"k\x05\x00"), Some(b"k\x05".to_vec()));
+        // Otherwise the byte less one, padded with 0xff: above every key of that prefix up to
+        // the pad's length, below `end`.
+        let end = b"k\x05".to_vec();
+        let last = inclusive_end(&end).unwrap();
+        assert!(last.as_slice() < end.as_slice());
+        assert!(last.as_slice() > b"k\x04\xff\xff\xff\xff\xff\xff\xff\xff".as_slice());
+        assert!(last.as_slice() > b"k\x04".as_slice());
+        assert_eq!(inclusive_end(b"\x00"), Some(Vec::new()));
+        assert_eq!(inclusive_end(b""), None);
     }
 }
