@@ -216,12 +216,13 @@ const INCLUSIVE_END_PAD_BYTES: usize = 16;
 /// An inclusive end, for RocksDB's calls that take one (`CompactRange`, `DeleteFilesInRange`),
 /// standing for a [`KeyRange`]'s exclusive `end`: a key just below `end`. Given `end` itself,
 /// they take in the key `end` — the first key after the range, a live one after pruning — and
-/// the file holding it: `DeleteFilesInRange` deleted a file whose last key was `end`
-/// (caught by the conformance case `dropping_deleted_ranges_keeps_the_key_at_the_end`), and `CompactRange` rewrote the file starting at `end` and flushed the
-/// memtable for a pruning tombstone starting there. Exact when `end`'s last byte is 0 (the
-/// key without it); otherwise that byte less one followed by sixteen 0xff bytes, above which
-/// only keys that go on with more 0xff bytes still sort below `end`: those are left out, which
-/// costs at most the space they hold. `None` when nothing sorts below `end` (the empty key).
+/// the file holding it: `DeleteFilesInRange` deleted a file whose last key was `end` (caught by
+/// the conformance case `dropping_deleted_ranges_keeps_the_key_at_the_end`), and
+/// `CompactRange` rewrote a file starting at `end` for nothing. Exact when `end`'s last byte
+/// is 0 (the key without it); otherwise that byte less one followed by sixteen 0xff bytes,
+/// above which only keys that go on with more 0xff bytes still sort below `end`: those are left
+/// out, which costs at most the space they hold. `None` when nothing sorts below `end` (the
+/// empty key).
 fn inclusive_end(end: &[u8]) -> Option<Vec<u8>> {
     let (&last, prefix) = end.split_last()?;
     let mut key = prefix.to_vec();
