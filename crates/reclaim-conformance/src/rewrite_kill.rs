@@ -22,6 +22,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use reclaim_core::fault::CRASH_AT_ENV;
@@ -286,7 +287,7 @@ const STOPPED_EVERY: u64 = 3;
 /// does ([`StorageError::Interrupted`]): the rewrite must give up and leave the store as if it
 /// had not begun. (The first step needs no turn.)
 #[derive(Default)]
-struct StopBeforeSecondStep(std::sync::atomic::AtomicBool);
+struct StopBeforeSecondStep(AtomicBool);
 
 impl CompactionPacer for StopBeforeSecondStep {
     fn step_bytes(&self) -> u64 {
@@ -294,14 +295,14 @@ impl CompactionPacer for StopBeforeSecondStep {
     }
 
     fn before_step(&self) -> Result<(), StorageError> {
-        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.0.store(true, Ordering::SeqCst);
         Err(StorageError::Interrupted {
             operation: "rewrite-kill child's stopped compaction",
         })
     }
 
     fn stopping(&self) -> bool {
-        self.0.load(std::sync::atomic::Ordering::SeqCst)
+        self.0.load(Ordering::SeqCst)
     }
 }
 

@@ -233,6 +233,13 @@ fn inclusive_end(end: &[u8]) -> Option<Vec<u8>> {
     Some(key)
 }
 
+/// The [`inclusive_end`] of `range` when it does not fall below the range's start; `None` when
+/// the end is open, or when only keys between that bound and the end could lie in the range.
+fn last_key_inside(range: &KeyRange) -> Option<Vec<u8>> {
+    inclusive_end(range.end()?)
+        .filter(|last| range.start().is_none_or(|start| start <= last.as_slice()))
+}
+
 /// One SST file: its first key, its last key (inclusive) and its size in bytes.
 type SstSpan = (Vec<u8>, Vec<u8>, u64);
 
@@ -534,12 +541,12 @@ impl Compactable for RocksStore {
         let mut options = CompactOptions::default();
         options.set_exclusive_manual_compaction(false);
         options.set_bottommost_level_compaction(BottommostLevelCompaction::Force);
-        let end = range.end().map(|end| match inclusive_end(end) {
-            Some(last) if range.start().is_none_or(|start| start <= last.as_slice()) => last,
-            // Only keys just below `end` can lie in the range: take `end` in too (a compaction
-            // never changes what reads return; it may rewrite one file more).
-            _ => end.to_vec(),
-        });
+        // Without a key inside below `end`, only keys just below it can lie in the range: take
+        // `end` in too (a compaction never changes what reads return; it may rewrite one file
+        // more).
+        let end = range
+            .end()
+            .map(|end| last_key_inside(range).unwrap_or_else(|| end.to_vec()));
         self.db.compact_range_opt(range.start(), end, &options);
         Ok(())
     }
@@ -550,15 +557,12 @@ impl Compactable for RocksStore {
     /// may have held the tombstone that hid older versions in files only partly inside the
     /// range, and those must stay deleted. An open-ended range is left to compaction.
     fn drop_deleted_range(&self, range: &KeyRange) -> Result<(), StorageError> {
-        let (Some(end), false) = (range.end(), range.is_empty()) else {
+        // `DeleteFilesInRange` takes an inclusive end: given the range's end itself, it would
+        // also delete a file whose last key is that end, a live key.
+        let (Some(last_inside), false) = (last_key_inside(range), range.is_empty()) else {
             return Ok(());
         };
         let start = range.start().unwrap_or_default();
-        // `DeleteFilesInRange` takes an inclusive end: given `end` itself, it would also delete
-        // a file whose last key is `end`, a live key.
-        let Some(last_inside) = inclusive_end(end).filter(|last| last.as_slice() >= start) else {
-            return Ok(());
-        };
         // Nothing to drop (the common case when called after every prune): no file list
         // change, no tombstone, no fsync.
         let droppable = self
