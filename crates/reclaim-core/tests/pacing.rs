@@ -297,3 +297,70 @@ fn an_io_cap_spreads_slices_to_its_rate() {
         Duration::from_millis(600)
     );
 }
+
+/// An engine that reports what each compaction call moved ([`CompactionPacer::step_done`]):
+/// ten calls over a store's ten ranges, each reporting `bytes_per_call`.
+struct ReportingStore {
+    bytes_per_call: u64,
+}
+
+impl Compactable for ReportingStore {
+    fn compact_range(&self, _range: &KeyRange) -> Result<(), reclaim_core::StorageError> {
+        Ok(())
+    }
+
+    fn compact_range_paced(
+        &self,
+        _range: &KeyRange,
+        pacer: &dyn reclaim_core::CompactionPacer,
+    ) -> Result<(), reclaim_core::StorageError> {
+        pacer.step_done(self.bytes_per_call);
+        Ok(())
+    }
+
+    fn compaction_plan(
+        &self,
+        _ranges: &[KeyRange],
+        _target_bytes: u64,
+    ) -> Result<Vec<KeyRange>, reclaim_core::StorageError> {
+        Ok(KeyRange::full().split_at((1..10u8).map(|i| vec![i])))
+    }
+
+    fn size_on_disk(&self) -> Result<u64, reclaim_core::StorageError> {
+        Ok(0)
+    }
+
+    fn capabilities(&self) -> reclaim_core::Capabilities {
+        MemoryStore::new().capabilities()
+    }
+}
+
+/// The I/O cap holds each slice for the bytes the engine reported it moved, not for the
+/// nominal slice size: ten calls of 1 KiB under a 1 MiB/s cap with 1 MiB slices are not held
+/// for ten mebibytes (9 s), while ten calls reporting 128 KiB each are held for about 1.1 s.
+#[test]
+fn an_io_cap_holds_slices_for_the_bytes_the_engine_reported() {
+    let pacing = Pacing::unpaced()
+        .with_slice_bytes(1 << 20)
+        .with_io_limit(1 << 20);
+    let run = |bytes_per_call: u64| {
+        let store: Arc<dyn Compactable> = Arc::new(ReportingStore { bytes_per_call });
+        let task = CompactionTask::new("reported").with_target("store", store);
+        let started = Instant::now();
+        let report = run_task(&task, &pacing, &StopSignal::never());
+        assert!(report.succeeded());
+        assert_eq!(report.slices, 10);
+        started.elapsed()
+    };
+    let small = run(1 << 10);
+    assert!(
+        small < Duration::from_secs(4),
+        "ten 1 KiB calls took {small:?}: held for the nominal slice size"
+    );
+    let larger = run(128 << 10);
+    let floor = Duration::from_secs_f64(9.0 * 128.0 / 1024.0);
+    assert!(
+        larger >= floor,
+        "ten 128 KiB calls took {larger:?}, under the cap's {floor:?}"
+    );
+}

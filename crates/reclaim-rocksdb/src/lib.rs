@@ -41,8 +41,8 @@ use reclaim_core::dir::{
 use reclaim_core::kv::KeyValue;
 use reclaim_core::range::key_successor;
 use reclaim_core::{
-    BatchOp, Capabilities, Compactable, CompactionAccess, CompactionScope, KeyRange, KvRead,
-    KvWrite, ScanOrder, SpaceReport, StorageError, WriteBatch, WriteOptions,
+    BatchOp, Capabilities, Compactable, CompactionAccess, CompactionPacer, CompactionScope,
+    KeyRange, KvRead, KvWrite, ScanOrder, SpaceReport, StorageError, WriteBatch, WriteOptions,
 };
 use rocksdb::{
     BottommostLevelCompaction, CompactOptions, DB, DBCompressionType, DBRecoveryMode, Options,
@@ -238,6 +238,33 @@ fn inclusive_end(end: &[u8]) -> Option<Vec<u8>> {
 fn last_key_inside(range: &KeyRange) -> Option<Vec<u8>> {
     inclusive_end(range.end()?)
         .filter(|last| range.start().is_none_or(|start| start <= last.as_slice()))
+}
+
+/// `ranges` as disjoint ranges in key order: overlapping or abutting ranges are merged, empty
+/// ones left out.
+fn disjoint_union(ranges: &[&KeyRange]) -> Vec<KeyRange> {
+    let mut sorted: Vec<&KeyRange> = ranges.iter().copied().filter(|r| !r.is_empty()).collect();
+    sorted.sort_by(|a, b| a.start().cmp(&b.start()));
+    let mut merged: Vec<KeyRange> = Vec::new();
+    for range in sorted {
+        match merged.last_mut() {
+            Some(last)
+                if last
+                    .end()
+                    .is_none_or(|end| range.start().is_none_or(|s| s <= end)) =>
+            {
+                let end = match (last.end(), range.end()) {
+                    (Some(a), Some(b)) => Some(a.max(b).to_vec()),
+                    _ => None,
+                };
+                if let Ok(joined) = KeyRange::new(last.start().map(<[u8]>::to_vec), end) {
+                    *last = joined;
+                }
+            }
+            _ => merged.push(range.clone()),
+        }
+    }
+    merged
 }
 
 /// One SST file: its first key, its last key (inclusive) and its size in bytes.
@@ -551,6 +578,26 @@ impl Compactable for RocksStore {
         Ok(())
     }
 
+    /// One `CompactRange` call (it cannot be cut or stopped); the step it reports to the pacer
+    /// is the bytes of the SST files overlapping `range` before it ran, what RocksDB reads to
+    /// rewrite the range, so that an I/O cap holds the next slice for about what this one
+    /// moved rather than for a full slice.
+    fn compact_range_paced(
+        &self,
+        range: &KeyRange,
+        pacer: &dyn CompactionPacer,
+    ) -> Result<(), StorageError> {
+        let bytes: u64 = self
+            .files_overlapping(&[range])?
+            .iter()
+            .map(|(_, _, size)| *size)
+            .sum();
+        self.compact_range(range)?;
+        // A step of nothing still counts one byte: zero would mean "not reported".
+        pacer.step_done(bytes.max(1));
+        Ok(())
+    }
+
     /// Drops the SST files lying wholly inside `range` (`DeleteFilesInRange`: no rewrite),
     /// then writes a fresh range tombstone over `range` (neither when no file lies wholly inside).
     /// The tombstone matters: a dropped file
@@ -591,13 +638,16 @@ impl Compactable for RocksStore {
     /// Plans all of a target's ranges together from the SST files: the files overlapping any
     /// range, in key order, are grouped into slices of about `target_bytes`; a group also ends
     /// where the key gap to the next file is not inside one of the ranges, so live data between
-    /// ranges is never rewritten for nothing. A file shared by several ranges (post-pruning
-    /// ranges of different key families often share one) is compacted once, not once per range.
-    /// Slices are clipped to the span of the ranges. Keys still in a memtable need no slice of
-    /// their own: a slice whose range overlaps the memtable (a pruning tombstone over old
-    /// files, say) makes `CompactRange` flush it first. With no file overlapping at all, the
-    /// ranges themselves are returned, so that their memtable data is flushed and compacted.
-    /// (The plan does not flush by itself: `CompactRange` flushes when it needs to.)
+    /// ranges is never rewritten for nothing. Each group is then cut to the ranges it meets,
+    /// one slice per range, so no slice reaches into the keys between ranges: those are what
+    /// the memtable holds while a node runs (the newest heights of every family, the deletes of
+    /// prunes made after the plan), and a `CompactRange` whose range overlaps the memtable
+    /// flushes it first — a small level-0 file spanning every family per slice, each pulling
+    /// the whole of level 1 into the next slice. (A file holding two ranges, where the node's
+    /// store does not cut files per family, is rewritten once per range.) Keys still in a
+    /// memtable need no slice of their own: the first slice over them flushes them. With no
+    /// file overlapping at all, the ranges themselves are returned, so that their memtable
+    /// data is flushed and compacted.
     fn compaction_plan(
         &self,
         ranges: &[KeyRange],
@@ -641,35 +691,29 @@ impl Compactable for RocksStore {
         if let Some((group_first, group_last, _)) = current {
             groups.push((group_first, group_last));
         }
-        let hull_start = ranges
-            .iter()
-            .map(|r| r.start())
-            .min()
-            .flatten()
-            .map(<[u8]>::to_vec);
-        let hull_end = if ranges.iter().any(|r| r.end().is_none()) {
-            None
-        } else {
-            ranges
-                .iter()
-                .filter_map(|r| r.end())
-                .max()
-                .map(<[u8]>::to_vec)
-        };
-        Ok(groups
+        // Each group is cut to the ranges it meets, one slice per range: a slice never spans
+        // the key gap between two ranges (the newest heights of a family, the pruning deletes
+        // written after the task was planned), which the memtable always holds and whose
+        // overlap makes `CompactRange` flush it first.
+        let disjoint = disjoint_union(&ranges);
+        let mut plan: Vec<KeyRange> = groups
             .into_iter()
-            .filter_map(|(first, last)| {
-                let start = match &hull_start {
-                    Some(h) if *h > first => h.clone(),
-                    _ => first,
-                };
-                let end = match &hull_end {
-                    Some(h) if *h < key_successor(&last) => h.clone(),
-                    _ => key_successor(&last),
-                };
-                KeyRange::between(start, end).ok().filter(|r| !r.is_empty())
+            .flat_map(|(first, last)| {
+                let span_end = key_successor(&last);
+                disjoint
+                    .iter()
+                    .map(|range| {
+                        range
+                            .with_start_at_least(&first)
+                            .with_end_at_most(&span_end)
+                    })
+                    .filter(|slice| !slice.is_empty())
+                    .collect::<Vec<_>>()
             })
-            .collect())
+            .collect();
+        // Groups may overlap (files of different levels); the plan goes in order of start.
+        plan.sort_by(|a, b| a.start().cmp(&b.start()));
+        Ok(plan)
     }
 
     /// Slices follow SST file boundaries: files overlapping `range` are taken in key order and

@@ -386,6 +386,16 @@ impl<'a> StepPacer<'a> {
     pub(crate) fn waited(&self) -> Duration {
         Duration::from_micros(self.waited_micros.load(Ordering::Relaxed))
     }
+
+    /// The last step, when the engine reported its bytes ([`CompactionPacer::step_done`]) and
+    /// no later step has held for them yet: when it began and what it processed. The I/O cap
+    /// holds the next slice for these bytes instead of the nominal slice size.
+    pub(crate) fn unheld_step(&self) -> Option<(std::time::Instant, u64)> {
+        match self.last_step_bytes.load(Ordering::Relaxed) {
+            0 => None,
+            bytes => Some((*self.step_started.lock(), bytes)),
+        }
+    }
 }
 
 impl CompactionPacer for StepPacer<'_> {

@@ -219,12 +219,19 @@ pub fn run_task(task: &CompactionTask, pacing: &Pacing, stop: &StopSignal) -> Ta
                 metrics::histogram!(metric::COMPACTION_WAIT_SECONDS)
                     .record(turn.waited.as_secs_f64());
                 let slice_started = Instant::now();
-                last_slice = Some((slice_started, pacing.effective_slice_bytes()));
                 let pacer = StepPacer::new(pacing, stop);
                 let outcome = catch_unwind(AssertUnwindSafe(|| {
                     target.store.compact_range_paced(slice, &pacer)
                 }));
                 report.waited += pacer.waited();
+                // The next slice is held for what this one did where the engine said (a slice
+                // of a small key family is not worth a full slice of the cap), else for a
+                // full slice.
+                last_slice = Some(
+                    pacer
+                        .unheld_step()
+                        .unwrap_or((slice_started, pacing.effective_slice_bytes())),
+                );
                 let took = slice_started.elapsed();
                 report.slices += 1;
                 report.longest_slice = report.longest_slice.max(took);
