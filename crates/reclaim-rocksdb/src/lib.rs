@@ -638,13 +638,14 @@ impl Compactable for RocksStore {
     /// Plans all of a target's ranges together from the SST files: the files overlapping any
     /// range, in key order, are grouped into slices of about `target_bytes`; a group also ends
     /// where the key gap to the next file is not inside one of the ranges, so live data between
-    /// ranges is never rewritten for nothing. Each group is then cut to the ranges it meets,
-    /// one slice per range, so no slice reaches into the keys between ranges: those are what
-    /// the memtable holds while a node runs (the newest heights of every family, the deletes of
-    /// prunes made after the plan), and a `CompactRange` whose range overlaps the memtable
-    /// flushes it first — a small level-0 file spanning every family per slice, each pulling
-    /// the whole of level 1 into the next slice. (A file holding two ranges, where the node's
-    /// store does not cut files per family, is rewritten once per range.) Keys still in a
+    /// ranges is never rewritten for nothing. Paced (`target_bytes` below `u64::MAX`), each
+    /// group is then cut to the ranges it meets, one slice per range, so no slice reaches into
+    /// the keys between ranges: those are what the memtable holds while a node runs (the
+    /// newest heights of every family, the deletes of prunes made after the plan), and a
+    /// `CompactRange` whose range overlaps the memtable flushes it first — a small level-0
+    /// file spanning every family per slice. (A file holding two ranges, where the node's
+    /// store does not cut files per family, is then rewritten once per range.) Unpaced, each
+    /// group is one call, clipped to the span of the ranges. Keys still in a
     /// memtable need no slice of their own: the first slice over them flushes them. With no
     /// file overlapping at all, the ranges themselves are returned, so that their memtable
     /// data is flushed and compacted.
@@ -691,16 +692,28 @@ impl Compactable for RocksStore {
         if let Some((group_first, group_last, _)) = current {
             groups.push((group_first, group_last));
         }
-        // Each group is cut to the ranges it meets, one slice per range: a slice never spans
-        // the key gap between two ranges (the newest heights of a family, the pruning deletes
-        // written after the task was planned), which the memtable always holds and whose
-        // overlap makes `CompactRange` flush it first.
+        // Paced, each group is cut to the ranges it meets, one slice per range: a slice never
+        // spans the key gap between two ranges (the newest heights of a family, the pruning
+        // deletes written after the task was planned), which the memtable always holds and
+        // whose overlap makes `CompactRange` flush it first. Unpaced ("as few calls as
+        // possible"), each group is one call clipped to the ranges' hull: the task flushes
+        // once either way, and the call per range disturbed commits more (545 MiB retained,
+        // writer flat out, CometBFT's interval: p99 during compaction 13.5 and 14.1 ms
+        // against 8.8 and 8.9 ms for the call per group, two runs each).
         let disjoint = disjoint_union(&ranges);
+        let pieces = match (disjoint.first(), disjoint.last()) {
+            (Some(first), Some(last)) if target_bytes == u64::MAX => {
+                KeyRange::new(first.start().map(<[u8]>::to_vec), last.end().map(<[u8]>::to_vec))
+                    .map(|hull| vec![hull])
+                    .unwrap_or_else(|_| disjoint.clone())
+            }
+            _ => disjoint,
+        };
         let mut plan: Vec<KeyRange> = groups
             .into_iter()
             .flat_map(|(first, last)| {
                 let span_end = key_successor(&last);
-                disjoint
+                pieces
                     .iter()
                     .map(|range| {
                         range

@@ -167,10 +167,11 @@ fn family_key(family: u8, height: u64) -> Vec<u8> {
     key
 }
 
-/// A plan over the pruned ranges of two families whose file also holds the live keys between
-/// them never reaches into those keys, so compacting it leaves the memtable, which holds the
-/// newest of them, unflushed (a slice overlapping the memtable makes `CompactRange` flush it:
-/// at a node's cadence, a fresh level-0 file per slice).
+/// A paced plan over the pruned ranges of two families whose file also holds the live keys
+/// between them never reaches into those keys, so compacting it leaves the memtable, which
+/// holds the newest of them, unflushed (a slice overlapping the memtable makes `CompactRange`
+/// flush it: at a node's cadence, a fresh level-0 file per slice). An unpaced plan is one call
+/// over the file, clipped to the ranges' span.
 #[test]
 fn a_plan_stays_inside_its_ranges_and_leaves_the_memtable_alone() {
     let dir = tempfile::tempdir().unwrap();
@@ -201,7 +202,13 @@ fn a_plan_stays_inside_its_ranges_and_leaves_the_memtable_alone() {
         in_memtable > 300 << 10,
         "memtable holds {in_memtable} bytes"
     );
-    for target in [1u64, 64 << 10, u64::MAX] {
+    let unpaced = store.compaction_plan(&ranges, u64::MAX).unwrap();
+    assert_eq!(
+        unpaced,
+        vec![KeyRange::between(family_key(b'a', 100), family_key(b'c', 100)).unwrap()],
+        "one call from the file's first key to the ranges' end"
+    );
+    for target in [1u64, 64 << 10] {
         let plan = store.compaction_plan(&ranges, target).unwrap();
         assert!(!plan.is_empty());
         for slice in &plan {
