@@ -702,11 +702,12 @@ impl Compactable for RocksStore {
         // against 8.8 and 8.9 ms for the call per group, two runs each).
         let disjoint = disjoint_union(&ranges);
         let pieces = match (disjoint.first(), disjoint.last()) {
-            (Some(first), Some(last)) if target_bytes == u64::MAX => {
-                KeyRange::new(first.start().map(<[u8]>::to_vec), last.end().map(<[u8]>::to_vec))
-                    .map(|hull| vec![hull])
-                    .unwrap_or_else(|_| disjoint.clone())
-            }
+            (Some(first), Some(last)) if target_bytes == u64::MAX => KeyRange::new(
+                first.start().map(<[u8]>::to_vec),
+                last.end().map(<[u8]>::to_vec),
+            )
+            .map(|hull| vec![hull])
+            .unwrap_or_else(|_| disjoint.clone()),
             _ => disjoint,
         };
         let mut plan: Vec<KeyRange> = groups
