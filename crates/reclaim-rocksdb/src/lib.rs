@@ -581,20 +581,22 @@ impl Compactable for RocksStore {
     /// One `CompactRange` call (it cannot be cut or stopped); the step it reports to the pacer
     /// is the bytes of the SST files overlapping `range` before it ran, what RocksDB reads to
     /// rewrite the range, so that an I/O cap holds the next slice for about what this one
-    /// moved rather than for a full slice.
+    /// moved rather than for a full slice. Should the file list be unreadable, nothing is
+    /// reported (the cap then counts a full slice) and the compaction runs all the same.
     fn compact_range_paced(
         &self,
         range: &KeyRange,
         pacer: &dyn CompactionPacer,
     ) -> Result<(), StorageError> {
-        let bytes: u64 = self
-            .files_overlapping(&[range])?
-            .iter()
-            .map(|(_, _, size)| *size)
-            .sum();
+        let bytes: Option<u64> = self
+            .files_overlapping(&[range])
+            .ok()
+            .map(|files| files.iter().map(|(_, _, size)| *size).sum());
         self.compact_range(range)?;
-        // A step of nothing still counts one byte: zero would mean "not reported".
-        pacer.step_done(bytes.max(1));
+        if let Some(bytes) = bytes {
+            // A step of nothing still counts one byte: zero would mean "not reported".
+            pacer.step_done(bytes.max(1));
+        }
         Ok(())
     }
 

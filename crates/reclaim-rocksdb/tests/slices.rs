@@ -48,16 +48,32 @@ fn slices_follow_sst_files() {
     }
 }
 
+/// The key of `height` in the family `family:`.
+fn family_key(family: u8, height: u64) -> Vec<u8> {
+    let mut key = vec![family, b':'];
+    key.extend_from_slice(&height.to_be_bytes());
+    key
+}
+
 fn fill_families(store: &RocksStore) {
     for family in [b'a', b'b', b'c'] {
         let mut batch = WriteBatch::new();
         for i in 0..300u64 {
-            let mut key = vec![family, b':'];
-            key.extend_from_slice(&i.to_be_bytes());
-            batch.put(key, random_bytes(i + u64::from(family) * 1000, 2048));
+            batch.put(
+                family_key(family, i),
+                random_bytes(i + u64::from(family) * 1000, 2048),
+            );
         }
         store.write(batch, WriteOptions::DURABLE).unwrap();
     }
+}
+
+/// A store whose one bottommost file holds the families a:, b: and c:, 300 keys each.
+fn three_families_in_one_file(dir: &std::path::Path) -> RocksStore {
+    let store = RocksStore::open(dir).unwrap();
+    fill_families(&store);
+    store.compact_range(&KeyRange::full()).unwrap();
+    store
 }
 
 fn count(store: &RocksStore, prefix: &[u8]) -> usize {
@@ -77,10 +93,7 @@ fn count(store: &RocksStore, prefix: &[u8]) -> usize {
 #[test]
 fn dropping_a_deleted_range_keeps_it_deleted() {
     let dir = tempfile::tempdir().unwrap();
-    let store = RocksStore::open(dir.path()).unwrap();
-    fill_families(&store);
-    // One bottommost file holding a:, b: and c:.
-    store.compact_range(&KeyRange::full()).unwrap();
+    let store = three_families_in_one_file(dir.path());
     let mut batch = WriteBatch::new();
     batch.delete_range(KeyRange::prefix(b"b:"));
     store.write(batch, WriteOptions::DURABLE).unwrap();
@@ -161,12 +174,6 @@ fn a_range_just_below_its_end_compacts_and_drops_nothing_live() {
     assert_eq!(store.get(b"k\x05").unwrap(), Some(random_bytes(7, 2048)));
 }
 
-fn family_key(family: u8, height: u64) -> Vec<u8> {
-    let mut key = vec![family, b':'];
-    key.extend_from_slice(&height.to_be_bytes());
-    key
-}
-
 /// A paced plan over the pruned ranges of two families whose file also holds the live keys
 /// between them never reaches into those keys, so compacting it leaves the memtable, which
 /// holds the newest of them, unflushed (a slice overlapping the memtable makes `CompactRange`
@@ -175,10 +182,7 @@ fn family_key(family: u8, height: u64) -> Vec<u8> {
 #[test]
 fn a_plan_stays_inside_its_ranges_and_leaves_the_memtable_alone() {
     let dir = tempfile::tempdir().unwrap();
-    let store = RocksStore::open(dir.path()).unwrap();
-    fill_families(&store);
-    // One bottommost file holding a:, b: and c:.
-    store.compact_range(&KeyRange::full()).unwrap();
+    let store = three_families_in_one_file(dir.path());
     let ranges = [
         KeyRange::between(family_key(b'a', 0), family_key(b'a', 100)).unwrap(),
         KeyRange::between(family_key(b'c', 0), family_key(b'c', 100)).unwrap(),
