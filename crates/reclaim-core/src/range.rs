@@ -172,6 +172,31 @@ impl KeyRange {
             end: Some(end),
         }
     }
+
+    /// The union of `self` and `other` when they overlap or meet end to start; `None` when a
+    /// gap lies between them (or either is empty).
+    pub fn union_if_touching(&self, other: &KeyRange) -> Option<KeyRange> {
+        if self.is_empty() || other.is_empty() {
+            return None;
+        }
+        // `x` reaches `y`'s start: x's end is open, y's start is open, or x ends at or after it.
+        let reaches = |x: &KeyRange, y: &KeyRange| match (x.end(), y.start()) {
+            (None, _) | (_, None) => true,
+            (Some(end), Some(start)) => end >= start,
+        };
+        if !(reaches(self, other) && reaches(other, self)) {
+            return None;
+        }
+        let start = match (self.start(), other.start()) {
+            (Some(x), Some(y)) => Some(x.min(y).to_vec()),
+            _ => None,
+        };
+        let end = match (self.end(), other.end()) {
+            (Some(x), Some(y)) => Some(x.max(y).to_vec()),
+            _ => None,
+        };
+        KeyRange::new(start, end).ok()
+    }
 }
 
 impl fmt::Display for KeyRange {
@@ -226,6 +251,27 @@ pub fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn touching_ranges_merge_and_separate_ones_do_not() {
+        let r = |a: &[u8], b: &[u8]| KeyRange::between(a.to_vec(), b.to_vec()).unwrap();
+        let cases = [
+            (r(b"a", b"c"), r(b"c", b"e"), Some(r(b"a", b"e"))),
+            (r(b"c", b"e"), r(b"a", b"c"), Some(r(b"a", b"e"))),
+            (r(b"a", b"d"), r(b"b", b"c"), Some(r(b"a", b"d"))),
+            (r(b"a", b"b"), r(b"c", b"d"), None),
+            (r(b"c", b"d"), r(b"a", b"b"), None),
+            (
+                KeyRange::from(b"b".to_vec()),
+                r(b"a", b"b"),
+                Some(KeyRange::from(b"a".to_vec())),
+            ),
+            (KeyRange::full(), r(b"x", b"y"), Some(KeyRange::full())),
+        ];
+        for (a, b, union) in cases {
+            assert_eq!(a.union_if_touching(&b), union, "{a:?} {b:?}");
+        }
+    }
 
     #[test]
     fn reversed_range_is_rejected_with_both_keys_in_the_message() {

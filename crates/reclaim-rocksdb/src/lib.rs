@@ -248,20 +248,11 @@ fn disjoint_union(ranges: &[&KeyRange]) -> Vec<KeyRange> {
     let mut merged: Vec<KeyRange> = Vec::new();
     for range in sorted {
         match merged.last_mut() {
-            Some(last)
-                if last
-                    .end()
-                    .is_none_or(|end| range.start().is_none_or(|s| s <= end)) =>
-            {
-                let end = match (last.end(), range.end()) {
-                    (Some(a), Some(b)) => Some(a.max(b).to_vec()),
-                    _ => None,
-                };
-                if let Ok(joined) = KeyRange::new(last.start().map(<[u8]>::to_vec), end) {
-                    *last = joined;
-                }
-            }
-            _ => merged.push(range.clone()),
+            Some(last) => match last.union_if_touching(range) {
+                Some(union) => *last = union,
+                None => merged.push(range.clone()),
+            },
+            None => merged.push(range.clone()),
         }
     }
     merged

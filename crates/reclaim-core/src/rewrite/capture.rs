@@ -80,7 +80,7 @@ impl WriteCapture {
                     let merged = queue
                         .deleted
                         .iter_mut()
-                        .find_map(|known| union_if_touching(known, range).map(|u| (known, u)));
+                        .find_map(|known| known.union_if_touching(range).map(|u| (known, u)));
                     match merged {
                         Some((known, union)) => *known = union,
                         None => {
@@ -134,31 +134,6 @@ impl WriteCapture {
     }
 }
 
-/// The union of `a` and `b` when they overlap or meet end to start; `None` when a gap lies
-/// between them (or either is empty).
-pub(crate) fn union_if_touching(a: &KeyRange, b: &KeyRange) -> Option<KeyRange> {
-    if a.is_empty() || b.is_empty() {
-        return None;
-    }
-    // `x` reaches `y`'s start: x's end is open, y's start is open, or x ends at or after it.
-    let reaches = |x: &KeyRange, y: &KeyRange| match (x.end(), y.start()) {
-        (None, _) | (_, None) => true,
-        (Some(end), Some(start)) => end >= start,
-    };
-    if !(reaches(a, b) && reaches(b, a)) {
-        return None;
-    }
-    let start = match (a.start(), b.start()) {
-        (Some(x), Some(y)) => Some(x.min(y).to_vec()),
-        _ => None,
-    };
-    let end = match (a.end(), b.end()) {
-        (Some(x), Some(y)) => Some(x.max(y).to_vec()),
-        _ => None,
-    };
-    KeyRange::new(start, end).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,24 +159,8 @@ mod tests {
     }
 
     #[test]
-    fn touching_ranges_merge_and_separate_ones_do_not() {
+    fn touching_deleted_ranges_are_queued_merged() {
         let r = |a: &[u8], b: &[u8]| KeyRange::between(a.to_vec(), b.to_vec()).unwrap();
-        let cases = [
-            (r(b"a", b"c"), r(b"c", b"e"), Some(r(b"a", b"e"))),
-            (r(b"c", b"e"), r(b"a", b"c"), Some(r(b"a", b"e"))),
-            (r(b"a", b"d"), r(b"b", b"c"), Some(r(b"a", b"d"))),
-            (r(b"a", b"b"), r(b"c", b"d"), None),
-            (r(b"c", b"d"), r(b"a", b"b"), None),
-            (
-                KeyRange::from(b"b".to_vec()),
-                r(b"a", b"b"),
-                Some(KeyRange::from(b"a".to_vec())),
-            ),
-            (KeyRange::full(), r(b"x", b"y"), Some(KeyRange::full())),
-        ];
-        for (a, b, union) in cases {
-            assert_eq!(union_if_touching(&a, &b), union, "{a:?} {b:?}");
-        }
         let capture = WriteCapture::new(1 << 20);
         for (from, to) in [
             (&b"a"[..], &b"b"[..]),

@@ -4,7 +4,6 @@
 
 use std::collections::HashSet;
 
-use super::capture::union_if_touching;
 use crate::error::StorageError;
 use crate::kv::{BatchOp, KeyValue, WriteBatch};
 use crate::range::KeyRange;
@@ -123,7 +122,7 @@ impl Shadow {
         let merged = self
             .deleted_ranges
             .iter_mut()
-            .find_map(|known| union_if_touching(known, &range).map(|union| (known, union)));
+            .find_map(|known| known.union_if_touching(&range).map(|union| (known, union)));
         match merged {
             Some((known, union)) => *known = union,
             None => self.deleted_ranges.push(range),
