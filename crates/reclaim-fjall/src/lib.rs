@@ -22,13 +22,13 @@
 //!   then writes its own count record and flushes once more: fjall evicts fully flushed
 //!   journals and garbage-collects replaced tables only when a memtable rotates, and rotates
 //!   only a non-empty one. It then waits until the replaced tables are really gone from disk.
+//!   The journal preallocates 64 MiB: a fixed overhead that the suite's space case measures
+//!   above an empty store, so it neither hides nor fails anything.
 //! * **Compaction without holding the node's writes.** fjall removes a replaced table's file
 //!   while holding the lock each write takes, so the compaction writes 8 MiB tables instead of
 //!   fjall's 64 MB and removes the files of the tables it replaced itself, on its own thread
 //!   (it holds them until fjall has let go). It drops versions below the oldest snapshot
 //!   the adapter's reads hold open (it registers them: fjall does not expose its own count).
-//!   The journal preallocates 64 MiB: a fixed overhead that the suite's space case measures
-//!   above an empty store, so it neither hides nor fails anything.
 //! * **Dropping deleted ranges.** fjall can drop the tables that lie wholly inside a range,
 //!   but the point tombstones of a range delete may sit in such a table while older versions
 //!   sit in a table that is kept: the dropped range could come back. The adapter drops, then
@@ -535,9 +535,10 @@ mod tests {
         store.write(batch, WriteOptions::DURABLE).unwrap();
     }
 
-    /// The compaction drops the versions below the newest sequence number at its start; a read
-    /// that began before (a snapshot) must still see the values of its moment, overwritten and
-    /// deleted ones included.
+    /// The compaction drops versions below the oldest open read's sequence number: a read that
+    /// began before it (a snapshot) still sees the values of its moment, overwritten and deleted
+    /// ones included. (With the newest sequence number instead, fjall panicked inside this
+    /// read: the version of the tables it reads was gone.)
     #[test]
     fn a_read_begun_before_a_compaction_keeps_its_versions() {
         let dir = tempfile::tempdir().unwrap();
