@@ -24,6 +24,11 @@
 //!   only a non-empty one. It then waits until the replaced tables are really gone from disk.
 //!   The journal preallocates 64 MiB: a fixed overhead that the suite's space case measures
 //!   above an empty store, so it neither hides nor fails anything.
+//! * **A full disk.** fjall poisons the whole database when a flush fails (every later write
+//!   is refused until the store is opened again), and its own wait for a flush never ends
+//!   then. The compaction refuses with `NoSpace` before it flushes anything when the file
+//!   system cannot hold the memtables and a copy of the live data, and waits for its flushes
+//!   itself, ending with an error when fjall reports itself poisoned (`tests/full_disk.rs`).
 //! * **Compaction without holding the node's writes.** fjall removes a replaced table's file
 //!   while holding the lock each write takes, so the compaction writes 8 MiB tables instead of
 //!   fjall's 64 MB and removes the files of the tables it replaced itself, on its own thread
@@ -58,7 +63,8 @@ use fjall::{
 };
 use parking_lot::Mutex;
 use reclaim_core::dir::{
-    EntryKind, StoreDirLock, check_clean_close, directory_size, open_store_dir, record_clean_close,
+    EntryKind, StoreDirLock, available_space, check_clean_close, directory_size, open_store_dir,
+    record_clean_close,
 };
 use reclaim_core::kv::{KeyValue, collect_scan, contained, expand_range_deletes_sized};
 use reclaim_core::{
@@ -84,6 +90,10 @@ const WRITES_KEY: &[u8] = b"\x01writes";
 const LIVE_BYTES_KEY: &[u8] = b"\x01live-bytes";
 /// How long `compact_range` waits for replaced tables to leave the disk.
 const DELETION_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long `compact_range` waits at most for fjall to write its memtables to tables.
+const FLUSH_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
+/// fjall's largest memtable (its default `max_memtable_size`): a flush needs about that much room.
+const MEMTABLE_BYTES: u64 = 64 << 20;
 
 /// A reclaim store on fjall.
 pub struct FjallStore {
@@ -330,6 +340,65 @@ impl FjallStore {
             .map_or(newest, |&oldest| oldest.min(newest))
     }
 
+    /// Refuses a compaction with [`StorageError::NoSpace`], before anything is flushed, when
+    /// the file system cannot hold the memtables' flush and the compaction's new tables (at
+    /// most the live data and its index and filter blocks) beside the old ones: fjall poisons
+    /// the whole database when a flush fails, so that a full disk found mid-way would leave a
+    /// handle that refuses every write until the store is opened again.
+    fn ensure_room_for_compaction(&self) -> Result<(), StorageError> {
+        let memtables = (self.data.tree.active_memtable().size()).saturating_add(
+            MEMTABLE_BYTES.saturating_mul(self.data.tree.sealed_memtable_count() as u64),
+        );
+        let live = self.live_bytes();
+        let needed = memtables
+            .saturating_add(live)
+            .saturating_add(live / TABLE_OVERHEAD_SHARE);
+        if available_space(&self.path)? < needed {
+            return Err(StorageError::NoSpace {
+                operation: "compaction (room for the flush and the new tables)",
+            });
+        }
+        Ok(())
+    }
+
+    /// Seals the active memtable and waits until every sealed one is written to a table.
+    ///
+    /// fjall's own `rotate_memtable_and_wait` waits for that forever, and a flush that fails
+    /// never ends: fjall's worker stops and poisons the database (a full disk made a compaction
+    /// hang in the full-disk test). This wait ends with an error as soon as fjall says it is
+    /// poisoned ([`StorageError::NoSpace`] when the file system has less room left than a
+    /// memtable), and after [`FLUSH_WAIT`] at most.
+    fn flush_memtables(&self) -> Result<(), StorageError> {
+        self.data
+            .rotate_memtable()
+            .map_err(|e| engine_error("flush", e))?;
+        let deadline = std::time::Instant::now() + FLUSH_WAIT;
+        while self.data.tree.sealed_memtable_count() > 0 {
+            // `persist` checks fjall's poison flag first; the buffered mode costs no sync.
+            if let Err(error) = self.db.persist(PersistMode::Buffer) {
+                self.write_failed.store(true, Ordering::Release);
+                if available_space(&self.path)? < MEMTABLE_BYTES {
+                    return Err(StorageError::NoSpace {
+                        operation: "flush before compaction",
+                    });
+                }
+                return Err(engine_error("flush before compaction", error));
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(StorageError::engine(
+                    ENGINE,
+                    "flush before compaction",
+                    format!(
+                        "fjall did not write its memtables to tables within {} s",
+                        FLUSH_WAIT.as_secs()
+                    ),
+                ));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        Ok(())
+    }
+
     /// Waits until the tables a compaction replaced have left the disk (fjall deletes them
     /// once no reader holds them), at most [`DELETION_WAIT`].
     fn wait_for_replaced_tables(&self) -> Result<(), StorageError> {
@@ -456,9 +525,8 @@ impl Compactable for FjallStore {
             // when this is dropped, and not by fjall's version clean-up, which runs holding the
             // lock every write takes (see `COMPACTION_TABLE_BYTES`).
             let replaced_tables = self.data.tree.current_version();
-            self.data
-                .rotate_memtable_and_wait()
-                .map_err(|e| engine_error("flush", e))?;
+            self.ensure_room_for_compaction()?;
+            self.flush_memtables()?;
             let gc_below = self.gc_watermark();
             self.data
                 .tree
@@ -467,9 +535,7 @@ impl Compactable for FjallStore {
             // A rotation runs fjall's maintenance (journal eviction, version clean-up); it needs
             // a non-empty memtable: the count record is the adapter's own write.
             self.record_writes(true)?;
-            self.data
-                .rotate_memtable_and_wait()
-                .map_err(|e| engine_error("flush", e))?;
+            self.flush_memtables()?;
             drop(replaced_tables);
             self.wait_for_replaced_tables()
         })
