@@ -601,6 +601,53 @@ mod tests {
         store.write(batch, WriteOptions::DURABLE).unwrap();
     }
 
+    /// Unmounts a tmpfs when dropped.
+    struct Tmpfs(PathBuf);
+
+    impl Drop for Tmpfs {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+
+    /// A flush that fails (a full disk) stops fjall's worker and poisons the database, and
+    /// fjall's own wait for it never ends: the adapter's wait must end with `NoSpace`. (The
+    /// compaction's room check comes first in `compact_range`, so this calls the wait itself.)
+    #[test]
+    fn a_flush_that_fails_on_a_full_disk_ends_with_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let mount = dir.path().join("fs");
+        std::fs::create_dir(&mount).unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=96m", "tmpfs"])
+            .arg(&mount)
+            .output()
+            .is_ok_and(|output| output.status.success());
+        if !mounted {
+            eprintln!("skipped: cannot mount a size-limited tmpfs (needs root)");
+            return;
+        }
+        let _unmount = Tmpfs(mount.clone());
+        let store = FjallStore::open(mount.join("store")).unwrap();
+        for i in 0..128u32 {
+            put(&store, &i.to_be_bytes(), &vec![i as u8; 64 << 10]);
+        }
+        // Fill the file system: the memtable's 8 MiB are in the journal, not yet in a table.
+        let mut ballast = std::fs::File::create(mount.join("ballast")).unwrap();
+        let chunk = vec![0u8; 1 << 20];
+        while std::io::Write::write_all(&mut ballast, &chunk).is_ok() {}
+        drop(ballast);
+
+        let started = std::time::Instant::now();
+        let error = store.flush_memtables().unwrap_err();
+        assert!(
+            matches!(error, StorageError::NoSpace { .. }),
+            "not a NoSpace: {error}"
+        );
+        assert!(started.elapsed() < FLUSH_WAIT, "ended only at the deadline");
+        drop(store);
+    }
+
     /// The compaction drops versions below the oldest open read's sequence number: a read that
     /// began before it (a snapshot) still sees the values of its moment, overwritten and deleted
     /// ones included. (With the newest sequence number instead, fjall panicked inside this
