@@ -379,15 +379,15 @@ impl FjallStore {
                 self.write_failed.store(true, Ordering::Release);
                 if available_space(&self.path)? < MEMTABLE_BYTES {
                     return Err(StorageError::NoSpace {
-                        operation: "flush before compaction",
+                        operation: "flush for a compaction",
                     });
                 }
-                return Err(engine_error("flush before compaction", error));
+                return Err(engine_error("flush for a compaction", error));
             }
             if std::time::Instant::now() >= deadline {
                 return Err(StorageError::engine(
                     ENGINE,
-                    "flush before compaction",
+                    "flush for a compaction",
                     format!(
                         "fjall did not write its memtables to tables within {} s",
                         FLUSH_WAIT.as_secs()
