@@ -606,7 +606,11 @@ mod tests {
 
     impl Drop for Tmpfs {
         fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg(&self.0).status();
+            // Lazy: detached even while a file on it is still open.
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
         }
     }
 
