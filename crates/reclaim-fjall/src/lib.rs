@@ -298,6 +298,13 @@ impl FjallStore {
         self.live_bytes.load(Ordering::SeqCst)
     }
 
+    /// What the live data takes in tables: its keys and values and their index and filter
+    /// blocks ([`TABLE_OVERHEAD_SHARE`]); what a major compaction writes at most.
+    fn live_table_bytes(&self) -> u64 {
+        let live = self.live_bytes();
+        live.saturating_add(live / TABLE_OVERHEAD_SHARE)
+    }
+
     /// Writes the write count under [`WRITES_KEY`] (synced when `sync`).
     fn record_writes(&self, sync: bool) -> Result<u64, StorageError> {
         let writes = self.writes.load(Ordering::SeqCst);
@@ -349,10 +356,7 @@ impl FjallStore {
         let memtables = (self.data.tree.active_memtable().size()).saturating_add(
             MEMTABLE_BYTES.saturating_mul(self.data.tree.sealed_memtable_count() as u64),
         );
-        let live = self.live_bytes();
-        let needed = memtables
-            .saturating_add(live)
-            .saturating_add(live / TABLE_OVERHEAD_SHARE);
+        let needed = memtables.saturating_add(self.live_table_bytes());
         if available_space(&self.path)? < needed {
             return Err(StorageError::NoSpace {
                 operation: "compaction (room for the flush and the new tables)",
@@ -577,8 +581,7 @@ impl Compactable for FjallStore {
     /// compresses from level 2 on, LZ4) takes less than its bytes there.
     fn space_report(&self) -> Result<SpaceReport, StorageError> {
         let on_disk = self.size_on_disk()?;
-        let live = self.live_bytes();
-        let kept = live.saturating_add(live / TABLE_OVERHEAD_SHARE);
+        let kept = self.live_table_bytes();
         Ok(SpaceReport {
             on_disk,
             reclaimable: Some(self.data.disk_space().saturating_sub(kept)),
