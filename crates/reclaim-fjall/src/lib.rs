@@ -298,6 +298,22 @@ impl FjallStore {
         self.live_bytes.load(Ordering::SeqCst)
     }
 
+    /// The error of a failed write. fjall answers `Poisoned` once one of its background flushes
+    /// failed (often a full disk, found by the flush before any write): that says so.
+    fn write_error(&self, error: fjall::Error) -> StorageError {
+        if !matches!(error, fjall::Error::Poisoned) {
+            return engine_error("write", error);
+        }
+        match available_space(&self.path) {
+            Ok(free) if free < MEMTABLE_BYTES => StorageError::NoSpace { operation: "write" },
+            _ => StorageError::engine(
+                ENGINE,
+                "write",
+                "fjall stopped after one of its background writes failed; open the store again",
+            ),
+        }
+    }
+
     /// What the live data takes in tables: its keys and values and their index and filter
     /// blocks ([`TABLE_OVERHEAD_SHARE`]); what a major compaction writes at most.
     fn live_table_bytes(&self) -> u64 {
@@ -510,7 +526,7 @@ impl KvWrite for FjallStore {
             fjall_batch.insert(&self.data, LIVE_BYTES_KEY, live.to_be_bytes().to_vec());
             fjall_batch.commit().map_err(|e| {
                 self.write_failed.store(true, Ordering::Release);
-                engine_error("write", e)
+                self.write_error(e)
             })?;
             self.live_bytes.store(live, Ordering::SeqCst);
             self.writes.fetch_add(1, Ordering::SeqCst);
