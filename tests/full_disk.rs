@@ -6,72 +6,17 @@
 //! permissions; a read-only mount binds root too). Where tmpfs cannot be mounted (not root, or
 //! no mount permission) each test says it was skipped and why.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::sync::Arc;
 
 use reclaim::{KeyRange, KvStore, StorageError, WriteBatch, WriteOptions};
 use reclaim_conformance::data::random_bytes;
 use reclaim_conformance::rewrite_kill::generation_dirs;
+use reclaim_conformance::tmpfs::Tmpfs;
 
 const FS_BYTES: u64 = 48 << 20;
 const BALLAST_BYTES: usize = 12 << 20;
 const VALUE_BYTES: usize = 64 << 10;
-
-struct Tmpfs {
-    _dir: tempfile::TempDir,
-    mount: PathBuf,
-}
-
-impl Tmpfs {
-    fn mount() -> Result<Self, String> {
-        Self::mount_sized(FS_BYTES)
-    }
-
-    fn mount_sized(bytes: u64) -> Result<Self, String> {
-        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let mount = dir.path().join("fs");
-        std::fs::create_dir(&mount).map_err(|e| e.to_string())?;
-        let output = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
-            .arg(&mount)
-            .output()
-            .map_err(|e| format!("cannot run mount: {e}"))?;
-        if !output.status.success() {
-            return Err(String::from_utf8_lossy(&output.stderr).trim().to_owned());
-        }
-        Ok(Self { _dir: dir, mount })
-    }
-}
-
-impl Tmpfs {
-    /// Remounts the file system read-only (`true`) or writable again.
-    fn remount(&self, read_only: bool) -> Result<(), String> {
-        let mode = if read_only {
-            "remount,ro"
-        } else {
-            "remount,rw"
-        };
-        let output = Command::new("mount")
-            .args(["-o", mode])
-            .arg(&self.mount)
-            .output()
-            .map_err(|e| format!("cannot run mount: {e}"))?;
-        if output.status.success() {
-            Ok(())
-        } else {
-            Err(String::from_utf8_lossy(&output.stderr).trim().to_owned())
-        }
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        // Lazy: detached even while a file on it is still open (an engine's background thread
-        // closing late), so that no mount outlives the test.
-        let _ = Command::new("umount").arg("-l").arg(&self.mount).status();
-    }
-}
 
 fn key(i: u32) -> Vec<u8> {
     format!("k{i:06}").into_bytes()
@@ -101,7 +46,7 @@ fn full_disk_sized(
     ballast_bytes: usize,
     open: fn(&Path) -> Result<Arc<dyn KvStore>, StorageError>,
 ) {
-    let fs = match Tmpfs::mount_sized(fs_bytes) {
+    let fs = match Tmpfs::mount(fs_bytes) {
         Ok(fs) => fs,
         Err(why) => {
             eprintln!(
@@ -110,9 +55,9 @@ fn full_disk_sized(
             return;
         }
     };
-    let ballast = fs.mount.join("ballast");
+    let ballast = fs.path().join("ballast");
     std::fs::write(&ballast, vec![0u8; ballast_bytes]).unwrap();
-    let dir = fs.mount.join("store");
+    let dir = fs.path().join("store");
     let store = open(&dir).unwrap();
     let (acknowledged, err) = fill_until_full(store.as_ref());
     let message = err.to_string();
@@ -189,14 +134,14 @@ fn read_only_file_system<S: KvStore>(
     open: fn(&Path) -> Result<S, StorageError>,
     close: fn(S),
 ) {
-    let fs = match Tmpfs::mount() {
+    let fs = match Tmpfs::mount(FS_BYTES) {
         Ok(fs) => fs,
         Err(why) => {
             eprintln!("read-only test for {engine} skipped: cannot mount a tmpfs ({why})");
             return;
         }
     };
-    let dir = fs.mount.join("store");
+    let dir = fs.path().join("store");
     let store = open(&dir).unwrap();
     for i in 0..20 {
         let mut batch = WriteBatch::new();
@@ -344,7 +289,7 @@ fn rewrite_without_room(
     room: u64,
     open: fn(&Path) -> Result<Arc<dyn KvStore>, StorageError>,
 ) {
-    let fs = match Tmpfs::mount_sized(128 << 20) {
+    let fs = match Tmpfs::mount(128 << 20) {
         Ok(fs) => fs,
         Err(why) => {
             eprintln!(
@@ -353,7 +298,7 @@ fn rewrite_without_room(
             return;
         }
     };
-    let dir = fs.mount.join("store");
+    let dir = fs.path().join("store");
     let store = open(&dir).unwrap();
     let writes = 160u32;
     for i in 0..writes {
@@ -361,12 +306,12 @@ fn rewrite_without_room(
         batch.put(key(i), random_bytes(u64::from(i), VALUE_BYTES));
         store.write(batch, WriteOptions::DURABLE).unwrap();
     }
-    let free = reclaim::dir::available_space(&fs.mount).unwrap();
+    let free = reclaim::dir::available_space(fs.path()).unwrap();
     eprintln!(
         "{engine}: {} bytes on disk, {free} free before the ballast",
         store.size_on_disk().unwrap()
     );
-    let ballast = fs.mount.join("ballast");
+    let ballast = fs.path().join("ballast");
     std::fs::write(&ballast, vec![0u8; free.saturating_sub(room) as usize]).unwrap();
     let generations = || generation_dirs(&dir);
     let before = generations();
@@ -394,7 +339,7 @@ fn rewrite_without_room(
     eprintln!(
         "{engine}: {} bytes on disk, {} free once the ballast is gone",
         store.size_on_disk().unwrap(),
-        reclaim::dir::available_space(&fs.mount).unwrap()
+        reclaim::dir::available_space(fs.path()).unwrap()
     );
     store
         .compact_range(&KeyRange::full())

@@ -20,6 +20,10 @@
 //! for tooling. Cases that measure (space, pauses, costs) record figures ([`report::figure`]),
 //! printed as `conformance-figure:` lines; [`report::Report`] runs every case against an
 //! adapter and renders the results and figures as a table a CI job can publish.
+//!
+//! What the suite cannot do portably — fill a disk, remount it read-only — an adapter's own
+//! tests can, on a size-limited file system from [`tmpfs::Tmpfs`] (needs mount permission;
+//! the workspace's `tests/full_disk.rs` shows the checks for every engine).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -36,6 +40,7 @@ pub mod memory;
 pub mod pacing;
 pub mod report;
 pub mod rewrite_kill;
+pub mod tmpfs;
 
 /// Opens the store kept in a directory (creating it if needed).
 pub type OpenFn = dyn Fn(&Path) -> Result<Arc<dyn KvStore>, StorageError> + Send + Sync;

@@ -620,37 +620,19 @@ mod tests {
         store.write(batch, WriteOptions::DURABLE).unwrap();
     }
 
-    /// Unmounts a tmpfs when dropped.
-    struct Tmpfs(PathBuf);
-
-    impl Drop for Tmpfs {
-        fn drop(&mut self) {
-            // Lazy: detached even while a file on it is still open.
-            let _ = std::process::Command::new("umount")
-                .arg("-l")
-                .arg(&self.0)
-                .status();
-        }
-    }
-
     /// A flush that fails (a full disk) stops fjall's worker and poisons the database, and
     /// fjall's own wait for it never ends: the adapter's wait must end with `NoSpace`. (The
     /// compaction's room check comes first in `compact_range`, so this calls the wait itself.)
     #[test]
     fn a_flush_that_fails_on_a_full_disk_ends_with_an_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let mount = dir.path().join("fs");
-        std::fs::create_dir(&mount).unwrap();
-        let mounted = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=96m", "tmpfs"])
-            .arg(&mount)
-            .output()
-            .is_ok_and(|output| output.status.success());
-        if !mounted {
-            eprintln!("skipped: cannot mount a size-limited tmpfs (needs root)");
-            return;
-        }
-        let _unmount = Tmpfs(mount.clone());
+        let fs = match reclaim_conformance::tmpfs::Tmpfs::mount(96 << 20) {
+            Ok(fs) => fs,
+            Err(why) => {
+                eprintln!("skipped: cannot mount a size-limited tmpfs ({why})");
+                return;
+            }
+        };
+        let mount = fs.path();
         let store = FjallStore::open(mount.join("store")).unwrap();
         for i in 0..128u32 {
             put(&store, &i.to_be_bytes(), &vec![i as u8; 64 << 10]);
