@@ -623,6 +623,7 @@ mod tests {
     /// A flush that fails (a full disk) stops fjall's worker and poisons the database, and
     /// fjall's own wait for it never ends: the adapter's wait must end with `NoSpace`. (The
     /// compaction's room check comes first in `compact_range`, so this calls the wait itself.)
+    /// The writes fjall then refuses as `Poisoned` say why: no space, or reopen the store.
     #[test]
     fn a_flush_that_fails_on_a_full_disk_ends_with_an_error() {
         let fs = match reclaim_conformance::tmpfs::Tmpfs::mount(96 << 20) {
@@ -650,6 +651,25 @@ mod tests {
             "not a NoSpace: {error}"
         );
         assert!(started.elapsed() < FLUSH_WAIT, "ended only at the deadline");
+
+        // fjall now answers every write with `Poisoned`: on a disk still full, that is NoSpace;
+        // with room again, the error says the store must be opened again.
+        let write = |value: &[u8]| {
+            let mut batch = WriteBatch::new();
+            batch.put(b"after".to_vec(), value.to_vec());
+            store.write(batch, WriteOptions::DURABLE)
+        };
+        let error = write(b"x").unwrap_err();
+        assert!(
+            matches!(error, StorageError::NoSpace { .. }),
+            "a write after the failed flush on a full disk: {error}"
+        );
+        std::fs::remove_file(mount.join("ballast")).unwrap();
+        let error = write(b"y").unwrap_err();
+        assert!(
+            error.to_string().contains("open the store again"),
+            "a write after the failed flush with room again: {error}"
+        );
         drop(store);
     }
 

@@ -28,7 +28,13 @@
 //!   are expanded to point deletes under the write mutex ([`expand_range_deletes_sized`], whose
 //!   scan also gives the deleted bytes to the live-bytes count), which makes
 //!   the expansion exact.
-//! * [`WriteOptions::sync`] flushes sled before `write` returns.
+//! * [`WriteOptions::sync`] flushes sled before `write` returns, and then fsyncs the blob files
+//!   sled wrote since the last such sync, and their directory. sled 0.34 writes a page larger
+//!   than a quarter of its segment (a leaf holding a few large values) to a file of its own
+//!   under `blobs/` and never syncs it: its flush syncs only the log, which points at the
+//!   blob (an ALICE run found this, spacejam/sled#1077). Without this, an acknowledged write
+//!   could point at a file a power cut lost; and the kernel wrote those files back in bursts
+//!   that held the node's commits behind them.
 //! * sled 0.34 does not always release its file lock when its last handle drops, so this
 //!   process keeps one live handle per generation and reuses it on reopen (reclaim's directory
 //!   lock makes that safe); [`SledStore::close`] releases it. A reopen right after `close` may
@@ -48,6 +54,7 @@
 //!   rolled-back state. (Damage after a crash, before any clean close, is not covered.) Each
 //!   generation keeps its own record in its directory.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -81,6 +88,9 @@ const META_TREE: &str = "reclaim-meta";
 /// The tree of the side keyspace ([`reclaim_core::rewrite::SideKeyspace`]): a write-once
 /// rewrite's tombstones, written in one transaction with the batch they belong to.
 const SIDE_TREE: &str = "reclaim-side";
+
+/// Where sled 0.34 keeps the pages too large for its log, one file each, named by number.
+const BLOB_DIR: &str = "blobs";
 /// The write count's key in [`META_TREE`].
 const WRITES_KEY: &[u8] = b"writes";
 /// The live bytes' key in [`META_TREE`]: recorded at a clean close, removed just before the
@@ -112,6 +122,8 @@ pub struct SledGeneration {
     /// The live bytes recorded at the last clean close are still in [`META_TREE`]: the next
     /// write removes them first.
     live_bytes_recorded: AtomicBool,
+    /// The blob files (by sled's number for them) already made durable by [`Self::flush`].
+    synced_blobs: Mutex<HashSet<u64>>,
 }
 
 impl std::fmt::Debug for SledGeneration {
@@ -304,7 +316,57 @@ impl SledGeneration {
             writes: AtomicU64::new(writes),
             live_bytes: AtomicU64::new(live_bytes),
             live_bytes_recorded: AtomicBool::new(live_bytes_recorded),
+            synced_blobs: Mutex::new(HashSet::new()),
         })
+    }
+
+    /// Flushes sled, then makes durable the blob files it wrote since the last flush (see the
+    /// crate's invariants): every write acknowledged before this returns is on stable storage.
+    fn flush(&self) -> Result<(), StorageError> {
+        self.db.flush().map_err(|e| engine_error("flush", e))?;
+        self.sync_new_blobs().map(|_| ())
+    }
+
+    /// Fsyncs every blob file not synced before, then the blob directory if any was; returns
+    /// how many. A blob sled removed meanwhile (its page was rewritten) is skipped.
+    fn sync_new_blobs(&self) -> Result<usize, StorageError> {
+        let dir = self.dir.join(BLOB_DIR);
+        let mut synced = self.synced_blobs.lock();
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            // sled makes the directory at creation; none means no blob yet.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(StorageError::io("list sled's blob files", e)),
+        };
+        let mut present = HashSet::with_capacity(synced.len() + 4);
+        let mut newly_synced = 0;
+        for entry in entries {
+            let entry = entry.map_err(|e| StorageError::io("list sled's blob files", e))?;
+            let Some(number) = entry
+                .file_name()
+                .to_str()
+                .and_then(|name| name.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            if !synced.contains(&number) {
+                match std::fs::File::open(entry.path()) {
+                    Ok(file) => file
+                        .sync_data()
+                        .map_err(|e| StorageError::io("sync a sled blob file", e))?,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(StorageError::io("open a sled blob file", e)),
+                }
+                newly_synced += 1;
+            }
+            present.insert(number);
+        }
+        if newly_synced > 0 {
+            sync_dir(&dir)?;
+        }
+        // Forget the removed ones: sled never reuses a blob's number (it is a log position).
+        *synced = present;
+        Ok(newly_synced)
     }
 
     /// Records the write count inside sled and in [`reclaim_core::dir::CLEAN_FILE`] (a clean
@@ -323,7 +385,7 @@ impl SledGeneration {
         meta.insert(LIVE_BYTES_KEY, &live.to_be_bytes())
             .map_err(|e| engine_error("record live bytes", e))?;
         self.live_bytes_recorded.store(true, Ordering::SeqCst);
-        self.db.flush().map_err(|e| engine_error("flush", e))?;
+        self.flush()?;
         record_clean_close(&self.dir, 0, writes)
     }
 
@@ -488,7 +550,7 @@ impl SledGeneration {
             self.live_bytes.store(live_bytes, Ordering::SeqCst);
             self.writes.fetch_add(1, Ordering::SeqCst);
             if options.sync {
-                self.db.flush().map_err(|e| engine_error("flush", e))?;
+                self.flush()?;
             }
             Ok(())
         })
@@ -545,10 +607,10 @@ impl GenerationEngine for SledEngine {
         SledGeneration::open(dir, create)
     }
 
-    /// Flushes sled and fsyncs the generation's directory.
+    /// Flushes sled (its blob files too) and fsyncs the generation's directory.
     fn persist(&self, store: &SledGeneration) -> Result<(), StorageError> {
         contained(ENGINE, "flush", &store.poisoned, || {
-            store.db.flush().map_err(|e| engine_error("flush", e))?;
+            store.flush()?;
             sync_dir(&store.dir)
         })
     }
@@ -673,3 +735,46 @@ impl SledStore {
 // The generational store's compaction is the core's online rewrite into a new generation; it
 // declares what this adapter promises (`SledStore::CAPABILITIES`).
 reclaim_core::forward_kv_store!(SledStore => inner);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put_large(store: &SledGeneration, key: u32, options: WriteOptions) {
+        let mut batch = WriteBatch::new();
+        batch.put(key.to_be_bytes().to_vec(), vec![key as u8; 96 << 10]);
+        store.write(batch, options).unwrap();
+    }
+
+    /// sled writes leaves of large values to blob files and never syncs them itself: buffered
+    /// writes leave them for the next durable write, which syncs every one (a sync right after
+    /// it finds none left).
+    #[test]
+    fn a_durable_write_leaves_no_blob_file_unsynced() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledGeneration::open(&dir.path().join("gen"), true).unwrap();
+        for key in 0..16 {
+            put_large(&store, key, WriteOptions::BUFFERED);
+        }
+        let blobs = std::fs::read_dir(dir.path().join("gen").join(BLOB_DIR))
+            .unwrap()
+            .count();
+        assert!(
+            blobs > 0,
+            "sled wrote no blob file: this test covers nothing"
+        );
+        assert!(
+            store.sync_new_blobs().unwrap() > 0,
+            "buffered writes left no blob file to sync"
+        );
+        for key in 16..32 {
+            put_large(&store, key, WriteOptions::BUFFERED);
+        }
+        put_large(&store, 32, WriteOptions::DURABLE);
+        assert_eq!(
+            store.sync_new_blobs().unwrap(),
+            0,
+            "a durable write left blob files unsynced"
+        );
+    }
+}
