@@ -6,7 +6,7 @@
 //! permission): where it is refused, [`Tmpfs::mount`] says why, and a test should say it was
 //! skipped rather than fail.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// A tmpfs of a fixed size mounted on a fresh temporary directory; unmounted when dropped.
@@ -15,8 +15,8 @@ use std::process::Command;
 /// an engine's background thread closing late, so no mount outlives the test that made it.
 /// A test process that is killed still leaves its mount behind.
 pub struct Tmpfs {
-    mount: std::path::PathBuf,
-    // Declared after `mount` only for clarity: `Drop` unmounts before the directory goes.
+    mount: PathBuf,
+    /// Holds the mount point; removed after `Drop::drop` has unmounted it.
     _dir: tempfile::TempDir,
 }
 

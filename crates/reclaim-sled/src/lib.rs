@@ -91,6 +91,7 @@ const SIDE_TREE: &str = "reclaim-side";
 
 /// Where sled 0.34 keeps the pages too large for its log, one file each, named by number.
 const BLOB_DIR: &str = "blobs";
+
 /// The write count's key in [`META_TREE`].
 const WRITES_KEY: &[u8] = b"writes";
 /// The live bytes' key in [`META_TREE`]: recorded at a clean close, removed just before the
