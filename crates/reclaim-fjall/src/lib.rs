@@ -304,13 +304,23 @@ impl FjallStore {
         if !matches!(error, fjall::Error::Poisoned) {
             return engine_error("write", error);
         }
-        match available_space(&self.path) {
-            Ok(free) if free < MEMTABLE_BYTES => StorageError::NoSpace { operation: "write" },
-            _ => StorageError::engine(
+        self.no_space_or(
+            "write",
+            StorageError::engine(
                 ENGINE,
                 "write",
                 "fjall stopped after one of its background writes failed; open the store again",
             ),
+        )
+    }
+
+    /// [`StorageError::NoSpace`] for `operation` when the file system has less room left than
+    /// a memtable (fjall's flushes cannot go on: the disk is full), else `otherwise` (also
+    /// when the free space cannot be read).
+    fn no_space_or(&self, operation: &'static str, otherwise: StorageError) -> StorageError {
+        match available_space(&self.path) {
+            Ok(free) if free < MEMTABLE_BYTES => StorageError::NoSpace { operation },
+            _ => otherwise,
         }
     }
 
@@ -397,12 +407,8 @@ impl FjallStore {
             // `persist` checks fjall's poison flag first; the buffered mode costs no sync.
             if let Err(error) = self.db.persist(PersistMode::Buffer) {
                 self.write_failed.store(true, Ordering::Release);
-                if available_space(&self.path)? < MEMTABLE_BYTES {
-                    return Err(StorageError::NoSpace {
-                        operation: "flush for a compaction",
-                    });
-                }
-                return Err(engine_error("flush for a compaction", error));
+                let operation = "flush for a compaction";
+                return Err(self.no_space_or(operation, engine_error(operation, error)));
             }
             if std::time::Instant::now() >= deadline {
                 return Err(StorageError::engine(
