@@ -23,22 +23,34 @@ fn files_are_not_preallocated() {
 }
 
 /// Table files reach the disk as they are written, a mebibyte at a time, not all at their
-/// close: a commit's sync then never waits behind a whole table file of a flush or compaction.
+/// close, and never more than that is waiting for the disk: a commit's sync then never waits
+/// behind a whole table file of a flush or compaction. Both hold with the partitioner too (it
+/// goes through the same option string).
 #[test]
 fn table_files_are_written_back_as_they_grow() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = RocksStore::open(dir.path()).unwrap();
-    let text = options_file(dir.path());
-    assert!(text.contains("\n  bytes_per_sync=1048576\n"), "{text}");
-    drop(store);
+    for partition_prefix_bytes in [None, Some(1)] {
+        let dir = tempfile::tempdir().unwrap();
+        let options = reclaim_rocksdb::RocksOptions {
+            sst_partition_prefix_bytes: partition_prefix_bytes,
+            ..reclaim_rocksdb::RocksOptions::default()
+        };
+        let store = RocksStore::open_with(dir.path(), options).unwrap();
+        let text = options_file(dir.path());
+        assert!(text.contains("\n  bytes_per_sync=1048576\n"), "{text}");
+        assert!(text.contains("\n  strict_bytes_per_sync=true\n"), "{text}");
+        assert!(text.contains("allow_fallocate=false"), "{text}");
+        drop(store);
+    }
     let dir = tempfile::tempdir().unwrap();
     let options = reclaim_rocksdb::RocksOptions {
         bytes_per_sync: 0,
+        strict_bytes_per_sync: false,
         ..reclaim_rocksdb::RocksOptions::default()
     };
     let _store = RocksStore::open_with(dir.path(), options).unwrap();
     let text = options_file(dir.path());
     assert!(text.contains("\n  bytes_per_sync=0\n"), "{text}");
+    assert!(text.contains("\n  strict_bytes_per_sync=false\n"), "{text}");
 }
 
 /// The text of the OPTIONS file RocksDB wrote into `dir` at open.
