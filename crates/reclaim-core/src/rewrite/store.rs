@@ -69,7 +69,8 @@ pub struct RewriteSettings {
     /// steady-state p99 of the commits during rewrites against 3.7 ms (redb) and 3.2 ms (sled)
     /// with compaction off: redb 6.05 / 5.72 ms with 128 KiB, 4.65 / 4.39 ms with 32 KiB,
     /// 3.95 ms with 16 KiB (whose copy took 30 s instead of 19–21 s); sled 7.95 ms with
-    /// 128 KiB, 4.44 ms with 32 KiB (its copy 14 s instead of 23 s).
+    /// 128 KiB, 4.44 ms with 32 KiB (its copy 14 s instead of 23 s). An adapter whose chunks
+    /// cost more may set less: sled's takes 16 KiB (`reclaim_sled::SMALLEST_COPY_CHUNK_BYTES`).
     pub min_chunk_bytes: u64,
     /// How long a copy chunk waits at most for the node to rest before it goes anyway.
     pub rest_wait: Duration,
