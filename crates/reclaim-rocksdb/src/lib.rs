@@ -128,8 +128,9 @@ pub struct RocksOptions {
     /// the disk and not yet written (RocksDB's `strict_bytes_per_sync`: before handing over the
     /// next range, the writer waits for the one before). Without it a compaction writing
     /// faster than the disk piles up dirty pages the kernel writes back in bursts, and a
-    /// commit's sync that meets one waits for it (on ext4, a commit's `fdatasync` waits for the
-    /// journal, which waits for the data of every file whose blocks it allocated). On by
+    /// commit's sync that meets one waits for it (on ext4's default ordered mode, likely
+    /// through the journal: a commit's `fdatasync` commits it, and it writes out the data of
+    /// the blocks it allocated first). On by
     /// default. Release runs of `reclaim simulate`, 64 KiB blocks, 545 MiB retained, writer
     /// flat out, CometBFT's interval policy, one shared disk, interleaved, three runs each:
     /// the steady state's p99 of commits during a compaction was 6.8–7.7 ms against
@@ -160,14 +161,14 @@ impl Default for RocksOptions {
     }
 }
 
-/// RocksDB's options with `allow_fallocate = false`, `strict_bytes_per_sync` as asked and, with
-/// `partition_prefix_bytes`, a fixed-prefix SST partitioner. By default RocksDB preallocates every write-ahead log to
-/// 1.1 × the write buffer (70 MiB with ours) and every table it writes to 1.1 × the target
-/// file size: blocks the filesystem counts as used although they hold nothing yet, measured at
-/// 0.13–0.26 × the live data of a 545 MiB store with one or two logs open. Without
-/// preallocation files grow as they are written. (The rust binding sets these options only
-/// and `strict_bytes_per_sync` only through RocksDB's option string.) Should the string ever be
-/// refused, the partitioner, then the other two settings, are given up and the refusal logged.
+/// RocksDB's options with `allow_fallocate = false`, `strict_bytes_per_sync` as asked and,
+/// with `partition_prefix_bytes`, a fixed-prefix SST partitioner. By default RocksDB
+/// preallocates every write-ahead log to 1.1 × the write buffer (70 MiB with ours) and every
+/// table it writes to 1.1 × the target file size: blocks the filesystem counts as used although
+/// they hold nothing yet, measured at 0.13–0.26 × the live data of a 545 MiB store with one or
+/// two logs open. Without preallocation files grow as they are written. (The rust binding sets
+/// these three only through RocksDB's option string.) Should the string ever be refused, the
+/// partitioner, then the other two settings, are given up and the refusal logged.
 fn string_options(partition_prefix_bytes: Option<usize>, strict_bytes_per_sync: bool) -> Options {
     let files = format!("allow_fallocate=false;strict_bytes_per_sync={strict_bytes_per_sync}");
     if let Some(length) = partition_prefix_bytes {
