@@ -778,6 +778,121 @@ fn an_unpaced_copy_is_made_durable_a_chunk_at_a_time() {
     assert!(held.len() >= 16, "{} persists for 16 MiB", held.len());
 }
 
+/// Where small entries give way to large ones, the scan sized by the small ones reads many
+/// large ones at once: the copy still writes them a chunk at a time (it used to write the
+/// whole page, up to `scan_entries` large values, as one chunk that the node's writes waited
+/// for).
+#[test]
+fn a_page_of_large_entries_after_small_ones_is_copied_a_chunk_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let chunk = 256u64 << 10;
+    let (store, held_at_persist) = open_recording(
+        dir.path(),
+        RewriteSettings {
+            persist_every_bytes: chunk,
+            min_chunk_bytes: 32 << 10,
+            ..RewriteSettings::default()
+        },
+    );
+    let value = 64u64 << 10;
+    let mut batch = WriteBatch::new();
+    // Per height a small entry, then the large ones: every small one makes the next scan ask
+    // for a chunk's worth of small entries.
+    for height in 0..16u32 {
+        batch.put(format!("h{height:04}/a-meta").into_bytes(), vec![1u8; 100]);
+        for part in 0..40u32 {
+            batch.put(
+                format!("h{height:04}/part{part:03}").into_bytes(),
+                vec![part as u8; value as usize],
+            );
+        }
+    }
+    store.write(batch, WriteOptions::DURABLE).unwrap();
+    let model = contents(store.as_ref());
+    held_at_persist.lock().clear();
+    store.compact_range(&KeyRange::full()).unwrap();
+    assert_eq!(store.generation(), 2);
+    assert_eq!(contents(store.as_ref()), model);
+    let held = held_at_persist.lock().clone();
+    let largest_flush = largest_flush(&held);
+    let entry = value + 16;
+    assert!(
+        largest_flush <= chunk + entry,
+        "{largest_flush} bytes made durable by one persist (chunk {chunk}): {held:?}"
+    );
+    // 40 MiB in chunks of 256 KiB.
+    assert!(held.len() >= 150, "{} persists for 40 MiB", held.len());
+}
+
+/// One step for the whole store; after every chunk the node overwrites a large entry the
+/// copy may have read already and not yet written.
+struct OverwritingBetweenChunks<'a> {
+    store: &'a dyn KvWrite,
+    model: parking_lot::Mutex<BTreeMap<Vec<u8>, Vec<u8>>>,
+    calls: AtomicU32,
+}
+
+impl CompactionPacer for OverwritingBetweenChunks<'_> {
+    fn step_bytes(&self) -> u64 {
+        64 << 20
+    }
+
+    fn before_step(&self) -> Result<(), StorageError> {
+        Ok(())
+    }
+
+    fn keep_pace(&self, _done: u64, _step_started: std::time::Instant) -> Result<(), StorageError> {
+        let call = self.calls.fetch_add(1, Ordering::SeqCst);
+        let key = format!("b{:03}", (call * 7 + 20) % 64).into_bytes();
+        let value = format!("overwritten at chunk {call}").into_bytes();
+        let mut batch = WriteBatch::new();
+        batch.put(key.clone(), value.clone());
+        self.store.write(batch, WriteOptions::DURABLE)?;
+        self.model.lock().insert(key, value);
+        Ok(())
+    }
+}
+
+/// A page the copy splits into chunks (small entries giving way to large ones) while the node
+/// overwrites entries of its later chunks: the copy never writes back a value it read before
+/// the node's newer one, with the writes captured and replayed and with the write-once
+/// rewrite.
+#[test]
+fn entries_read_ahead_of_their_chunk_never_overwrite_newer_writes() {
+    fn check<E: GenerationEngine>(engine: E) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_engine(
+            dir.path(),
+            engine,
+            RewriteSettings {
+                persist_every_bytes: 256 << 10,
+                ..RewriteSettings::default()
+            },
+        );
+        let mut batch = WriteBatch::new();
+        for i in 0..20u32 {
+            batch.put(format!("a{i:03}").into_bytes(), vec![1u8; 100]);
+        }
+        for i in 0..64u32 {
+            batch.put(format!("b{i:03}").into_bytes(), vec![i as u8; 64 << 10]);
+        }
+        store.write(batch, WriteOptions::DURABLE).unwrap();
+        let pacer = OverwritingBetweenChunks {
+            store: store.as_ref(),
+            model: parking_lot::Mutex::new(contents(store.as_ref())),
+            calls: AtomicU32::new(0),
+        };
+        store
+            .compact_range_paced(&KeyRange::full(), &pacer)
+            .unwrap();
+        assert_eq!(store.generation(), 2);
+        assert!(pacer.calls.load(Ordering::SeqCst) >= 8, "too few chunks");
+        assert_eq!(contents(store.as_ref()), pacer.model.into_inner());
+    }
+    check(MemoryGenerations);
+    check(SidedGenerations);
+}
+
 /// Steps of `step` bytes under the I/O cap of `pacing`.
 struct CappedSteps {
     step: u64,
