@@ -744,6 +744,20 @@ fn largest_flush(held: &[u64]) -> u64 {
         .unwrap_or(0)
 }
 
+/// Rewrites `store` unpaced, checks that it holds what it held, and returns what the
+/// generation held at each persist of the rewrite.
+fn rewrite_recording_persists(
+    store: &GenerationalStore<PersistRecording>,
+    held_at_persist: &HeldAtPersist,
+) -> Vec<u64> {
+    let model = contents(store);
+    held_at_persist.lock().clear();
+    store.compact_range(&KeyRange::full()).unwrap();
+    assert_eq!(store.generation(), 2);
+    assert_eq!(contents(store), model);
+    held_at_persist.lock().clone()
+}
+
 /// An unpaced copy step (8 MiB) is written and made durable in chunks of
 /// `persist_every_bytes`: a node's commit that meets one of its flushes waits for a chunk,
 /// not for a whole step.
@@ -763,12 +777,7 @@ fn an_unpaced_copy_is_made_durable_a_chunk_at_a_time() {
         batch.put(format!("part{i:04}").into_bytes(), vec![i as u8; 64 << 10]);
     }
     store.write(batch, WriteOptions::DURABLE).unwrap();
-    let model = contents(store.as_ref());
-    held_at_persist.lock().clear();
-    store.compact_range(&KeyRange::full()).unwrap();
-    assert_eq!(store.generation(), 2);
-    assert_eq!(contents(store.as_ref()), model);
-    let held = held_at_persist.lock().clone();
+    let held = rewrite_recording_persists(&store, &held_at_persist);
     let value = (64 << 10) + 8;
     let largest_flush = largest_flush(&held);
     assert!(
@@ -808,12 +817,7 @@ fn a_page_of_large_entries_after_small_ones_is_copied_a_chunk_at_a_time() {
         }
     }
     store.write(batch, WriteOptions::DURABLE).unwrap();
-    let model = contents(store.as_ref());
-    held_at_persist.lock().clear();
-    store.compact_range(&KeyRange::full()).unwrap();
-    assert_eq!(store.generation(), 2);
-    assert_eq!(contents(store.as_ref()), model);
-    let held = held_at_persist.lock().clone();
+    let held = rewrite_recording_persists(&store, &held_at_persist);
     let largest_flush = largest_flush(&held);
     let entry = value + 16;
     assert!(
