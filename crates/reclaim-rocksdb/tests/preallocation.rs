@@ -3,7 +3,7 @@
 //! default), and table files written back as they grow.
 
 use reclaim_core::{Compactable, KvWrite, WriteBatch, WriteOptions};
-use reclaim_rocksdb::RocksStore;
+use reclaim_rocksdb::{RocksOptions, RocksStore};
 
 #[test]
 fn files_are_not_preallocated() {
@@ -29,28 +29,28 @@ fn files_are_not_preallocated() {
 #[test]
 fn table_files_are_written_back_as_they_grow() {
     for partition_prefix_bytes in [None, Some(1)] {
-        let dir = tempfile::tempdir().unwrap();
-        let options = reclaim_rocksdb::RocksOptions {
+        let text = options_written_with(RocksOptions {
             sst_partition_prefix_bytes: partition_prefix_bytes,
-            ..reclaim_rocksdb::RocksOptions::default()
-        };
-        let store = RocksStore::open_with(dir.path(), options).unwrap();
-        let text = options_file(dir.path());
+            ..RocksOptions::default()
+        });
         assert!(text.contains("\n  bytes_per_sync=1048576\n"), "{text}");
         assert!(text.contains("\n  strict_bytes_per_sync=true\n"), "{text}");
         assert!(text.contains("allow_fallocate=false"), "{text}");
-        drop(store);
     }
-    let dir = tempfile::tempdir().unwrap();
-    let options = reclaim_rocksdb::RocksOptions {
+    let text = options_written_with(RocksOptions {
         bytes_per_sync: 0,
         strict_bytes_per_sync: false,
-        ..reclaim_rocksdb::RocksOptions::default()
-    };
-    let _store = RocksStore::open_with(dir.path(), options).unwrap();
-    let text = options_file(dir.path());
+        ..RocksOptions::default()
+    });
     assert!(text.contains("\n  bytes_per_sync=0\n"), "{text}");
     assert!(text.contains("\n  strict_bytes_per_sync=false\n"), "{text}");
+}
+
+/// The OPTIONS file RocksDB writes when a store opens in a fresh directory with `options`.
+fn options_written_with(options: RocksOptions) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let _store = RocksStore::open_with(dir.path(), options).unwrap();
+    options_file(dir.path())
 }
 
 /// The text of the OPTIONS file RocksDB wrote into `dir` at open.
@@ -69,9 +69,9 @@ fn options_file(dir: &std::path::Path) -> String {
 #[test]
 fn the_prefix_partitioner_is_set_when_asked() {
     let dir = tempfile::tempdir().unwrap();
-    let options = reclaim_rocksdb::RocksOptions {
+    let options = RocksOptions {
         sst_partition_prefix_bytes: Some(1),
-        ..reclaim_rocksdb::RocksOptions::default()
+        ..RocksOptions::default()
     };
     let store = RocksStore::open_with(dir.path(), options).unwrap();
     let mut batch = WriteBatch::new();
@@ -97,15 +97,7 @@ fn the_prefix_partitioner_is_set_when_asked() {
         })
         .count();
     assert_eq!(files, 2, "one SST file per first key byte");
-    let text = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| {
-            path.file_name()
-                .is_some_and(|name| name.to_string_lossy().starts_with("OPTIONS-"))
-        })
-        .map(|path| std::fs::read_to_string(path).unwrap())
-        .collect::<String>();
+    let text = options_file(dir.path());
     assert!(text.contains("SstPartitionerFixedPrefixFactory"), "{text}");
     assert!(text.contains("allow_fallocate=false"), "{text}");
 }
